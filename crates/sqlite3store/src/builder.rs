@@ -1,0 +1,312 @@
+//! Options for opening a store, each with its default.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::store::SqliteStore;
+
+/// How long an acknowledged commit is guaranteed to survive.
+///
+/// Whatever the mode, a crash never corrupts the file and never leaves a
+/// half-written transaction: SQLite's write-ahead log (WAL) either holds a
+/// whole transaction or none of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `commit` returns once its transaction is in the WAL file in the
+    /// operating system's cache (`synchronous = NORMAL`). Survives a crash
+    /// or kill of the process at any moment; a power loss or kernel panic
+    /// may lose the last commits before the OS wrote them out. The default:
+    /// this is what web session stores need, at no fsync cost.
+    #[default]
+    ProcessCrash,
+    /// `commit` returns only after the WAL was fsynced (`synchronous =
+    /// FULL`): acknowledged commits also survive power loss. Group commit
+    /// shares one fsync among all commits that arrive together, so the cost
+    /// falls as concurrency rises.
+    PowerLoss,
+}
+
+impl Durability {
+    pub(crate) fn synchronous(self) -> &'static str {
+        match self {
+            Durability::ProcessCrash => "NORMAL",
+            Durability::PowerLoss => "FULL",
+        }
+    }
+}
+
+/// Options for [`SqliteStore`]; start with [`SqliteStore::builder`].
+///
+/// ```no_run
+/// # fn main() -> sqlite3store::Result<()> {
+/// use std::time::Duration;
+/// use sqlite3store::{Durability, SqliteStore};
+///
+/// let store = SqliteStore::builder("sessions.db")
+///     .cleanup_interval(Duration::from_secs(600))
+///     .durability(Durability::PowerLoss)
+///     .max_data_len(64 * 1024)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder {
+    pub(crate) path: PathBuf,
+    pub(crate) table: String,
+    pub(crate) cleanup_interval: Duration,
+    pub(crate) first_cleanup_delay: Duration,
+    pub(crate) cleanup_batch_size: usize,
+    pub(crate) durability: Durability,
+    pub(crate) max_token_len: usize,
+    pub(crate) max_data_len: usize,
+    pub(crate) readers: usize,
+    pub(crate) busy_timeout: Duration,
+    pub(crate) cache_size_kib: u32,
+    pub(crate) mmap_size: u64,
+    pub(crate) checkpoint_pages: u32,
+    pub(crate) group_commit: bool,
+    pub(crate) incremental_vacuum: bool,
+    pub(crate) read_only: bool,
+    pub(crate) token_hash_key: Option<Arc<[u8]>>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("path", &self.path)
+            .field("table", &self.table)
+            .field("cleanup_interval", &self.cleanup_interval)
+            .field("first_cleanup_delay", &self.first_cleanup_delay)
+            .field("cleanup_batch_size", &self.cleanup_batch_size)
+            .field("durability", &self.durability)
+            .field("max_token_len", &self.max_token_len)
+            .field("max_data_len", &self.max_data_len)
+            .field("readers", &self.readers)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("cache_size_kib", &self.cache_size_kib)
+            .field("mmap_size", &self.mmap_size)
+            .field("checkpoint_pages", &self.checkpoint_pages)
+            .field("group_commit", &self.group_commit)
+            .field("incremental_vacuum", &self.incremental_vacuum)
+            .field("read_only", &self.read_only)
+            // Never print the key.
+            .field("token_hashing", &self.token_hash_key.is_some())
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// The largest blob SQLite accepts by default (`SQLITE_MAX_LENGTH`), less
+/// room for the row's other fields.
+pub const MAX_DATA_LEN_LIMIT: usize = 1_000_000_000 - 64 * 1024;
+
+impl Builder {
+    pub(crate) fn new(path: impl AsRef<Path>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            path: path.as_ref().to_path_buf(),
+            table: "sessions".into(),
+            cleanup_interval: Duration::from_secs(300),
+            first_cleanup_delay: Duration::from_secs(1),
+            cleanup_batch_size: 500,
+            durability: Durability::default(),
+            max_token_len: 1024,
+            max_data_len: 1 << 20,
+            readers: (2 * cores).clamp(4, 16),
+            busy_timeout: Duration::from_secs(5),
+            cache_size_kib: 8 * 1024,
+            mmap_size: 0,
+            checkpoint_pages: 1000,
+            group_commit: true,
+            incremental_vacuum: true,
+            read_only: false,
+            token_hash_key: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// How often the background thread deletes expired sessions;
+    /// `Duration::ZERO` starts no thread (call
+    /// [`SqliteStore::delete_expired`] yourself). Default: 5 minutes, as Go's
+    /// `New`.
+    pub fn cleanup_interval(mut self, every: Duration) -> Self {
+        self.cleanup_interval = every;
+        self
+    }
+
+    /// How long after open the cleanup thread first runs, so a store that
+    /// was down for a while starts clean without slowing `build`. Capped at
+    /// the cleanup interval. Default: 1 second.
+    pub fn first_cleanup_delay(mut self, after: Duration) -> Self {
+        self.first_cleanup_delay = after;
+        self
+    }
+
+    /// Rows deleted per transaction by `delete_expired` while other writes
+    /// are waiting: the bound on how long cleanup holds the write lock.
+    /// When no other write is waiting, batches grow (up to 64 times this) so
+    /// an idle store is cleaned fast. Default: 500.
+    pub fn cleanup_batch_size(mut self, rows: usize) -> Self {
+        self.cleanup_batch_size = rows;
+        self
+    }
+
+    /// The table name. Must be a plain identifier; its index is
+    /// `<table>_expiry_idx`. Default: `sessions` (Go's).
+    pub fn table(mut self, name: impl Into<String>) -> Self {
+        self.table = name.into();
+        self
+    }
+
+    /// What an acknowledged commit survives. Default:
+    /// [`Durability::ProcessCrash`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The longest token, in bytes, that `commit` accepts; `find` of a
+    /// longer one is simply not found. Default: 1024.
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// The largest session data, in bytes, that `commit` accepts, up to
+    /// [`MAX_DATA_LEN_LIMIT`]. Default: 1 MiB.
+    pub fn max_data_len(mut self, bytes: usize) -> Self {
+        self.max_data_len = bytes;
+        self
+    }
+
+    /// The most read-only connections kept for `find` and `all`; readers
+    /// beyond this wait for a free one. Default: twice the number of CPUs,
+    /// between 4 and 16.
+    pub fn readers(mut self, max: usize) -> Self {
+        self.readers = max;
+        self
+    }
+
+    /// How long a write waits for another process's lock before failing
+    /// with [`Error::Busy`]. Default: 5 seconds (what Go's driver uses).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// SQLite page cache per connection, in KiB. The store's page-cache
+    /// memory is at most `(readers + 2) * cache_size_kib`, whatever the
+    /// table size. Default: 8192 (8 MiB).
+    pub fn cache_size_kib(mut self, kib: u32) -> Self {
+        self.cache_size_kib = kib;
+        self
+    }
+
+    /// Bytes of the file each connection maps into memory (`PRAGMA
+    /// mmap_size`); 0 reads through the page cache only. Mapped pages are
+    /// shared with the OS page cache, not private memory. Default: 0.
+    pub fn mmap_size(mut self, bytes: u64) -> Self {
+        self.mmap_size = bytes;
+        self
+    }
+
+    /// WAL size, in pages, at which the background thread checkpoints it
+    /// back into the database. Writers never checkpoint unless the WAL
+    /// reaches 16 times this (a backstop should the thread fall behind).
+    /// Default: 1000 (SQLite's own auto-checkpoint size).
+    pub fn checkpoint_pages(mut self, pages: u32) -> Self {
+        self.checkpoint_pages = pages;
+        self
+    }
+
+    /// Whether concurrent writes share one transaction (group commit). When
+    /// off, every write takes the writer connection in turn and runs its own
+    /// transaction; kept for comparison. Default: true.
+    pub fn group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
+    }
+
+    /// Whether a newly created file uses `auto_vacuum = INCREMENTAL`, so
+    /// cleanup gives freed pages back to the file system. Existing files
+    /// keep their mode. Default: true.
+    pub fn incremental_vacuum(mut self, on: bool) -> Self {
+        self.incremental_vacuum = on;
+        self
+    }
+
+    /// Opens the file read-only: finds work; commits, deletes and cleanup
+    /// fail with [`Error::ReadOnly`]; nothing is created or changed. A file
+    /// the process cannot write is opened this way on its own. Default: false.
+    pub fn read_only(mut self, on: bool) -> Self {
+        self.read_only = on;
+        self
+    }
+
+    /// Stores an HMAC-SHA-256 of each token, keyed with `key`, instead of
+    /// the token itself, so a leaked file or backup holds no usable session
+    /// tokens. Every call hashes the token it is given, so the API is
+    /// unchanged except that [`SqliteStore::all`] returns the hashed keys
+    /// (64 hex digits). Files written with hashing are not readable by Go's
+    /// package, nor by a store with another key. Default: off.
+    pub fn hash_tokens(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.token_hash_key = Some(Arc::from(key.as_ref()));
+        self
+    }
+
+    /// Where the store reads the current time, for expiry. Default: the
+    /// system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Opens the store with these options.
+    pub fn build(self) -> Result<SqliteStore> {
+        self.validate()?;
+        SqliteStore::open_with(self)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::InvalidConfig(what));
+        if self.max_token_len == 0 || self.max_token_len > 1 << 20 {
+            return bad(format!(
+                "max_token_len must be 1 to {} bytes, got {}",
+                1 << 20,
+                self.max_token_len
+            ));
+        }
+        if self.max_data_len > MAX_DATA_LEN_LIMIT {
+            return bad(format!(
+                "max_data_len must be at most {MAX_DATA_LEN_LIMIT} bytes, got {}",
+                self.max_data_len
+            ));
+        }
+        if !(1..=256).contains(&self.readers) {
+            return bad(format!("readers must be 1 to 256, got {}", self.readers));
+        }
+        if !(1..=1_000_000).contains(&self.cleanup_batch_size) {
+            return bad(format!(
+                "cleanup_batch_size must be 1 to 1000000, got {}",
+                self.cleanup_batch_size
+            ));
+        }
+        if self.checkpoint_pages == 0 {
+            return bad("checkpoint_pages must be at least 1".into());
+        }
+        if self.cache_size_kib == 0 {
+            return bad("cache_size_kib must be at least 1".into());
+        }
+        if self.token_hash_key.as_ref().is_some_and(|k| k.is_empty()) {
+            return bad("the token hashing key must not be empty".into());
+        }
+        Ok(())
+    }
+}

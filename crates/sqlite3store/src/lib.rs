@@ -1,0 +1,74 @@
+//! A session store in SQLite, file-compatible with Go's scs `sqlite3store`.
+//!
+//! ```
+//! # fn main() -> sqlite3store::Result<()> {
+//! use std::time::{Duration, SystemTime};
+//! use sqlite3store::SqliteStore;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("sessions.db");
+//! let store = SqliteStore::new(&path)?; // cleanup every 5 minutes, as Go's New
+//! store.commit("token", b"data", SystemTime::now() + Duration::from_secs(3600))?;
+//! assert_eq!(store.find("token")?, Some(b"data".to_vec()));
+//! assert_eq!(store.all()?.len(), 1);
+//! store.delete("token")?;
+//! assert_eq!(store.find("token")?, None);
+//! # Ok(()) }
+//! ```
+//!
+//! # Design
+//! - One table, exactly Go's: `token TEXT PRIMARY KEY, data BLOB NOT NULL,
+//!   expiry REAL NOT NULL` with an index on `expiry`, expiry a Julian day
+//!   number in UTC. A file written by Go's package works here and back.
+//! - WAL mode; one writer connection with group commit (concurrent writes
+//!   share a transaction, a lone writer pays no hand-off); a pool of
+//!   read-only connections, so reads never wait for writes.
+//! - Cleanup in bounded batches on a background thread that holds only a
+//!   weak reference, survives errors, and ends with the store; WAL
+//!   checkpoints on a thread of their own, off the commit path.
+//! - [`AsyncSqliteStore`] (feature `tokio`, on by default) runs the same
+//!   store on tokio's blocking pool.
+//!
+//! See [`Durability`] for what an acknowledged commit survives.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "tokio")]
+mod async_store;
+mod background;
+mod builder;
+mod clock;
+mod error;
+mod hash;
+mod julian;
+mod pool;
+mod schema;
+mod store;
+mod writer;
+
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use async_store::AsyncSqliteStore;
+pub use builder::{Builder, Durability, MAX_DATA_LEN_LIMIT};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use store::{CleanupReport, SqliteStore, Stats};
+
+/// Converts between `SystemTime` and the Julian day numbers stored in the
+/// `expiry` column, exactly as SQLite's `julianday()` does.
+pub mod julian_day {
+    use std::time::SystemTime;
+
+    /// The Julian day number stored for `t` (millisecond precision, clamped
+    /// to the years 0000 to 9999).
+    #[must_use]
+    pub fn from_system_time(t: SystemTime) -> f64 {
+        crate::julian::to_julian(t)
+    }
+
+    /// The time a stored Julian day number stands for.
+    #[must_use]
+    pub fn to_system_time(jd: f64) -> SystemTime {
+        crate::julian::from_julian(jd)
+    }
+}

@@ -1,0 +1,116 @@
+//! A small pool of read-only connections for `find`, `all` and stats.
+//!
+//! In WAL mode a reader never waits for the writer, so reads scale with the
+//! number of connections; the pool bounds that number (and so the memory of
+//! their page caches) and opens connections only as concurrency asks for them.
+
+use std::ops::Deref;
+use std::sync::{Condvar, Mutex};
+
+use rusqlite::Connection;
+
+use crate::error::Result;
+
+pub(crate) struct ReaderPool {
+    state: Mutex<State>,
+    freed: Condvar,
+    max: usize,
+    open: Box<dyn Fn() -> Result<Connection> + Send + Sync>,
+}
+
+struct State {
+    idle: Vec<Connection>,
+    /// Connections that exist, idle or lent out.
+    total: usize,
+}
+
+impl std::fmt::Debug for ReaderPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.lock();
+        f.debug_struct("ReaderPool")
+            .field("max", &self.max)
+            .field("open", &st.total)
+            .field("idle", &st.idle.len())
+            .finish()
+    }
+}
+
+impl ReaderPool {
+    pub(crate) fn new(
+        max: usize,
+        open: impl Fn() -> Result<Connection> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            state: Mutex::new(State {
+                idle: Vec::with_capacity(max),
+                total: 0,
+            }),
+            freed: Condvar::new(),
+            max,
+            open: Box::new(open),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the Vec inconsistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lends a connection: an idle one, a new one while under `max`, or the
+    /// first one returned.
+    pub(crate) fn get(&self) -> Result<Lease<'_>> {
+        let mut st = self.lock();
+        loop {
+            if let Some(conn) = st.idle.pop() {
+                return Ok(Lease {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            if st.total < self.max {
+                st.total += 1;
+                drop(st);
+                // Open outside the lock: it touches the file.
+                return match (self.open)() {
+                    Ok(conn) => Ok(Lease {
+                        pool: self,
+                        conn: Some(conn),
+                    }),
+                    Err(err) => {
+                        self.lock().total -= 1;
+                        self.freed.notify_one();
+                        Err(err)
+                    }
+                };
+            }
+            st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Opens one connection now, so a bad file fails at open.
+    pub(crate) fn warm(&self) -> Result<()> {
+        self.get().map(drop)
+    }
+}
+
+/// A lent connection; goes back to the pool on drop.
+pub(crate) struct Lease<'a> {
+    pool: &'a ReaderPool,
+    conn: Option<Connection>,
+}
+
+impl Deref for Lease<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.lock().idle.push(conn);
+            self.pool.freed.notify_one();
+        }
+    }
+}

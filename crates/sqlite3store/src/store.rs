@@ -1,0 +1,611 @@
+//! The store: opening, and every operation. All SQL runs here or in the
+//! writer, with the statements from [`crate::schema`].
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::background::{Background, Waker};
+use crate::builder::Builder;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::hash::{storage_key, TokenHasher};
+use crate::julian::{from_julian, to_julian};
+use crate::pool::ReaderPool;
+use crate::schema::Sql;
+use crate::writer::{WriteOp, Writer};
+
+/// How often the checkpoint thread looks at the WAL when nobody wakes it.
+const CHECKPOINT_TICK: Duration = Duration::from_secs(1);
+/// The WAL file is truncated to this after a checkpoint resets it.
+const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
+/// Pages freed per `incremental_vacuum` step, so the writer is never held long.
+const VACUUM_STEP_PAGES: u32 = 2048;
+/// Cleanup batches grow while they take less than this and nobody waits.
+const IDLE_BATCH_TARGET: Duration = Duration::from_millis(20);
+/// How far idle batches may grow, as a multiple of `cleanup_batch_size`.
+const IDLE_BATCH_GROWTH: u64 = 64;
+
+/// A session store in a SQLite file, file-compatible with Go's scs
+/// `sqlite3store`.
+///
+/// Cheap to clone: clones share one store (one writer connection, one pool of
+/// readers, one cleanup thread). Dropping the last clone stops the background
+/// threads and closes the database.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+/// What one cleanup run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// When the run started.
+    pub started: SystemTime,
+    /// Expired rows it removed.
+    pub removed: u64,
+    /// How long it took, including giving free pages back.
+    pub duration: Duration,
+}
+
+/// A snapshot of the store's contents and file, from [`SqliteStore::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Sessions whose expiry is after now.
+    pub active: u64,
+    /// Expired sessions not yet cleaned up.
+    pub expired: u64,
+    /// Bytes of the database file.
+    pub file_size: u64,
+    /// Bytes of the write-ahead log beside it (0 when absent).
+    pub wal_size: u64,
+    /// Database page size in bytes.
+    pub page_size: u64,
+    /// Pages in the database.
+    pub page_count: u64,
+    /// Pages on the free list (reusable, or returned by vacuum).
+    pub free_pages: u64,
+    /// Whether freed pages are given back to the file system after cleanup
+    /// (`auto_vacuum = INCREMENTAL`).
+    pub incremental_vacuum: bool,
+    /// The last cleanup run of this store, if any has run.
+    pub last_cleanup: Option<CleanupReport>,
+}
+
+pub(crate) struct Inner {
+    path: PathBuf,
+    sql: Arc<Sql>,
+    /// None when read-only.
+    writer: Option<Writer>,
+    readers: ReaderPool,
+    clock: Arc<dyn Clock>,
+    hasher: Option<TokenHasher>,
+    max_token_len: usize,
+    max_data_len: usize,
+    cleanup_batch_size: u64,
+    incremental_vacuum: bool,
+    last_cleanup: Mutex<Option<CleanupReport>>,
+    cleanup: Mutex<Option<Background>>,
+    /// Dropped with the store; joins the checkpoint thread.
+    _checkpoint: Option<Background>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("table", &self.sql.table)
+            .field("read_only", &self.writer.is_none())
+            .field("writer", &self.writer)
+            .field("readers", &self.readers)
+            .field("token_hashing", &self.hasher.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the store at `path`, with a cleanup thread
+    /// that deletes expired sessions every 5 minutes. Go's `New`.
+    pub fn new(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder(path).build()
+    }
+
+    /// Opens the store with cleanup every `every`; `Duration::ZERO` starts
+    /// no cleanup thread. Go's `NewWithCleanupInterval`.
+    pub fn with_cleanup_interval(path: impl AsRef<Path>, every: Duration) -> Result<Self> {
+        Self::builder(path).cleanup_interval(every).build()
+    }
+
+    /// Every other option; see [`Builder`].
+    pub fn builder(path: impl AsRef<Path>) -> Builder {
+        Builder::new(path)
+    }
+
+    pub(crate) fn open_with(b: Builder) -> Result<Self> {
+        let sql = Arc::new(Sql::new(&b.table)?);
+        let writer_conn = if b.read_only {
+            None
+        } else {
+            open_writer(&b, &sql)?
+        };
+        let read_only = writer_conn.is_none();
+        if read_only {
+            // Check the file and table without writing anything.
+            let conn = open_reader(&b.path, &b).map_err(|e| match e {
+                Error::Sqlite(source) => Error::Open {
+                    path: b.path.clone(),
+                    source,
+                },
+                other => other,
+            })?;
+            probe(&conn)?;
+            sql.verify(&conn)?;
+        }
+        let incremental_vacuum = match &writer_conn {
+            Some(conn) => conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? == 2,
+            None => false,
+        };
+
+        let (writer, checkpoint) = match writer_conn {
+            Some(mut conn) => {
+                let checkpoint = spawn_checkpointer(&b)?;
+                let waker = checkpoint.waker();
+                install_wal_hook(&mut conn, b.checkpoint_pages, waker)?;
+                (
+                    Some(Writer::new(conn, Arc::clone(&sql), b.group_commit)),
+                    Some(checkpoint),
+                )
+            }
+            None => (None, None),
+        };
+
+        let reader_builder = b.clone();
+        let readers = ReaderPool::new(b.readers, move || {
+            open_reader(&reader_builder.path, &reader_builder)
+        });
+        readers.warm()?;
+
+        let inner = Arc::new(Inner {
+            path: b.path.clone(),
+            sql,
+            writer,
+            readers,
+            clock: Arc::clone(&b.clock),
+            hasher: b.token_hash_key.as_ref().map(TokenHasher::new),
+            max_token_len: b.max_token_len,
+            max_data_len: b.max_data_len,
+            cleanup_batch_size: b.cleanup_batch_size as u64,
+            incremental_vacuum,
+            last_cleanup: Mutex::new(None),
+            cleanup: Mutex::new(None),
+            _checkpoint: checkpoint,
+        });
+
+        if !b.cleanup_interval.is_zero() && !read_only {
+            let first = b.first_cleanup_delay.min(b.cleanup_interval);
+            let cleanup = spawn_cleanup(Arc::downgrade(&inner), first, b.cleanup_interval)?;
+            *inner.lock_cleanup() = Some(cleanup);
+        }
+        tracing::debug!(path = %b.path.display(), table = %b.table, read_only, "session store opened");
+        Ok(Self { inner })
+    }
+
+    /// The data of the session `token`, or `None` when it is missing or
+    /// expired. An empty or over-long token is simply not found.
+    pub fn find(&self, token: &str) -> Result<Option<Vec<u8>>> {
+        let inner = &self.inner;
+        if !inner.token_fits(token) {
+            return Ok(None);
+        }
+        let key = storage_key(inner.hasher.as_ref(), token);
+        let now = inner.now();
+        let conn = inner.readers.get()?;
+        let found = conn
+            .prepare_cached(&inner.sql.find)?
+            .query_row(params![key, now], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?;
+        Ok(found)
+    }
+
+    /// Like [`find`](Self::find), with the session's expiry.
+    pub fn find_with_expiry(&self, token: &str) -> Result<Option<(Vec<u8>, SystemTime)>> {
+        let inner = &self.inner;
+        if !inner.token_fits(token) {
+            return Ok(None);
+        }
+        let key = storage_key(inner.hasher.as_ref(), token);
+        let now = inner.now();
+        let conn = inner.readers.get()?;
+        let found = conn
+            .prepare_cached(&inner.sql.find_with_expiry)?
+            .query_row(params![key, now], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, f64>(1)?))
+            })
+            .optional()?;
+        Ok(found.map(|(data, expiry)| (data, from_julian(expiry))))
+    }
+
+    /// Stores `data` under `token` until `expiry`, replacing any session with
+    /// that token. Returns once the transaction has committed (durably, as
+    /// the [`Durability`](crate::Durability) mode promises). An expiry in the
+    /// past is stored but never found.
+    pub fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_commit(token, data)?;
+        inner.writer()?.submit(WriteOp::Commit {
+            key: storage_key(inner.hasher.as_ref(), token).into_owned(),
+            data: data.to_vec(),
+            expiry: to_julian(expiry),
+        })?;
+        Ok(())
+    }
+
+    /// Stores a new session unless an active one already holds `token`, in
+    /// one atomic step; returns whether it was stored. An expired session
+    /// with that token is replaced.
+    pub fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
+        let inner = &self.inner;
+        inner.check_commit(token, data)?;
+        let stored = inner.writer()?.submit(WriteOp::Create {
+            key: storage_key(inner.hasher.as_ref(), token).into_owned(),
+            data: data.to_vec(),
+            expiry: to_julian(expiry),
+            now: inner.now(),
+        })?;
+        Ok(stored > 0)
+    }
+
+    /// Removes the session `token`; returns whether one was there. A missing
+    /// token is not an error.
+    pub fn delete(&self, token: &str) -> Result<bool> {
+        let inner = &self.inner;
+        let writer = inner.writer()?;
+        if !inner.token_fits(token) {
+            return Ok(false);
+        }
+        let removed = writer.submit(WriteOp::Delete {
+            key: storage_key(inner.hasher.as_ref(), token).into_owned(),
+        })?;
+        Ok(removed > 0)
+    }
+
+    /// Every active session, token to data; empty when there are none. With
+    /// token hashing on, the keys are the stored hashes.
+    pub fn all(&self) -> Result<HashMap<String, Vec<u8>>> {
+        let inner = &self.inner;
+        let now = inner.now();
+        let conn = inner.readers.get()?;
+        let mut stmt = conn.prepare_cached(&inner.sql.all)?;
+        let rows = stmt.query_map([now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (token, data) = row?;
+            out.insert(token, data);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` active sessions as (stored key, expiry), soonest to
+    /// expire first, without their data. For operators' listings.
+    pub fn list(&self, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+        let inner = &self.inner;
+        let now = inner.now();
+        let conn = inner.readers.get()?;
+        let mut stmt = conn.prepare_cached(&inner.sql.list)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![now, limit], |r| {
+            Ok((r.get::<_, String>(0)?, from_julian(r.get::<_, f64>(1)?)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Deletes every expired session now and returns how many were removed:
+    /// what the cleanup thread runs. Works in batches (see
+    /// [`Builder::cleanup_batch_size`]) so commits never wait behind a large
+    /// backlog, then gives freed pages back to the file system when the file
+    /// uses incremental vacuum.
+    pub fn delete_expired(&self) -> Result<u64> {
+        Ok(self.inner.run_cleanup(&|| true)?.removed)
+    }
+
+    /// Like [`delete_expired`](Self::delete_expired), with the report.
+    pub fn delete_expired_report(&self) -> Result<CleanupReport> {
+        self.inner.run_cleanup(&|| true)
+    }
+
+    /// Stops the cleanup thread, if one runs. Idempotent; never blocks (the
+    /// thread ends after the batch it may be running).
+    pub fn stop_cleanup(&self) {
+        if let Some(cleanup) = self.inner.lock_cleanup().as_ref() {
+            cleanup.stop();
+        }
+    }
+
+    /// Counts, file sizes and the last cleanup.
+    pub fn stats(&self) -> Result<Stats> {
+        let inner = &self.inner;
+        let now = inner.now();
+        let conn = inner.readers.get()?;
+        let count = |sql: &str| -> Result<u64> {
+            Ok(conn.prepare_cached(sql)?.query_row([now], |r| r.get::<_, i64>(0))? as u64)
+        };
+        let active = count(&inner.sql.count_active)?;
+        let expired = count(&inner.sql.count_expired)?;
+        let pragma = |name: &str| -> Result<u64> {
+            Ok(conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))? as u64)
+        };
+        let file_size = std::fs::metadata(&inner.path)?.len();
+        let wal_size = std::fs::metadata(wal_path(&inner.path)).map_or(0, |m| m.len());
+        Ok(Stats {
+            active,
+            expired,
+            file_size,
+            wal_size,
+            page_size: pragma("page_size")?,
+            page_count: pragma("page_count")?,
+            free_pages: pragma("freelist_count")?,
+            incremental_vacuum: inner.incremental_vacuum,
+            last_cleanup: *inner.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()),
+        })
+    }
+
+    /// Rebuilds the file (`VACUUM`), giving all free space back. Holds the
+    /// write lock for the whole rebuild; for operators, not request paths.
+    pub fn vacuum(&self) -> Result<()> {
+        self.inner
+            .writer()?
+            .submit(WriteOp::Standalone(Box::new(|conn| {
+                conn.execute_batch("VACUUM")?;
+                Ok(0)
+            })))?;
+        Ok(())
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Whether the store was opened (or fell back to) read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.writer.is_none()
+    }
+
+    /// The largest token `commit` accepts, in bytes.
+    pub fn max_token_len(&self) -> usize {
+        self.inner.max_token_len
+    }
+
+    /// The largest data `commit` accepts, in bytes.
+    pub fn max_data_len(&self) -> usize {
+        self.inner.max_data_len
+    }
+}
+
+impl Inner {
+    fn now(&self) -> f64 {
+        to_julian(self.clock.now())
+    }
+
+    fn writer(&self) -> Result<&Writer> {
+        self.writer.as_ref().ok_or(Error::ReadOnly(None))
+    }
+
+    fn lock_cleanup(&self) -> std::sync::MutexGuard<'_, Option<Background>> {
+        self.cleanup.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn token_fits(&self, token: &str) -> bool {
+        !token.is_empty() && token.len() <= self.max_token_len
+    }
+
+    fn check_commit(&self, token: &str, data: &[u8]) -> Result<()> {
+        if token.is_empty() {
+            return Err(Error::EmptyToken);
+        }
+        if token.len() > self.max_token_len {
+            return Err(Error::TokenTooLong {
+                len: token.len(),
+                max: self.max_token_len,
+            });
+        }
+        if data.len() > self.max_data_len {
+            return Err(Error::DataTooLarge {
+                len: data.len(),
+                max: self.max_data_len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Deletes expired rows in batches until none is left (as of the time
+    /// the run started) or `keep_going` says no, then gives free pages back.
+    fn run_cleanup(&self, keep_going: &dyn Fn() -> bool) -> Result<CleanupReport> {
+        let writer = self.writer()?;
+        let started = SystemTime::now();
+        let clock_started = Instant::now();
+        let now = self.now();
+        let base = self.cleanup_batch_size;
+        let mut limit = base;
+        let mut removed = 0;
+        let result = loop {
+            let batch_started = Instant::now();
+            let n = match writer.submit(WriteOp::DeleteExpired { now, limit }) {
+                Ok(n) => n,
+                Err(err) => break Err(err),
+            };
+            removed += n;
+            if n < limit || !keep_going() {
+                break Ok(());
+            }
+            // Pace by who else wants the writer: while anyone waits, stay at
+            // the configured size; when idle, grow while batches stay short.
+            limit = if writer.contended() {
+                base
+            } else if batch_started.elapsed() < IDLE_BATCH_TARGET {
+                (limit * 2).min(base * IDLE_BATCH_GROWTH)
+            } else {
+                limit
+            };
+        };
+        if result.is_ok() && removed > 0 && self.incremental_vacuum {
+            self.release_free_pages(keep_going)?;
+        }
+        let report = CleanupReport {
+            started,
+            removed,
+            duration: clock_started.elapsed(),
+        };
+        *self.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+        result.map(|()| report)
+    }
+
+    /// Returns free pages to the file system in small steps.
+    fn release_free_pages(&self, keep_going: &dyn Fn() -> bool) -> Result<()> {
+        let writer = self.writer()?;
+        loop {
+            let left = writer.submit(WriteOp::Standalone(Box::new(|conn| {
+                conn.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})"))?;
+                Ok(conn.pragma_query_value(None, "freelist_count", |r| r.get::<_, i64>(0))? as u64)
+            })))?;
+            if left == 0 || !keep_going() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn wal_path(path: &Path) -> PathBuf {
+    let mut os = path.as_os_str().to_owned();
+    os.push("-wal");
+    PathBuf::from(os)
+}
+
+/// Reads the schema table, which fails for a file that is not a database.
+fn probe(conn: &Connection) -> Result<()> {
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))?;
+    Ok(())
+}
+
+/// Opens the writer connection, sets the file up and checks the table.
+/// Returns None when the file can only be read.
+fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(&b.path, flags).map_err(|source| Error::Open {
+        path: b.path.clone(),
+        source,
+    })?;
+    conn.busy_timeout(b.busy_timeout)?;
+    // Before anything is written: a file that is not a database fails here
+    // and is left exactly as it was.
+    probe(&conn)?;
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        tracing::info!(path = %b.path.display(), "session database is not writable; opened read-only");
+        return Ok(None);
+    }
+    let new_file = conn.pragma_query_value(None, "page_count", |r| r.get::<_, i64>(0))? == 0;
+    if new_file && b.incremental_vacuum {
+        // Only takes effect before the first table is created.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(path = %b.path.display(), %mode, "WAL mode unavailable; readers will wait for writers");
+    }
+    configure(&conn, b)?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
+    sql.create(&mut conn)?;
+    sql.verify(&conn)?;
+    Ok(Some(conn))
+}
+
+/// Per-connection settings shared by the writer and the readers.
+fn configure(conn: &Connection, b: &Builder) -> Result<()> {
+    conn.busy_timeout(b.busy_timeout)?;
+    conn.pragma_update(None, "synchronous", b.durability.synchronous())?;
+    conn.pragma_update(None, "cache_size", -i64::from(b.cache_size_kib))?;
+    if b.mmap_size > 0 {
+        conn.pragma_update(None, "mmap_size", b.mmap_size as i64)?;
+    }
+    conn.set_prepared_statement_cache_capacity(16);
+    Ok(())
+}
+
+fn open_reader(path: &Path, b: &Builder) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    configure(&conn, b)?;
+    Ok(conn)
+}
+
+/// Replaces SQLite's automatic checkpoint (which runs inside the committing
+/// writer) by a wake-up of the checkpoint thread; the writer checkpoints
+/// itself only if the WAL grows to 16 times the threshold.
+fn install_wal_hook(conn: &mut Connection, soft: u32, waker: Waker) -> Result<()> {
+    let soft = i64::from(soft);
+    let hard = soft * 16;
+    conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+        let pages = i64::from(pages);
+        if pages >= hard {
+            wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE)?;
+        } else if pages >= soft {
+            waker.wake();
+        }
+        Ok(())
+    }))?;
+    Ok(())
+}
+
+fn spawn_checkpointer(b: &Builder) -> Result<Background> {
+    let b = b.clone();
+    let mut conn: Option<Connection> = None;
+    Background::spawn("checkpoint", CHECKPOINT_TICK, CHECKPOINT_TICK, move |_| {
+        let result = (|| -> Result<()> {
+            if conn.is_none() {
+                let c = Connection::open_with_flags(
+                    &b.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&c, &b)?;
+                conn = Some(c);
+            }
+            let c = conn.as_ref().expect("just opened");
+            // PASSIVE copies what it can without waiting for, or blocking,
+            // readers and the writer.
+            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            Ok(())
+        })();
+        if let Err(err) = result {
+            tracing::warn!(%err, "WAL checkpoint failed; retrying next tick");
+        }
+        ControlFlow::Continue(())
+    })
+}
+
+fn spawn_cleanup(inner: Weak<Inner>, first: Duration, every: Duration) -> Result<Background> {
+    Background::spawn("cleanup", first, every, move |stop| {
+        let Some(inner) = inner.upgrade() else {
+            return ControlFlow::Break(());
+        };
+        // Stop early if told to, or if every user handle is gone.
+        let keep_going = || !stop.load(Ordering::Acquire) && Arc::strong_count(&inner) > 1;
+        match inner.run_cleanup(&keep_going) {
+            Ok(report) => tracing::info!(
+                removed = report.removed,
+                took_ms = report.duration.as_millis() as u64,
+                "expired sessions cleaned up"
+            ),
+            Err(err) => tracing::warn!(%err, "session cleanup failed; retrying next tick"),
+        }
+        ControlFlow::Continue(())
+    })
+}

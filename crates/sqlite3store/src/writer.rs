@@ -1,0 +1,289 @@
+//! The single writer connection and group commit.
+//!
+//! Every write (commit, delete, cleanup batch, vacuum step) goes through one
+//! connection. Writers queue their operation; the first to find no leader
+//! becomes the leader, takes everything queued, runs it in one transaction
+//! and wakes the others with their results. A lone writer leads itself and
+//! pays no hand-off. Under load the leader runs one batch only and then
+//! passes the lead to the oldest waiting writer, so no caller keeps working
+//! for others indefinitely and each waits for at most the batch in flight
+//! plus its own.
+//!
+//! If a batch fails, it is rolled back and each operation is retried in a
+//! transaction of its own, so one bad write never fails its neighbours and
+//! every caller gets its own error.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+use crate::schema::Sql;
+
+/// A boxed maintenance step that must run outside any transaction.
+pub(crate) type Standalone = Box<dyn FnOnce(&mut Connection) -> Result<u64> + Send>;
+
+/// One write. Tokens are already validated (and hashed, if configured).
+pub(crate) enum WriteOp {
+    /// Insert or replace.
+    Commit {
+        key: String,
+        data: Vec<u8>,
+        expiry: f64,
+    },
+    /// Insert unless an active row has the key; 1 if written, 0 if not.
+    Create {
+        key: String,
+        data: Vec<u8>,
+        expiry: f64,
+        now: f64,
+    },
+    /// Delete one key; rows removed.
+    Delete { key: String },
+    /// Delete up to `limit` expired rows; rows removed.
+    DeleteExpired { now: f64, limit: u64 },
+    /// Run alone, outside a transaction (VACUUM, incremental_vacuum).
+    Standalone(Standalone),
+}
+
+impl WriteOp {
+    fn run(&self, conn: &Connection, sql: &Sql) -> rusqlite::Result<u64> {
+        let changed = match self {
+            WriteOp::Commit { key, data, expiry } => conn
+                .prepare_cached(&sql.commit)?
+                .execute(params![key, data, expiry])?,
+            WriteOp::Create {
+                key,
+                data,
+                expiry,
+                now,
+            } => conn
+                .prepare_cached(&sql.create)?
+                .execute(params![key, data, expiry, now])?,
+            WriteOp::Delete { key } => conn.prepare_cached(&sql.delete)?.execute([key])?,
+            WriteOp::DeleteExpired { now, limit } => conn
+                .prepare_cached(&sql.delete_expired_batch)?
+                .execute(params![now, i64::try_from(*limit).unwrap_or(i64::MAX)])?,
+            WriteOp::Standalone(_) => unreachable!("standalone ops do not run in a batch"),
+        };
+        Ok(changed as u64)
+    }
+}
+
+enum SlotState {
+    Waiting,
+    /// The leader passed the lead to this writer.
+    Lead,
+    Done(Result<u64>),
+}
+
+struct Slot {
+    state: Mutex<SlotState>,
+    changed: Condvar,
+}
+
+impl Slot {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(SlotState::Waiting),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, state: SlotState) {
+        *self.lock() = state;
+        self.changed.notify_one();
+    }
+}
+
+struct Queue {
+    pending: Vec<(WriteOp, Arc<Slot>)>,
+    /// Some writer is leading; new arrivals only queue.
+    leading: bool,
+}
+
+pub(crate) struct Writer {
+    conn: Mutex<Connection>,
+    queue: Mutex<Queue>,
+    /// Writers queued and not yet taken into a batch (for cleanup pacing).
+    queued: AtomicUsize,
+    /// Writers left waiting when the last batch finished.
+    waiting_after_batch: AtomicUsize,
+    sql: Arc<Sql>,
+    group_commit: bool,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("group_commit", &self.group_commit)
+            .field("queued", &self.queued())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(conn: Connection, sql: Arc<Sql>, group_commit: bool) -> Self {
+        Self {
+            conn: Mutex::new(conn),
+            queue: Mutex::new(Queue {
+                pending: Vec::new(),
+                leading: false,
+            }),
+            queued: AtomicUsize::new(0),
+            waiting_after_batch: AtomicUsize::new(0),
+            sql,
+            group_commit,
+        }
+    }
+
+    /// How many writes are waiting for the writer right now.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Whether other writes are competing for the writer: some are queued
+    /// now, or some were left waiting when the last batch ended.
+    pub(crate) fn contended(&self) -> bool {
+        self.queued() > 0 || self.waiting_after_batch.load(Ordering::Relaxed) > 0
+    }
+
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic inside rusqlite leaves the connection usable: any open
+        // transaction is rolled back before the next batch begins.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op` and returns once its transaction has committed (or failed).
+    pub(crate) fn submit(&self, op: WriteOp) -> Result<u64> {
+        if !self.group_commit {
+            self.queued.fetch_add(1, Ordering::Relaxed);
+            let mut conn = self.lock_conn();
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            let result = self.run_alone(&mut conn, op);
+            self.waiting_after_batch
+                .store(self.queued(), Ordering::Relaxed);
+            return result;
+        }
+        let slot = Slot::new();
+        let lead = {
+            let mut q = self.lock_queue();
+            q.pending.push((op, Arc::clone(&slot)));
+            self.queued.fetch_add(1, Ordering::Relaxed);
+            !std::mem::replace(&mut q.leading, true)
+        };
+        if !lead {
+            let mut st = slot.lock();
+            loop {
+                match std::mem::replace(&mut *st, SlotState::Waiting) {
+                    SlotState::Waiting => {
+                        st = slot.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                    }
+                    SlotState::Done(result) => return result,
+                    SlotState::Lead => break,
+                }
+            }
+        }
+        self.lead(&slot)
+    }
+
+    /// Runs one batch (which holds this writer's own op), then hands the lead
+    /// to the oldest waiter, or gives it up when none is left.
+    fn lead(&self, own: &Arc<Slot>) -> Result<u64> {
+        let batch = {
+            let mut q = self.lock_queue();
+            let batch = std::mem::take(&mut q.pending);
+            self.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+            batch
+        };
+        {
+            let mut conn = self.lock_conn();
+            self.run_batch(&mut conn, batch);
+        }
+        {
+            let mut q = self.lock_queue();
+            self.waiting_after_batch
+                .store(q.pending.len(), Ordering::Relaxed);
+            match q.pending.first() {
+                Some((_, next)) => next.set(SlotState::Lead),
+                None => q.leading = false,
+            }
+        }
+        match std::mem::replace(&mut *own.lock(), SlotState::Waiting) {
+            SlotState::Done(result) => result,
+            // Unreachable: the batch held our op and fulfilled every slot.
+            _ => Err(Error::InvalidConfig("group commit lost an operation".into())),
+        }
+    }
+
+    fn run_batch(&self, conn: &mut Connection, batch: Vec<(WriteOp, Arc<Slot>)>) {
+        let mut group: Vec<(WriteOp, Arc<Slot>)> = Vec::with_capacity(batch.len());
+        for (op, slot) in batch {
+            if let WriteOp::Standalone(_) = op {
+                self.run_group(conn, std::mem::take(&mut group));
+                slot.set(SlotState::Done(self.run_alone(conn, op)));
+            } else {
+                group.push((op, slot));
+            }
+        }
+        self.run_group(conn, group);
+    }
+
+    /// One transaction for all of `group`; on failure, one each.
+    fn run_group(&self, conn: &mut Connection, group: Vec<(WriteOp, Arc<Slot>)>) {
+        match group.len() {
+            0 => {}
+            1 => {
+                let (op, slot) = group.into_iter().next().expect("one");
+                slot.set(SlotState::Done(self.run_alone(conn, op)));
+            }
+            _ => match self.transaction(conn, group.iter().map(|(op, _)| op)) {
+                Ok(changes) => {
+                    for ((_, slot), changed) in group.iter().zip(changes) {
+                        slot.set(SlotState::Done(Ok(changed)));
+                    }
+                }
+                Err(err) => {
+                    tracing::debug!(%err, size = group.len(), "group commit failed; retrying each write alone");
+                    for (op, slot) in group {
+                        slot.set(SlotState::Done(self.run_alone(conn, op)));
+                    }
+                }
+            },
+        }
+    }
+
+    fn run_alone(&self, conn: &mut Connection, op: WriteOp) -> Result<u64> {
+        match op {
+            WriteOp::Standalone(f) => f(conn),
+            op => Ok(self
+                .transaction(conn, std::iter::once(&op))?
+                .pop()
+                .unwrap_or(0)),
+        }
+    }
+
+    fn transaction<'a>(
+        &self,
+        conn: &mut Connection,
+        ops: impl Iterator<Item = &'a WriteOp>,
+    ) -> Result<Vec<u64>> {
+        // IMMEDIATE takes the write lock up front, so another process makes
+        // us wait (busy_timeout) instead of failing mid-transaction.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changes = ops
+            .map(|op| op.run(&tx, &self.sql))
+            .collect::<rusqlite::Result<Vec<u64>>>()?;
+        tx.commit()?;
+        Ok(changes)
+    }
+}
