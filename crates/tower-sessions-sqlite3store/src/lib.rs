@@ -1,0 +1,1 @@
+//! tower-sessions store over sqlite3store (work in progress).
