@@ -73,6 +73,7 @@ pub struct Builder {
     pub(crate) group_commit: bool,
     pub(crate) incremental_vacuum: bool,
     pub(crate) read_only: bool,
+    pub(crate) max_file_size: Option<u64>,
     pub(crate) token_hash_key: Option<Arc<[u8]>>,
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -96,6 +97,7 @@ impl fmt::Debug for Builder {
             .field("group_commit", &self.group_commit)
             .field("incremental_vacuum", &self.incremental_vacuum)
             .field("read_only", &self.read_only)
+            .field("max_file_size", &self.max_file_size)
             // Never print the key.
             .field("token_hashing", &self.token_hash_key.is_some())
             .field("clock", &self.clock)
@@ -127,6 +129,7 @@ impl Builder {
             group_commit: true,
             incremental_vacuum: true,
             read_only: false,
+            max_file_size: None,
             token_hash_key: None,
             clock: Arc::new(SystemClock),
         }
@@ -247,6 +250,15 @@ impl Builder {
     /// the process cannot write is opened this way on its own. Default: false.
     pub fn read_only(mut self, on: bool) -> Self {
         self.read_only = on;
+        self
+    }
+
+    /// The most bytes the database file may grow to (`PRAGMA
+    /// max_page_count`); past it, writes fail with [`Error::DiskFull`] while
+    /// finds keep working, and they work again once cleanup frees pages.
+    /// Rounded down to whole pages. Default: no limit.
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.max_file_size = Some(bytes);
         self
     }
 

@@ -523,6 +523,11 @@ fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
     }
     configure(&conn, b)?;
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
+    if let Some(bytes) = b.max_file_size {
+        let page_size = conn.pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))?;
+        let pages = (bytes / page_size.max(1) as u64).max(1);
+        conn.pragma_update(None, "max_page_count", i64::try_from(pages).unwrap_or(i64::MAX))?;
+    }
     sql.create(&mut conn)?;
     sql.verify(&conn)?;
     Ok(Some(conn))
