@@ -116,10 +116,15 @@ mod tests {
     fn runs_when_woken_and_stops_on_drop() {
         let runs = Arc::new(AtomicUsize::new(0));
         let seen = Arc::clone(&runs);
-        let bg = Background::spawn("test", Duration::from_secs(3600), Duration::from_secs(3600), move |_| {
-            seen.fetch_add(1, Ordering::SeqCst);
-            ControlFlow::Continue(())
-        })
+        let bg = Background::spawn(
+            "test",
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+            move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                ControlFlow::Continue(())
+            },
+        )
         .unwrap();
         bg.waker().wake();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -135,7 +140,10 @@ mod tests {
 
     #[test]
     fn work_that_breaks_ends_the_thread() {
-        let bg = Background::spawn("test", Duration::ZERO, Duration::ZERO, |_| ControlFlow::Break(())).unwrap();
+        let bg = Background::spawn("test", Duration::ZERO, Duration::ZERO, |_| {
+            ControlFlow::Break(())
+        })
+        .unwrap();
         let handle = bg.thread.as_ref().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !handle.is_finished() && Instant::now() < deadline {

@@ -83,7 +83,10 @@ mod tests {
     #[test]
     fn truncates_to_milliseconds_like_go() {
         let t = UNIX_EPOCH + Duration::from_nanos(1_500_999_999);
-        assert_eq!(from_julian(to_julian(t)), UNIX_EPOCH + Duration::from_millis(1500));
+        assert_eq!(
+            from_julian(to_julian(t)),
+            UNIX_EPOCH + Duration::from_millis(1500)
+        );
     }
 
     #[test]

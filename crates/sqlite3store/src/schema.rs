@@ -99,6 +99,19 @@ impl Sql {
     /// Checks that the table exists with the columns the store reads and
     /// writes, so a wrong file fails at open rather than at the first query.
     pub(crate) fn verify(&self, conn: &Connection) -> Result<()> {
+        if self.verify_if_present(conn)? {
+            Ok(())
+        } else {
+            Err(Error::SchemaMismatch {
+                table: self.table.clone(),
+                reason: "the table does not exist".into(),
+            })
+        }
+    }
+
+    /// Like [`Sql::verify`], but a missing table is fine (`Ok(false)`): run
+    /// before anything is written, so a wrong file is never changed.
+    pub(crate) fn verify_if_present(&self, conn: &Connection) -> Result<bool> {
         let mismatch = |reason: String| Error::SchemaMismatch {
             table: self.table.clone(),
             reason,
@@ -111,12 +124,14 @@ impl Sql {
             )
             .optional()?;
         match kind.as_deref() {
-            None => return Err(mismatch("the table does not exist".into())),
+            None => return Ok(false),
             Some("table") => {}
             Some(other) => return Err(mismatch(format!("it is a {other}, not a table"))),
         }
         // (name, declared type, notnull, pk)
-        let mut stmt = conn.prepare("SELECT name, type, \"notnull\", pk, dflt_value IS NOT NULL FROM pragma_table_info(?1)")?;
+        let mut stmt = conn.prepare(
+            "SELECT name, type, \"notnull\", pk, dflt_value IS NOT NULL FROM pragma_table_info(?1)",
+        )?;
         let cols = stmt
             .query_map([&self.table], |r| {
                 Ok((
@@ -140,21 +155,26 @@ impl Sql {
                 )));
             }
         }
-        let pks: Vec<&str> = cols.iter().filter(|c| c.3 > 0).map(|c| c.0.as_str()).collect();
+        let pks: Vec<&str> = cols
+            .iter()
+            .filter(|c| c.3 > 0)
+            .map(|c| c.0.as_str())
+            .collect();
         if pks.len() != 1 || !pks[0].eq_ignore_ascii_case("token") {
             return Err(mismatch(format!(
                 "the primary key must be \"token\" alone, found {pks:?}"
             )));
         }
-        if let Some(extra) = cols.iter().find(|c| {
-            !want.iter().any(|w| c.0.eq_ignore_ascii_case(w.0)) && c.2 && !c.4
-        }) {
+        if let Some(extra) = cols
+            .iter()
+            .find(|c| !want.iter().any(|w| c.0.eq_ignore_ascii_case(w.0)) && c.2 && !c.4)
+        {
             return Err(mismatch(format!(
                 "extra column {:?} is NOT NULL without a default, so rows cannot be written",
                 extra.0
             )));
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -185,16 +205,57 @@ mod tests {
         for good in ["sessions", "_s", "Sessions_2"] {
             assert!(Sql::new(good).is_ok(), "{good}");
         }
-        for bad in ["", "1abc", "a-b", "a\"b", "sqlite_master", "séance", &"x".repeat(65)] {
-            assert!(matches!(Sql::new(bad), Err(Error::InvalidConfig(_))), "{bad}");
+        for bad in [
+            "",
+            "1abc",
+            "a-b",
+            "a\"b",
+            "sqlite_master",
+            "séance",
+            &"x".repeat(65),
+        ] {
+            assert!(
+                matches!(Sql::new(bad), Err(Error::InvalidConfig(_))),
+                "{bad}"
+            );
         }
+    }
+
+    #[test]
+    fn every_query_uses_an_index() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        let sql = Sql::new("sessions")?;
+        sql.create(&mut conn)?;
+        for (stmt, index) in [
+            (&sql.find, "sqlite_autoindex_sessions_1"),
+            (&sql.find_with_expiry, "sqlite_autoindex_sessions_1"),
+            (&sql.delete, "sqlite_autoindex_sessions_1"),
+            (&sql.all, "sessions_expiry_idx"),
+            (&sql.list, "sessions_expiry_idx"),
+            (&sql.count_active, "sessions_expiry_idx"),
+            (&sql.count_expired, "sessions_expiry_idx"),
+            (&sql.delete_expired_batch, "sessions_expiry_idx"),
+        ] {
+            let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {stmt}"))?;
+            let args = vec![1.0_f64; explain.parameter_count()];
+            let plan: Vec<String> = explain
+                .query_map(rusqlite::params_from_iter(args), |r| r.get(3))?
+                .collect::<rusqlite::Result<_>>()?;
+            let plan = plan.join(" / ");
+            assert!(plan.contains(index), "{stmt}: {plan}");
+            assert!(!plan.contains("SCAN sessions"), "{stmt}: {plan}");
+        }
+        Ok(())
     }
 
     #[test]
     fn go_schema_verifies_and_wrong_ones_do_not() -> Result<()> {
         let mut conn = Connection::open_in_memory()?;
         let sql = Sql::new("sessions")?;
-        assert!(matches!(sql.verify(&conn), Err(Error::SchemaMismatch { .. })));
+        assert!(matches!(
+            sql.verify(&conn),
+            Err(Error::SchemaMismatch { .. })
+        ));
         // Exactly what Go's README tells users to run.
         conn.execute_batch(
             "CREATE TABLE sessions (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL);

@@ -79,12 +79,18 @@ pub struct Stats {
     pub last_cleanup: Option<CleanupReport>,
 }
 
+// Fields drop in order: the threads stop first, then the readers close, and
+// the writer closes last, so it checkpoints the WAL into the file and removes
+// it (a read-only connection closing last could not).
 pub(crate) struct Inner {
-    path: PathBuf,
-    sql: Arc<Sql>,
+    cleanup: Mutex<Option<Background>>,
+    /// Joins the checkpoint thread on drop.
+    _checkpoint: Option<Background>,
+    readers: ReaderPool,
     /// None when read-only.
     writer: Option<Writer>,
-    readers: ReaderPool,
+    path: PathBuf,
+    sql: Arc<Sql>,
     clock: Arc<dyn Clock>,
     hasher: Option<TokenHasher>,
     max_token_len: usize,
@@ -92,9 +98,6 @@ pub(crate) struct Inner {
     cleanup_batch_size: u64,
     incremental_vacuum: bool,
     last_cleanup: Mutex<Option<CleanupReport>>,
-    cleanup: Mutex<Option<Background>>,
-    /// Dropped with the store; joins the checkpoint thread.
-    _checkpoint: Option<Background>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -149,7 +152,9 @@ impl SqliteStore {
             sql.verify(&conn)?;
         }
         let incremental_vacuum = match &writer_conn {
-            Some(conn) => conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? == 2,
+            Some(conn) => {
+                conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? == 2
+            }
             None => false,
         };
 
@@ -283,7 +288,9 @@ impl SqliteStore {
         let now = inner.now();
         let conn = inner.readers.get()?;
         let mut stmt = conn.prepare_cached(&inner.sql.all)?;
-        let rows = stmt.query_map([now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let rows = stmt.query_map([now], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
         let mut out = HashMap::new();
         for row in rows {
             let (token, data) = row?;
@@ -334,7 +341,9 @@ impl SqliteStore {
         let now = inner.now();
         let conn = inner.readers.get()?;
         let count = |sql: &str| -> Result<u64> {
-            Ok(conn.prepare_cached(sql)?.query_row([now], |r| r.get::<_, i64>(0))? as u64)
+            Ok(conn
+                .prepare_cached(sql)?
+                .query_row([now], |r| r.get::<_, i64>(0))? as u64)
         };
         let active = count(&inner.sql.count_active)?;
         let expired = count(&inner.sql.count_expired)?;
@@ -490,7 +499,9 @@ fn wal_path(path: &Path) -> PathBuf {
 
 /// Reads the schema table, which fails for a file that is not a database.
 fn probe(conn: &Connection) -> Result<()> {
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))?;
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
     Ok(())
 }
 
@@ -508,6 +519,7 @@ fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
     // Before anything is written: a file that is not a database fails here
     // and is left exactly as it was.
     probe(&conn)?;
+    sql.verify_if_present(&conn)?;
     if conn.is_readonly(rusqlite::MAIN_DB)? {
         tracing::info!(path = %b.path.display(), "session database is not writable; opened read-only");
         return Ok(None);
@@ -526,7 +538,11 @@ fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
     if let Some(bytes) = b.max_file_size {
         let page_size = conn.pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))?;
         let pages = (bytes / page_size.max(1) as u64).max(1);
-        conn.pragma_update(None, "max_page_count", i64::try_from(pages).unwrap_or(i64::MAX))?;
+        conn.pragma_update(
+            None,
+            "max_page_count",
+            i64::try_from(pages).unwrap_or(i64::MAX),
+        )?;
     }
     sql.create(&mut conn)?;
     sql.verify(&conn)?;
@@ -558,15 +574,17 @@ fn open_reader(path: &Path, b: &Builder) -> Result<Connection> {
 fn install_wal_hook(conn: &mut Connection, soft: u32, waker: Waker) -> Result<()> {
     let soft = i64::from(soft);
     let hard = soft * 16;
-    conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
-        let pages = i64::from(pages);
-        if pages >= hard {
-            wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE)?;
-        } else if pages >= soft {
-            waker.wake();
-        }
-        Ok(())
-    }))?;
+    conn.wal_hook(Some(
+        move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+            let pages = i64::from(pages);
+            if pages >= hard {
+                wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE)?;
+            } else if pages >= soft {
+                waker.wake();
+            }
+            Ok(())
+        },
+    ))?;
     Ok(())
 }
 

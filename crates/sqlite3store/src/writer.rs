@@ -221,7 +221,9 @@ impl Writer {
         match std::mem::replace(&mut *own.lock(), SlotState::Waiting) {
             SlotState::Done(result) => result,
             // Unreachable: the batch held our op and fulfilled every slot.
-            _ => Err(Error::InvalidConfig("group commit lost an operation".into())),
+            _ => Err(Error::InvalidConfig(
+                "group commit lost an operation".into(),
+            )),
         }
     }
 

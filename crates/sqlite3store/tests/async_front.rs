@@ -1,0 +1,158 @@
+//! The async front never blocks the runtime and loses nothing when its
+//! futures are dropped.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Fixture;
+use sqlite3store::{AsyncSqliteStore, Error, Result, SqliteStore};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn works_on_a_current_thread_runtime_with_time_paused() -> Result<()> {
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(fx.builder()).await?;
+    store.commit("t", b"d", fx.now() + MINUTE).await?;
+    assert_eq!(store.find("t").await?, Some(b"d".to_vec()));
+    assert_eq!(store.all().await?.len(), 1);
+    assert!(store.create("u", b"e", fx.now() + MINUTE).await?);
+    assert!(store.delete("t").await?);
+    fx.clock.advance(2 * MINUTE);
+    assert_eq!(store.delete_expired().await?, 1);
+    assert_eq!(store.stats().await?.active, 0);
+    // Paused tokio time does not disturb the store's own clock.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(store.find("u").await?, None);
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_waiting_write_does_not_block_the_runtime() -> Result<()> {
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(fx.builder().busy_timeout(Duration::from_secs(30))).await?;
+    // Another connection holds the write lock: our commit must wait for it.
+    let mut raw = fx.raw();
+    let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let pending = tokio::spawn({
+        let store = store.clone();
+        let exp = fx.now() + MINUTE;
+        async move { store.commit("t", b"d", exp).await }
+    });
+    // On the runtime's only thread, other tasks keep running meanwhile.
+    let ticks = Arc::new(AtomicU64::new(0));
+    let ticker = tokio::spawn({
+        let ticks = Arc::clone(&ticks);
+        async move {
+            for _ in 0..1000 {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    ticker.await.expect("ticker");
+    assert_eq!(ticks.load(Ordering::Relaxed), 1000);
+    assert!(
+        !pending.is_finished(),
+        "the commit cannot finish while the lock is held"
+    );
+    tx.commit()?; // release the lock
+    pending.await.expect("join")?;
+    assert_eq!(store.find("t").await?, Some(b"d".to_vec()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_futures_lose_nothing_acknowledged() -> Result<()> {
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(fx.builder()).await?;
+    let exp = fx.now() + MINUTE;
+    let data = |i: usize| format!("data-{i}").into_bytes();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.commit(&format!("t{i}"), &data(i), exp).await })
+        })
+        .collect();
+    // Cancel every other task, wherever it is.
+    let mut acknowledged = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        if i % 2 == 0 {
+            task.abort();
+            let _ = task.await;
+        } else {
+            task.await.expect("join")?;
+            acknowledged.push(i);
+        }
+    }
+    // Also drop futures mid-flight with a timeout of zero.
+    for i in 200..250 {
+        let _ = tokio::time::timeout(
+            Duration::ZERO,
+            store.commit(&format!("t{i}"), &data(i), exp),
+        )
+        .await;
+    }
+    // Let the blocking pool finish what was started.
+    let sync: SqliteStore = store.clone().into();
+    tokio::task::spawn_blocking(move || sync.stats())
+        .await
+        .expect("join")?;
+
+    let all = store.all().await?;
+    for i in &acknowledged {
+        assert_eq!(
+            all.get(&format!("t{i}")),
+            Some(&data(*i)),
+            "acknowledged t{i} lost"
+        );
+    }
+    // Whatever was cancelled is either wholly there or not at all.
+    for (token, value) in &all {
+        let i: usize = token[1..].parse().expect("our token");
+        assert_eq!(value, &data(i));
+    }
+    let check: String = fx
+        .raw()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    assert_eq!(check, "ok");
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sync_and_async_handles_convert_and_share() -> Result<()> {
+    let fx = Fixture::new();
+    let sync = fx.builder().build()?;
+    let asy = AsyncSqliteStore::from(sync.clone());
+    asy.commit("t", b"d", fx.now() + MINUTE).await?;
+    // The sync call is quick here (no contention), but keep it off the runtime.
+    let back: SqliteStore = asy.clone().into();
+    let found = tokio::task::spawn_blocking(move || back.find("t"))
+        .await
+        .expect("join")?;
+    assert_eq!(found, Some(b"d".to_vec()));
+    assert_eq!(asy.as_sync().path(), sync.path());
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn errors_come_through_unchanged() -> Result<()> {
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(fx.builder().max_data_len(4)).await?;
+    let err = store
+        .commit("t", b"too large", fx.now() + MINUTE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::DataTooLarge { len: 9, max: 4 }),
+        "{err:?}"
+    );
+    let err = AsyncSqliteStore::open(SqliteStore::builder(fx.dir.path()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Open { .. }), "{err:?}");
+    Ok(())
+}

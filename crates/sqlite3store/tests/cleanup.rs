@@ -1,0 +1,196 @@
+//! Cleanup: batches, the background thread, giving space back, stats.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{eventually, go_insert, Fixture};
+use sqlite3store::{Result, SqliteStore};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Inserts `n` rows straight into the file in one transaction (fast), with
+/// expiry `at + i ms`.
+fn preload(
+    fx: &Fixture,
+    prefix: &str,
+    n: usize,
+    at: std::time::SystemTime,
+    data: &[u8],
+) -> Result<()> {
+    let mut conn = fx.raw();
+    let tx = conn.transaction()?;
+    for i in 0..n {
+        go_insert(
+            &tx,
+            &format!("{prefix}{i}"),
+            data,
+            at + Duration::from_millis(i as u64),
+        );
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[test]
+fn a_large_backlog_is_removed_in_batches_while_commits_go_on() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx.builder().cleanup_batch_size(100).build()?;
+    preload(&fx, "old", 20_000, fx.now() - MINUTE, b"x")?;
+    preload(&fx, "live", 500, fx.now() + MINUTE, b"y")?;
+    // A writer keeps committing while cleanup runs; every commit succeeds.
+    let writer = {
+        let store = store.clone();
+        let t = fx.now() + MINUTE;
+        std::thread::spawn(move || -> Result<usize> {
+            let mut n = 0;
+            for i in 0..300 {
+                store.commit(&format!("during{i}"), b"z", t)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    };
+    let report = store.delete_expired_report()?;
+    assert_eq!(writer.join().expect("writer thread")?, 300);
+    assert_eq!(report.removed, 20_000);
+    let stats = store.stats()?;
+    assert_eq!(stats.expired, 0);
+    assert_eq!(stats.active, 800);
+    assert_eq!(stats.last_cleanup, Some(report));
+    Ok(())
+}
+
+#[test]
+fn freed_space_is_given_back_to_the_file_system() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx.builder().build()?;
+    preload(&fx, "burst", 4_000, fx.now() - MINUTE, &[7; 2048])?;
+    store.commit("live", b"small", fx.now() + MINUTE)?;
+    let before = store.stats()?;
+    assert!(before.incremental_vacuum);
+    assert!(before.page_count > 2_000, "{before:?}");
+    assert_eq!(store.delete_expired()?, 4_000);
+    let after = store.stats()?;
+    assert_eq!(after.free_pages, 0, "{after:?}");
+    assert!(
+        after.page_count < before.page_count / 10,
+        "{before:?} -> {after:?}"
+    );
+    drop(store); // closing checkpoints the WAL into the file
+    let size = std::fs::metadata(fx.path())?.len();
+    assert!(size < 200 * 1024, "file is still {size} bytes");
+    assert_eq!(fx.builder().build()?.find("live")?, Some(b"small".to_vec()));
+    Ok(())
+}
+
+#[test]
+fn files_without_auto_vacuum_still_clean_up() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx.builder().incremental_vacuum(false).build()?;
+    preload(&fx, "old", 1_000, fx.now() - MINUTE, &[1; 1024])?;
+    assert_eq!(store.delete_expired()?, 1_000);
+    let stats = store.stats()?;
+    assert!(!stats.incremental_vacuum);
+    assert!(stats.free_pages > 0, "{stats:?}");
+    // An operator vacuum gives it back.
+    store.vacuum()?;
+    assert_eq!(store.stats()?.free_pages, 0);
+    Ok(())
+}
+
+#[test]
+fn the_cleanup_thread_runs_shortly_after_open() -> Result<()> {
+    let fx = Fixture::new();
+    preload_with_store_closed(&fx)?;
+    // The interval is an hour; the first run still comes right away.
+    let store = fx
+        .builder()
+        .cleanup_interval(Duration::from_secs(3600))
+        .first_cleanup_delay(Duration::from_millis(10))
+        .build()?;
+    assert!(
+        eventually(Duration::from_secs(20), || store
+            .stats()
+            .map(|s| s.expired == 0 && s.last_cleanup.is_some())
+            .unwrap_or(false)),
+        "no cleanup ran after open"
+    );
+    let report = store.stats()?.last_cleanup.expect("report");
+    assert_eq!(report.removed, 100);
+    assert_eq!(store.stats()?.active, 1);
+    Ok(())
+}
+
+fn preload_with_store_closed(fx: &Fixture) -> Result<()> {
+    drop(fx.builder().build()?);
+    preload(fx, "stale", 100, fx.now() - MINUTE, b"x")?;
+    go_insert(&fx.raw(), "fresh", b"y", fx.now() + MINUTE);
+    Ok(())
+}
+
+#[test]
+fn stop_cleanup_stops_further_runs() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx
+        .builder()
+        .cleanup_interval(Duration::from_millis(10))
+        .first_cleanup_delay(Duration::from_millis(10))
+        .build()?;
+    assert!(eventually(Duration::from_secs(20), || store
+        .stats()
+        .map(|s| s.last_cleanup.is_some())
+        .unwrap_or(false)));
+    store.stop_cleanup();
+    store.stop_cleanup();
+    // Give a stopped thread a chance to misbehave: after it has certainly
+    // seen the stop, expired rows stay.
+    std::thread::sleep(Duration::from_millis(50));
+    store.commit("old", b"x", fx.now() - MINUTE)?;
+    let last = store.stats()?.last_cleanup;
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(store.stats()?.last_cleanup, last);
+    assert_eq!(store.stats()?.expired, 1);
+    Ok(())
+}
+
+#[test]
+fn stats_count_what_is_there() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx.builder().build()?;
+    let empty = store.stats()?;
+    assert_eq!((empty.active, empty.expired), (0, 0));
+    assert!(empty.file_size > 0);
+    assert!(empty.page_size >= 512);
+    assert_eq!(empty.last_cleanup, None);
+    for i in 0..5 {
+        store.commit(&format!("a{i}"), b"x", fx.now() + MINUTE)?;
+    }
+    for i in 0..3 {
+        store.commit(&format!("e{i}"), b"x", fx.now() - MINUTE)?;
+    }
+    let s = store.stats()?;
+    assert_eq!((s.active, s.expired), (5, 3));
+    assert!(s.wal_size > 0, "writes go to the WAL first");
+    Ok(())
+}
+
+#[test]
+fn a_clock_shared_with_the_cleanup_thread_drives_it() -> Result<()> {
+    let fx = Fixture::new();
+    let clock = Arc::clone(&fx.clock);
+    let store: SqliteStore = fx
+        .builder()
+        .cleanup_interval(Duration::from_millis(10))
+        .first_cleanup_delay(Duration::from_millis(10))
+        .build()?;
+    store.commit("t", b"x", fx.now() + MINUTE)?;
+    clock.advance(2 * MINUTE);
+    assert!(eventually(Duration::from_secs(20), || fx
+        .raw()
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+        .map(|n| n == 0)
+        .unwrap_or(false)));
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! No thread outlives the store. In a file of its own: it counts this
+//! process's threads, so no other test may run beside it.
+
+use std::time::Duration;
+
+use sqlite3store::{Result, SqliteStore};
+
+/// Threads of this process whose name starts with "sqlite3store-".
+fn store_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|name| name.starts_with("sqlite3store-"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn dropping_the_last_clone_ends_every_thread() -> Result<()> {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        eprintln!("no /proc: thread counting is Linux-only");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::new(dir.path().join("s.db"))?; // Go's New: cleanup thread on
+    let clone = store.clone();
+    assert_eq!(store_threads(), 2, "cleanup and checkpoint threads");
+    store.stop_cleanup();
+    drop(store);
+    assert!(store_threads() >= 1, "a clone still holds the store");
+    drop(clone);
+    // Drop joins the threads: they are gone when it returns.
+    assert_eq!(store_threads(), 0);
+
+    // A store without cleanup has only the checkpoint thread.
+    let store = SqliteStore::with_cleanup_interval(dir.path().join("t.db"), Duration::ZERO)?;
+    assert_eq!(store_threads(), 1);
+    drop(store);
+    assert_eq!(store_threads(), 0);
+    Ok(())
+}
