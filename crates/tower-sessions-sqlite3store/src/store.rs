@@ -1,0 +1,244 @@
+//! [`SqliteSessionStore`]: tower-sessions' `SessionStore` over the async
+//! front of `sqlite3store`. The SQL lives in the core; this file only encodes
+//! records and maps errors.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use sqlite3store::{AsyncSqliteStore, Builder, SqliteStore};
+use time::OffsetDateTime;
+use tower_sessions_core::session::{Id, Record};
+use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
+
+/// How many fresh ids [`SessionStore::create`] tries before giving up. With
+/// 128-bit random ids a single collision is already all but impossible; the
+/// bound only keeps a broken random source from looping forever.
+const CREATE_ATTEMPTS: usize = 8;
+
+/// A tower-sessions [`SessionStore`] that keeps sessions in a SQLite file
+/// through [`sqlite3store`].
+///
+/// Each session is one row of Go scs' table: the token is the session
+/// [`Id`] as tower-sessions prints it, `data` is the whole [`Record`]
+/// encoded with MessagePack (`rmp-serde`, fields by name), and `expiry` is the
+/// record's `expiry_date`.
+///
+/// Cheap to clone; clones share one store. Expired sessions are deleted by
+/// the core store's cleanup thread (every 5 minutes unless the
+/// [`Builder`] says otherwise); [`ExpiredDeletion`] and
+/// [`spawn_cleanup_task`](crate::spawn_cleanup_task) are there if you would
+/// rather run cleanup on the tokio runtime.
+#[derive(Clone, Debug)]
+pub struct SqliteSessionStore {
+    store: AsyncSqliteStore,
+}
+
+impl SqliteSessionStore {
+    /// Wraps an open store.
+    #[must_use]
+    pub fn new(store: AsyncSqliteStore) -> Self {
+        Self { store }
+    }
+
+    /// Opens (creating if missing) the store at `path` with the core's
+    /// defaults, among them a cleanup thread every 5 minutes.
+    pub async fn open(path: impl AsRef<Path>) -> sqlite3store::Result<Self> {
+        Self::open_with(SqliteStore::builder(path)).await
+    }
+
+    /// Opens the store with `builder`'s options (cleanup interval,
+    /// durability, size limits, clock, ...).
+    pub async fn open_with(builder: Builder) -> sqlite3store::Result<Self> {
+        Ok(Self::new(AsyncSqliteStore::open(builder).await?))
+    }
+
+    /// The store underneath, for everything tower-sessions does not ask for
+    /// (stats, listing, vacuum, ...).
+    #[must_use]
+    pub fn inner(&self) -> &AsyncSqliteStore {
+        &self.store
+    }
+
+    /// The store underneath, by value.
+    #[must_use]
+    pub fn into_inner(self) -> AsyncSqliteStore {
+        self.store
+    }
+}
+
+impl From<AsyncSqliteStore> for SqliteSessionStore {
+    fn from(store: AsyncSqliteStore) -> Self {
+        Self::new(store)
+    }
+}
+
+impl From<SqliteStore> for SqliteSessionStore {
+    fn from(store: SqliteStore) -> Self {
+        Self::new(store.into())
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteSessionStore {
+    /// Stores a new session, never over another active one: when the id is
+    /// taken, the record gets a fresh [`Id`] and the insert is tried again.
+    /// Each attempt is one atomic insert-if-absent in the core.
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let data = encode(record)?;
+            let stored = self
+                .store
+                .create(&record.id.to_string(), &data, expiry(record))
+                .await
+                .map_err(backend)?;
+            if stored {
+                return Ok(());
+            }
+            tracing::debug!("session id collision; retrying with a new id");
+            record.id = Id::default();
+        }
+        Err(session_store::Error::Backend(format!(
+            "no free session id after {CREATE_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// Stores the record, replacing any session with its id.
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = encode(record)?;
+        self.store
+            .commit(&record.id.to_string(), &data, expiry(record))
+            .await
+            .map_err(backend)
+    }
+
+    /// The session, unless it is missing or expired. A record is expired
+    /// when the store's clock is past the row's expiry, or the system clock
+    /// is past the record's `expiry_date`.
+    async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        let Some(data) = self
+            .store
+            .find(&session_id.to_string())
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let record: Record = rmp_serde::from_slice(&data)
+            .map_err(|err| session_store::Error::Decode(err.to_string()))?;
+        if record.id != *session_id {
+            // Only a row copied or written by hand gets here; handing it out
+            // would move the session to the id inside it.
+            tracing::warn!("stored session record has another id; ignored");
+            return Ok(None);
+        }
+        if record.expiry_date <= OffsetDateTime::now_utc() {
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+
+    /// Removes the session; a missing one is not an error.
+    async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        self.store
+            .delete(&session_id.to_string())
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+}
+
+/// Deletes every expired session now, in the core's bounded batches.
+///
+/// [`ExpiredDeletion::continuously_delete_expired`] works with this store,
+/// but, as written in tower-sessions, it ends at its first error;
+/// [`spawn_cleanup_task`](crate::spawn_cleanup_task) logs the error and tries
+/// again at the next tick.
+#[async_trait]
+impl ExpiredDeletion for SqliteSessionStore {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        let removed = self.store.delete_expired().await.map_err(backend)?;
+        tracing::debug!(removed, "expired sessions deleted");
+        Ok(())
+    }
+}
+
+fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
+    rmp_serde::to_vec_named(record).map_err(|err| session_store::Error::Encode(err.to_string()))
+}
+
+/// The record's expiry as the core wants it. `time` dates (years -9999 to
+/// 9999) fit in `SystemTime` on every platform std supports; should one not,
+/// it is clamped (to the epoch, or to the end of year 9999, the latest expiry
+/// the core stores) rather than panicking.
+fn expiry(record: &Record) -> SystemTime {
+    const END_OF_9999: Duration = Duration::from_secs(253_402_300_799);
+    let since_epoch = record.expiry_date - OffsetDateTime::UNIX_EPOCH;
+    let abs = Duration::new(
+        since_epoch.whole_seconds().unsigned_abs(),
+        since_epoch.subsec_nanoseconds().unsigned_abs(),
+    );
+    if since_epoch.is_negative() {
+        SystemTime::UNIX_EPOCH
+            .checked_sub(abs)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    } else {
+        SystemTime::UNIX_EPOCH
+            .checked_add(abs)
+            .unwrap_or(SystemTime::UNIX_EPOCH + END_OF_9999)
+    }
+}
+
+/// Flattens a store error into tower-sessions' `Backend(String)`, keeping the
+/// whole chain of causes (the core's messages leave the cause to `source()`).
+fn backend(err: sqlite3store::Error) -> session_store::Error {
+    session_store::Error::Backend(error_chain(&err))
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_converts_both_sides_of_the_epoch() {
+        let record = |expiry_date| Record {
+            id: Id(1),
+            data: Default::default(),
+            expiry_date,
+        };
+        let later = OffsetDateTime::UNIX_EPOCH + time::Duration::new(90, 500);
+        assert_eq!(
+            expiry(&record(later)),
+            SystemTime::UNIX_EPOCH + Duration::new(90, 500)
+        );
+        let earlier = OffsetDateTime::UNIX_EPOCH - time::Duration::new(90, 500);
+        assert_eq!(
+            expiry(&record(earlier)),
+            SystemTime::UNIX_EPOCH - Duration::new(90, 500)
+        );
+        // The extremes of `time` do not panic.
+        let _ = expiry(&record(time::PrimitiveDateTime::MAX.assume_utc()));
+        let _ = expiry(&record(time::PrimitiveDateTime::MIN.assume_utc()));
+    }
+
+    #[test]
+    fn backend_errors_keep_their_cause() {
+        let io = std::io::Error::other("disk on fire");
+        let err = backend(sqlite3store::Error::Io(io));
+        let session_store::Error::Backend(message) = err else {
+            panic!("not a backend error: {err:?}");
+        };
+        assert_eq!(message, "i/o on the session database failed: disk on fire");
+    }
+}

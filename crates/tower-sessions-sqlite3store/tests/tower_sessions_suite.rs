@@ -1,0 +1,48 @@
+//! tower-sessions' own conformance suite (`route_tests!` from its
+//! `tests/common/mod.rs`, the cases every backend runs), against our store.
+//!
+//! The suite is not copied here: `build.rs` finds it in the cargo registry,
+//! where cargo puts tower-sessions 0.15.0 as our dev-dependency.
+
+#[cfg(tower_sessions_suite)]
+#[macro_use]
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+mod common {
+    include!(env!("TOWER_SESSIONS_COMMON"));
+}
+
+#[cfg(tower_sessions_suite)]
+#[allow(clippy::all)]
+mod sqlite3store_tests {
+    use std::sync::Arc;
+
+    use axum::{Extension, Router};
+    use tower_sessions::SessionManagerLayer;
+    use tower_sessions_sqlite3store::sqlite3store::SqliteStore;
+    use tower_sessions_sqlite3store::SqliteSessionStore;
+
+    use crate::common::build_app;
+
+    /// A fresh store per app, in a temp dir that lives as long as the app.
+    async fn app(max_age: Option<Duration>, domain: Option<String>) -> Router {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let builder = SqliteStore::builder(dir.path().join("sessions.db"))
+            .cleanup_interval(std::time::Duration::ZERO);
+        let store = SqliteSessionStore::open_with(builder)
+            .await
+            .expect("open store");
+        let session_manager = SessionManagerLayer::new(store).with_secure(true);
+        build_app(session_manager, max_age, domain).layer(Extension(Arc::new(dir)))
+    }
+
+    route_tests!(app);
+}
+
+#[cfg(not(tower_sessions_suite))]
+#[test]
+fn tower_sessions_suite_found() {
+    panic!(
+        "tower-sessions 0.15.0's tests/common/mod.rs was not found in the cargo registry; \
+         run `cargo fetch`, or set TOWER_SESSIONS_COMMON_RS to the file's path"
+    );
+}
