@@ -20,8 +20,9 @@ Examples:
   SQLITE3STORE_DB=sessions.db sqlite3store stats
   sqlite3store bench
 
-stats, list and show open the file read-only and never change it; no command
-creates a database or a table. Set SQLITE3STORE_LOG (e.g. `debug`) to see
+stats, list and show open the file read-only and never write to it (SQLite
+may leave its empty -wal and -shm files beside a WAL-mode database); no
+command creates a database or a table. Set SQLITE3STORE_LOG (e.g. `debug`) to see
 what the store logs; warnings are shown by default.
 
 Exit codes:

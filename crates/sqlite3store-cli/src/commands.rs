@@ -44,7 +44,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
         StoreCommand::Revoke(_) | StoreCommand::Purge | StoreCommand::Vacuum => Access::Write,
     };
     let store = open(&db, &cli.table, access)?;
-    let mut out = io::stdout().lock();
+    let mut out = io::BufWriter::new(io::stdout().lock());
     let out: &mut dyn Write = &mut out;
     match command {
         StoreCommand::Stats(args) => stats(&store, &args, out),
@@ -62,8 +62,8 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
 /// file; write access first checks the file read-only, so that no command
 /// creates a database or a table it did not find.
 fn open(db: &Path, table: &str, access: Access) -> Result<SqliteStore, Failure> {
-    // Read-only opening creates nothing either; these checks only make the
-    // message plain. Any other trouble is left for the store to tell.
+    // Read-only opening would not create a missing file either; these
+    // checks only make the message plain. Other trouble is the store's to tell.
     match std::fs::metadata(db) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return Err(Failure::Missing(db.to_path_buf()))
