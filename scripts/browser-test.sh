@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the demo's real-browser test (crates/demo/tests/browser.rs): the demo
+# server driven by headless Chromium through chromedriver (WebDriver).
+# Installs Debian's chromium and chromium-driver first when chromedriver is
+# missing. Extra arguments go to the test binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ ! -x /usr/bin/chromedriver ]]; then
+    echo "browser-test: installing chromium and chromium-driver" >&2
+    sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+fi
+
+exec cargo test -p demo --test browser -- --ignored --nocapture "$@"
