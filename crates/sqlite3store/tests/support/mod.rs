@@ -175,8 +175,9 @@ pub(crate) fn lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(msg) = line.strip_prefix(LINE_PREFIX) {
-                if tx.send(msg.to_owned()).is_err() {
+            // The harness may have started the line ("test name ... ").
+            if let Some(at) = line.find(LINE_PREFIX) {
+                if tx.send(line[at + LINE_PREFIX.len()..].to_owned()).is_err() {
                     break;
                 }
             }
