@@ -1,13 +1,328 @@
-//! The project's benchmark: workloads against sqlite3store, a Go-style
-//! baseline and peers. Used by the `bench` binary and by `sqlite3store bench`.
+//! The project's benchmark: the same workloads against sqlite3store, its
+//! single-writer-mutex variant, a Go-style baseline (Go's scs
+//! `sqlite3store`, reproduced through rusqlite) and, with `--peers`,
+//! tower-sessions-sqlx-store run in a separate process. Used by the `bench`
+//! binary and by `sqlite3store bench`.
+//!
+//! ```text
+//! cargo run --release -p bench -- --peers --out docs
+//! ```
+//!
+//! prints a table per workload (ops/s, p50, p99, worst latency, errors, and
+//! the ratios of sqlite3store over each other system), the cleanup results,
+//! peak memory and the issue's targets marked met or not, and writes them to
+//! `docs/bench.json`, `docs/bench.md` and `docs/bench.svg`.
+//!
+//! Every system gets the same tokens and data (from `--seed`), a fresh file
+//! per group of workloads in a temporary directory, and the same runner
+//! ([`workload`]), which the peers binary includes by path.
 
 use std::error::Error as StdError;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use clap::Parser;
+
+mod go_style;
+mod ours;
+mod peers;
+mod report;
+pub mod workload;
+
+use workload::{run_system, Config, Line, Memory, Row, Workload};
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// sqlite3store with default options (its cleanup thread off: the benchmark
+/// calls cleanup itself).
+const OURS: &str = "sqlite3store";
+/// The same store with `group_commit(false)`.
+const SINGLE_WRITER: &str = "sqlite3store single-writer";
+/// Go's scs sqlite3store, reproduced.
+const GO_STYLE: &str = "go-style";
+/// tower-sessions-sqlx-store's SqliteStore (the peers binary).
+const SQLX: &str = "tower-sessions-sqlx";
+
+/// Every system: the name in results, and the short names `--systems`
+/// accepts.
+const SYSTEMS: [(&str, &[&str]); 4] = [
+    (OURS, &["sqlite3store", "ours", "a"]),
+    (SINGLE_WRITER, &["single-writer", "a2"]),
+    (GO_STYLE, &["go-style", "go", "c"]),
+    (SQLX, &["sqlx", "tower-sessions-sqlx", "b"]),
+];
 
 /// Options of a benchmark run (shared by the `bench` binary and the CLI).
-#[derive(Debug, Clone, Default)]
-pub struct BenchArgs {}
+///
+/// [`Default`] gives the same values as the command line without flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// A smoke run: 10,000 sessions, 100,000 expired rows, 0.3 s per
+    /// workload. Proves everything runs; the numbers mean little.
+    #[arg(long)]
+    pub quick: bool,
 
-/// Runs the benchmark and prints its table.
-pub fn run(_args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
+    /// Seconds each throughput workload runs. Default: 2.5 (0.3 with
+    /// --quick).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+
+    /// Active sessions preloaded. Default: 100000 (10000 with --quick).
+    #[arg(long, value_name = "N")]
+    pub sessions: Option<usize>,
+
+    /// Expired sessions preloaded for the cleanup workloads. Default:
+    /// 1000000 (100000 with --quick).
+    #[arg(long, value_name = "N")]
+    pub expired: Option<usize>,
+
+    /// Worker counts for the throughput workloads.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "1,16"
+    )]
+    pub workers: Vec<usize>,
+
+    /// Workers of the zero-errors check (`mixed-many`).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub many_workers: usize,
+
+    /// Workers finding and committing during the loaded cleanup.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub cleanup_workers: usize,
+
+    /// Workloads to run, comma-separated: all, find-hit, find-miss,
+    /// commit-update, commit-insert, mixed, mixed-many, cleanup,
+    /// cleanup-idle. Default: every one.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub workloads: Vec<String>,
+
+    /// Systems to run, comma-separated: sqlite3store, single-writer,
+    /// go-style, sqlx (sqlx needs --peers). Default: every one available.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub systems: Vec<String>,
+
+    /// Also run tower-sessions-sqlx-store (bench/peers, a separate process):
+    /// `--peers` builds it with cargo if needed, `--peers=PATH` runs that
+    /// binary.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = peers::BUILD)]
+    pub peers: Option<String>,
+
+    /// Write bench.json, bench.md and bench.svg into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Seed of every token and data byte.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
+
+    /// Where the temporary databases go. Default: the system temp dir.
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
+}
+
+/// Parses the defaults exactly as the command line would.
+#[derive(Parser)]
+struct DefaultArgs {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        DefaultArgs::parse_from(["bench"]).args
+    }
+}
+
+impl BenchArgs {
+    fn config(&self) -> Result<Config, BoxError> {
+        let workloads = if self.workloads.is_empty() {
+            Workload::ALL.to_vec()
+        } else {
+            let mut chosen = Vec::new();
+            for name in &self.workloads {
+                let w = Workload::parse(name).ok_or_else(|| {
+                    let names: Vec<_> = Workload::ALL.iter().map(|w| w.name()).collect();
+                    format!(
+                        "unknown workload {name:?}; expected one of {}",
+                        names.join(", ")
+                    )
+                })?;
+                chosen.push(w);
+            }
+            chosen
+        };
+        if self.workers.is_empty() || self.workers.contains(&0) || self.many_workers == 0 {
+            return Err("worker counts must be at least 1".into());
+        }
+        let duration_secs = self.duration.unwrap_or(if self.quick { 0.3 } else { 2.5 });
+        if !(duration_secs > 0.0 && duration_secs.is_finite()) {
+            return Err("--duration must be a positive number of seconds".into());
+        }
+        let sessions = self
+            .sessions
+            .unwrap_or(if self.quick { 10_000 } else { 100_000 });
+        if sessions == 0 {
+            return Err("--sessions must be at least 1".into());
+        }
+        Ok(Config {
+            sessions,
+            expired: self
+                .expired
+                .unwrap_or(if self.quick { 100_000 } else { 1_000_000 }),
+            duration_secs,
+            warmup_secs: (duration_secs / 10.0).clamp(0.05, 0.3),
+            workers: self.workers.clone(),
+            many_workers: self.many_workers,
+            cleanup_workers: self.cleanup_workers,
+            workloads,
+            seed: self.seed,
+            dir: self.temp_dir.clone(),
+        })
+    }
+
+    /// The systems asked for, by their result names.
+    fn systems(&self) -> Result<Vec<&'static str>, BoxError> {
+        if self.systems.is_empty() {
+            let mut all = vec![OURS, SINGLE_WRITER, GO_STYLE];
+            if self.peers.is_some() {
+                all.push(SQLX);
+            }
+            return Ok(all);
+        }
+        let mut chosen = Vec::new();
+        for name in &self.systems {
+            let name = name.trim();
+            let (system, _) = SYSTEMS
+                .iter()
+                .find(|(full, short)| *full == name || short.contains(&name))
+                .ok_or_else(|| {
+                    format!("unknown system {name:?}; expected sqlite3store, single-writer, go-style or sqlx")
+                })?;
+            if !chosen.contains(system) {
+                chosen.push(*system);
+            }
+        }
+        Ok(chosen)
+    }
+}
+
+/// Runs the benchmark, prints its tables and, with `--out`, writes them.
+pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
+    let cfg = args.config()?;
+    let systems = args.systems()?;
+    eprintln!(
+        "benchmark: {} sessions, {} expired for cleanup, {} s per workload, workers {:?}, systems: {}",
+        cfg.sessions,
+        cfg.expired,
+        cfg.duration_secs,
+        cfg.workers,
+        systems.join(", ")
+    );
+    let mut rows: Vec<Row> = Vec::new();
+    let mut memory: Vec<Memory> = Vec::new();
+    let mut missing = Vec::new();
+    let mut collect = |line: Line| match line {
+        Line::Row(row) => rows.push(row),
+        Line::Memory(m) => memory.push(m),
+    };
+    // Ours first, so the peak memory of each is measured before the others
+    // have grown the process.
+    for system in &systems {
+        match *system {
+            OURS => run_system(
+                &ours::Ours {
+                    name: OURS,
+                    group_commit: true,
+                },
+                &cfg,
+                &mut collect,
+            )?,
+            SINGLE_WRITER => run_system(
+                &ours::Ours {
+                    name: SINGLE_WRITER,
+                    group_commit: false,
+                },
+                &cfg,
+                &mut collect,
+            )?,
+            GO_STYLE => run_system(&go_style::GoStyle, &cfg, &mut collect)?,
+            _ => {}
+        }
+    }
+    if systems.contains(&SQLX) {
+        let spec = args.peers.as_deref().unwrap_or(peers::BUILD);
+        // The peers are optional: report what failed and keep our results.
+        if let Err(err) = peers::run(spec, &cfg, &mut collect) {
+            eprintln!("tower-sessions-sqlx: {err}");
+            missing.push(format!("tower-sessions-sqlx did not run: {err}"));
+        }
+    }
+    let report = report::Report::new(
+        report::Meta {
+            date: utc_now(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            version: env!("CARGO_PKG_VERSION"),
+            quick: args.quick,
+        },
+        cfg,
+        rows,
+        memory,
+        missing,
+    );
+    println!("{}", report.markdown());
+    if let Some(dir) = &args.out {
+        report.write(dir)?;
+        eprintln!("wrote {}", dir.join("bench.{json,md,svg}").display());
+    }
     Ok(())
+}
+
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, mo, d, h, mi, _) = go_style::utc_civil(secs);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_command_line() -> Result<(), BoxError> {
+        let args = BenchArgs::default();
+        assert_eq!(args.workers, vec![1, 16]);
+        assert_eq!(args.many_workers, 64);
+        let cfg = args.config()?;
+        assert_eq!((cfg.sessions, cfg.expired), (100_000, 1_000_000));
+        assert_eq!(cfg.workloads, Workload::ALL.to_vec());
+        assert_eq!(args.systems()?, vec![OURS, SINGLE_WRITER, GO_STYLE]);
+        Ok(())
+    }
+
+    #[test]
+    fn filters_parse() -> Result<(), BoxError> {
+        let args = DefaultArgs::try_parse_from([
+            "bench",
+            "--quick",
+            "--workloads",
+            "find-hit,cleanup",
+            "--systems",
+            "go,sqlx",
+            "--peers",
+        ])?
+        .args;
+        let cfg = args.config()?;
+        assert_eq!(cfg.sessions, 10_000);
+        assert_eq!(cfg.workloads, vec![Workload::FindHit, Workload::Cleanup]);
+        assert_eq!(args.systems()?, vec![GO_STYLE, SQLX]);
+        assert_eq!(args.peers.as_deref(), Some(peers::BUILD));
+        let bad = DefaultArgs::try_parse_from(["bench", "--workloads", "nope"])?.args;
+        assert!(bad.config().is_err());
+        Ok(())
+    }
 }

@@ -1,0 +1,199 @@
+//! The peer side of the sqlite3store benchmark: tower-sessions-sqlx-store's
+//! `SqliteStore`, as a user gets it, under the workloads of
+//! `crates/bench/src/workload.rs` (included below by path, so both sides
+//! measure the same way).
+//!
+//! It lives outside the workspace because sqlx links its own bundled SQLite,
+//! which clashes with rusqlite's. The `bench` binary runs it with
+//! `--config <JSON>` and reads one JSON result a line from stdout; progress
+//! goes to stderr.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use time::OffsetDateTime;
+use tokio::runtime::{Handle, Runtime};
+use tower_sessions_core::session::{Id, Record};
+use tower_sessions_core::{ExpiredDeletion, SessionStore};
+use tower_sessions_sqlx_store::sqlx::{self, SqlitePool};
+use tower_sessions_sqlx_store::SqliteStore;
+
+// Shared with the bench crate, which uses parts this binary does not.
+#[allow(dead_code)]
+#[path = "../../../crates/bench/src/workload.rs"]
+mod workload;
+
+use workload::{BoxError, Config, SeedRow, System, Target, DATA_LEN, TOKEN_BYTES};
+
+/// The table `SqliteStore::new` uses.
+const TABLE: &str = "tower_sessions";
+/// Rows per INSERT statement while preloading.
+const PRELOAD_CHUNK: usize = 100;
+/// Random bytes behind the session value: base64 makes them 256 characters,
+/// the same 256 bytes of data the other systems store.
+const VALUE_BYTES: usize = DATA_LEN / 4 * 3;
+
+/// tower-sessions-sqlx-store 0.15 with SQLite, on a tokio runtime.
+#[derive(Debug)]
+struct Sqlx {
+    runtime: Runtime,
+}
+
+/// An open store; each call blocks the calling worker on its future, as a
+/// request handler awaits it.
+#[derive(Debug)]
+struct SqlxTarget {
+    store: SqliteStore,
+    pool: SqlitePool,
+    runtime: Handle,
+}
+
+/// A session record as tower-sessions keeps it: an i128 id, the data in one
+/// field, an expiry.
+#[derive(Debug)]
+struct SqlxKey {
+    record: Record,
+}
+
+fn url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+fn record(token: &[u8; TOKEN_BYTES], data: &[u8], expiry: SystemTime) -> Record {
+    let mut id = [0; 16];
+    id.copy_from_slice(&token[..16]);
+    let value = base64::engine::general_purpose::STANDARD.encode(&data[..VALUE_BYTES]);
+    Record {
+        id: Id(i128::from_le_bytes(id)),
+        data: HashMap::from([("data".to_owned(), serde_json::Value::String(value))]),
+        expiry_date: OffsetDateTime::from(expiry),
+    }
+}
+
+impl System for Sqlx {
+    type Target = SqlxTarget;
+
+    fn name(&self) -> &'static str {
+        "tower-sessions-sqlx"
+    }
+
+    fn create(&self, path: &Path, rows: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError> {
+        self.runtime.block_on(async {
+            let pool = SqlitePool::connect(&url(path)).await?;
+            SqliteStore::new(pool.clone()).migrate().await?;
+            // Setup, not measured: many rows per statement, one transaction,
+            // encoded exactly as the store's save() encodes them.
+            let mut tx = pool.begin().await?;
+            let mut chunk = Vec::with_capacity(PRELOAD_CHUNK);
+            loop {
+                chunk.clear();
+                chunk.extend((&mut *rows).take(PRELOAD_CHUNK));
+                if chunk.is_empty() {
+                    break;
+                }
+                let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+                let sql = format!("insert into {TABLE} (id, data, expiry_date) values {values}");
+                let mut query = sqlx::query(&sql);
+                for row in &chunk {
+                    let r = record(&row.token, &row.data, row.expiry);
+                    query = query
+                        .bind(r.id.to_string())
+                        .bind(rmp_serde::to_vec(&r)?)
+                        .bind(r.expiry_date);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            pool.close().await;
+            Ok(())
+        })
+    }
+
+    fn open(&self, path: &Path) -> Result<SqlxTarget, BoxError> {
+        // What the crate's README does: connect with the defaults, migrate.
+        self.runtime.block_on(async {
+            let pool = SqlitePool::connect(&url(path)).await?;
+            let store = SqliteStore::new(pool.clone());
+            store.migrate().await?;
+            Ok(SqlxTarget {
+                store,
+                pool,
+                runtime: self.runtime.handle().clone(),
+            })
+        })
+    }
+}
+
+impl Target for SqlxTarget {
+    type Key = SqlxKey;
+
+    fn key(&self, token: &[u8; TOKEN_BYTES], data: &Arc<[u8]>, expiry: SystemTime) -> SqlxKey {
+        SqlxKey {
+            record: record(token, data, expiry),
+        }
+    }
+
+    fn find(&self, key: &SqlxKey) -> Result<bool, BoxError> {
+        let found = self.runtime.block_on(self.store.load(&key.record.id))?;
+        Ok(found.is_some())
+    }
+
+    fn commit(&self, key: &SqlxKey) -> Result<(), BoxError> {
+        Ok(self.runtime.block_on(self.store.save(&key.record))?)
+    }
+
+    fn delete(&self, key: &SqlxKey) -> Result<(), BoxError> {
+        Ok(self.runtime.block_on(self.store.delete(&key.record.id))?)
+    }
+
+    fn all(&self) -> Option<Result<usize, BoxError>> {
+        None // SessionStore has no such operation.
+    }
+
+    fn cleanup(&self) -> Result<Option<u64>, BoxError> {
+        self.runtime.block_on(self.store.delete_expired())?;
+        Ok(None) // It does not say how many; the runner counts rows.
+    }
+
+    fn count(&self) -> Result<u64, BoxError> {
+        let n: i64 = self.runtime.block_on(
+            sqlx::query_scalar(&format!("select count(*) from {TABLE}")).fetch_one(&self.pool),
+        )?;
+        Ok(n as u64)
+    }
+}
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("bench-peers: {err}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), BoxError> {
+    let mut args = std::env::args().skip(1);
+    let cfg: Config = match (args.next().as_deref(), args.next()) {
+        (Some("--config"), Some(json)) => serde_json::from_str(&json)?,
+        _ => return Err("usage: bench-peers --config <JSON> (run by `bench --peers`)".into()),
+    };
+    let system = Sqlx {
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = None;
+    workload::run_system(&system, &cfg, &mut |line| {
+        let written = serde_json::to_string(&line)
+            .map_err(BoxError::from)
+            .and_then(|json| Ok(writeln!(stdout, "{json}").and_then(|()| stdout.flush())?));
+        if let Err(err) = written {
+            failed.get_or_insert(err);
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
+}

@@ -1,0 +1,973 @@
+//! The workloads, the timed runner and the result rows.
+//!
+//! Shared by the `bench` binary and the peers binary (`bench/peers` includes
+//! this file by path), so every system is loaded, driven, timed and reported
+//! the same way. Nothing here touches SQLite: a system plugs in through
+//! [`System`] (create a preloaded file, open it) and [`Target`] (the
+//! operations). Keep this file free of dependencies beyond `std`,
+//! `hdrhistogram`, `serde`, `serde_json` and `base64`, which both crates have.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Errors of a benchmark run.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Bytes of session data, in every row and every commit.
+pub const DATA_LEN: usize = 256;
+/// Random bytes behind each token (43 characters of base64url).
+pub const TOKEN_BYTES: usize = 32;
+/// Distinct data blobs that commits cycle through (preloaded rows each get
+/// their own random data).
+const DATA_BLOBS: usize = 256;
+/// Tokens that are never stored, for `find-miss`.
+const MISS_TOKENS: usize = 10_000;
+/// The longest latency recorded exactly, in nanoseconds; longer ones count
+/// as this (a minute is far past any busy timeout).
+const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// What one run measures; the main binary hands it to the peers binary as
+/// JSON, so both run the same thing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// Active sessions preloaded for the throughput workloads and cleanup.
+    pub sessions: usize,
+    /// Expired sessions preloaded for the cleanup workloads.
+    pub expired: usize,
+    /// Seconds each throughput workload runs.
+    pub duration_secs: f64,
+    /// Seconds of untimed warm-up (finds and commits) before each workload.
+    pub warmup_secs: f64,
+    /// Worker counts for the throughput workloads.
+    pub workers: Vec<usize>,
+    /// Workers of the `mixed-many` zero-errors check.
+    pub many_workers: usize,
+    /// Workers finding and committing while `cleanup` runs.
+    pub cleanup_workers: usize,
+    /// The workloads to run.
+    pub workloads: Vec<Workload>,
+    /// Seed of every token and data byte, so all systems get the same data.
+    pub seed: u64,
+    /// Where the temporary database directories go (the system temp dir
+    /// when unset).
+    pub dir: Option<PathBuf>,
+}
+
+/// One kind of work. Throughput workloads run at each worker count for a
+/// fixed time; the cleanup workloads run once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// `all()` over the preloaded sessions, one worker.
+    All,
+    /// `find` of a preloaded token.
+    FindHit,
+    /// `find` of a token never stored.
+    FindMiss,
+    /// `commit` replacing a preloaded session.
+    CommitUpdate,
+    /// `commit` of a new token.
+    CommitInsert,
+    /// 90% find, 9% commit, 1% delete, over the preloaded tokens.
+    Mixed,
+    /// `mixed` at many workers: the zero-errors check.
+    MixedMany,
+    /// Cleanup of the expired rows while workers find and commit.
+    Cleanup,
+    /// Cleanup of the expired rows with the store otherwise idle.
+    CleanupIdle,
+}
+
+impl Workload {
+    /// Every workload, in report order.
+    pub const ALL: [Workload; 9] = [
+        Workload::All,
+        Workload::FindHit,
+        Workload::FindMiss,
+        Workload::CommitUpdate,
+        Workload::CommitInsert,
+        Workload::Mixed,
+        Workload::MixedMany,
+        Workload::Cleanup,
+        Workload::CleanupIdle,
+    ];
+
+    /// The throughput workloads in the order they run on one file: reads
+    /// first, while every preloaded token is there; then writes that keep
+    /// the row count; inserts last, as they grow the table.
+    const THROUGHPUT_ORDER: [Workload; 7] = [
+        Workload::All,
+        Workload::FindHit,
+        Workload::FindMiss,
+        Workload::CommitUpdate,
+        Workload::Mixed,
+        Workload::MixedMany,
+        Workload::CommitInsert,
+    ];
+
+    /// The name used on the command line and in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::All => "all",
+            Workload::FindHit => "find-hit",
+            Workload::FindMiss => "find-miss",
+            Workload::CommitUpdate => "commit-update",
+            Workload::CommitInsert => "commit-insert",
+            Workload::Mixed => "mixed",
+            Workload::MixedMany => "mixed-many",
+            Workload::Cleanup => "cleanup",
+            Workload::CleanupIdle => "cleanup-idle",
+        }
+    }
+
+    /// The workload called `name`.
+    pub fn parse(name: &str) -> Option<Workload> {
+        Self::ALL.into_iter().find(|w| w.name() == name.trim())
+    }
+
+    fn is_cleanup(self) -> bool {
+        matches!(self, Workload::Cleanup | Workload::CleanupIdle)
+    }
+}
+
+/// One preloaded session.
+#[derive(Debug, Clone)]
+pub struct SeedRow {
+    /// The token's random bytes (see [`token_string`]).
+    pub token: [u8; TOKEN_BYTES],
+    /// The session data.
+    pub data: [u8; DATA_LEN],
+    /// When it expires (in the past for expired rows).
+    pub expiry: SystemTime,
+}
+
+/// The 43-character base64url (no padding) token for `raw`, as Go's scs
+/// makes them.
+pub fn token_string(raw: &[u8; TOKEN_BYTES]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// A small, fast, deterministic generator (SplitMix64): the same seed gives
+/// every system the same tokens and data, and it costs nanoseconds in the
+/// loop, where it picks keys and operations.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `stream` number `index` of `seed`.
+    pub fn new(seed: u64, stream: u64, index: u64) -> Self {
+        let mut r = Rng(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F));
+        r.0 ^= r.next_u64() ^ index.wrapping_mul(0xE703_7ED1_A0B4_28DB);
+        r
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+/// Streams of the generator, one per kind of key.
+#[derive(Clone, Copy)]
+enum Stream {
+    Active = 1,
+    Expired = 2,
+    Miss = 3,
+    Insert = 4,
+    Blob = 5,
+    Worker = 6,
+}
+
+fn random_token(seed: u64, stream: Stream, i: usize) -> [u8; TOKEN_BYTES] {
+    let mut token = [0; TOKEN_BYTES];
+    Rng::new(seed, stream as u64, i as u64).fill(&mut token);
+    token
+}
+
+/// When preloaded session `i` expires: active ones a day or so from now,
+/// expired ones up to a day ago.
+fn seed_expiry(now: SystemTime, i: usize, expired: bool) -> SystemTime {
+    let spread = Duration::from_secs((i % 3600) as u64);
+    if expired {
+        now - Duration::from_secs(60) - spread * 24
+    } else {
+        now + Duration::from_secs(86_400) + spread
+    }
+}
+
+/// The rows of a fresh database: `active` sessions then `expired` ones,
+/// interleaved so expired rows are spread through the table as in life.
+pub fn seed_rows(seed: u64, active: usize, expired: usize) -> impl Iterator<Item = SeedRow> {
+    let now = SystemTime::now();
+    let total = active + expired;
+    // Spread the active rows evenly among the expired ones.
+    let mut a = 0;
+    let mut e = 0;
+    (0..total).map(move |n| {
+        let take_active = e >= expired || (a < active && a * total <= n * active);
+        let (stream, i, is_expired) = if take_active {
+            a += 1;
+            (Stream::Active, a - 1, false)
+        } else {
+            e += 1;
+            (Stream::Expired, e - 1, true)
+        };
+        let mut rng = Rng::new(seed, stream as u64, i as u64);
+        let mut token = [0; TOKEN_BYTES];
+        rng.fill(&mut token);
+        let mut data = [0; DATA_LEN];
+        rng.fill(&mut data);
+        SeedRow {
+            token,
+            data,
+            expiry: seed_expiry(now, i, is_expired),
+        }
+    })
+}
+
+/// The operations of one open store, as the workloads call them. Every
+/// method is one request: everything it does is timed.
+pub trait Target: Sync {
+    /// A session as this system addresses it, prepared before timing.
+    type Key: Send + Sync;
+
+    /// Prepares the key for `token`, to be committed with `data` and
+    /// `expiry`.
+    fn key(&self, token: &[u8; TOKEN_BYTES], data: &Arc<[u8]>, expiry: SystemTime) -> Self::Key;
+    /// Looks the session up; whether it was found.
+    fn find(&self, key: &Self::Key) -> Result<bool, BoxError>;
+    /// Stores the session (insert or replace).
+    fn commit(&self, key: &Self::Key) -> Result<(), BoxError>;
+    /// Removes the session.
+    fn delete(&self, key: &Self::Key) -> Result<(), BoxError>;
+    /// Every active session, as the system's API returns them; how many.
+    /// `None` when the system has no such operation.
+    fn all(&self) -> Option<Result<usize, BoxError>>;
+    /// Deletes the expired sessions, as the system's cleanup does; the
+    /// number removed if the API reports it.
+    fn cleanup(&self) -> Result<Option<u64>, BoxError>;
+    /// Rows in the table, expired or not (not timed).
+    fn count(&self) -> Result<u64, BoxError>;
+}
+
+/// A system under test: how to make and open its database.
+pub trait System {
+    /// The open store.
+    type Target: Target;
+    /// The name in the results.
+    fn name(&self) -> &'static str;
+    /// Creates a fresh database at `path` holding `rows`, quickly (one big
+    /// transaction), the way this system would find such a file.
+    fn create(&self, path: &Path, rows: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError>;
+    /// Opens the database at `path` as a user of this system would.
+    fn open(&self, path: &Path) -> Result<Self::Target, BoxError>;
+}
+
+/// What a cleanup workload measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CleanupResult {
+    /// Rows removed.
+    pub removed: u64,
+    /// Seconds the cleanup call took.
+    pub secs: f64,
+    /// Rows removed per second.
+    pub rows_per_sec: f64,
+    /// Bytes of the database files (main file plus journal or WAL) before.
+    pub size_before: u64,
+    /// Bytes of the database files right after cleanup returned.
+    pub size_after: u64,
+    /// Bytes of the database files once the store was closed.
+    pub size_closed: u64,
+}
+
+/// One measured workload of one system.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// The system's name.
+    pub system: String,
+    /// The workload.
+    pub workload: Workload,
+    /// Concurrent workers.
+    pub workers: usize,
+    /// Operations completed (successful or not).
+    pub ops: u64,
+    /// Operations that failed (or returned a wrong answer).
+    pub errors: u64,
+    /// Seconds the workers ran.
+    pub secs: f64,
+    /// Operations per second.
+    pub ops_per_sec: f64,
+    /// Median latency, microseconds.
+    pub p50_us: f64,
+    /// 99th percentile latency, microseconds.
+    pub p99_us: f64,
+    /// Worst latency, microseconds.
+    pub max_us: f64,
+    /// The first error seen, if any.
+    pub first_error: Option<String>,
+    /// Anything the reader should know about this row.
+    pub note: Option<String>,
+    /// For the cleanup workloads.
+    pub cleanup: Option<CleanupResult>,
+}
+
+/// Peak memory of one system's phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Memory {
+    /// The system's name.
+    pub system: String,
+    /// Resident memory when the phase began, KiB.
+    pub start_kib: u64,
+    /// Peak resident memory during the phase (`VmHWM`, reset at its
+    /// start when the kernel allows), KiB.
+    pub peak_kib: u64,
+    /// Whether the peak was reset at the start of the phase; if not, it is
+    /// the peak of the whole process so far.
+    pub reset: bool,
+}
+
+/// One line of results, as the peers binary prints them (JSON, one a line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Line {
+    /// A measured workload.
+    Row(Row),
+    /// A system's memory.
+    Memory(Memory),
+}
+
+/// Latencies and counts of one timed run.
+#[derive(Debug)]
+struct Measured {
+    ops: u64,
+    errors: u64,
+    hist: Histogram<u64>,
+    secs: f64,
+    first_error: Option<String>,
+    exhausted: bool,
+}
+
+/// What one operation did.
+enum Outcome {
+    Ok,
+    Failed(String),
+    /// No more keys for this workload: the worker stops.
+    Exhausted,
+}
+
+impl<E: std::fmt::Display> From<Result<(), E>> for Outcome {
+    fn from(r: Result<(), E>) -> Self {
+        match r {
+            Ok(()) => Outcome::Ok,
+            Err(err) => Outcome::Failed(err.to_string()),
+        }
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds")
+}
+
+impl Default for Measured {
+    fn default() -> Self {
+        Self {
+            ops: 0,
+            errors: 0,
+            hist: new_histogram(),
+            secs: 0.0,
+            first_error: None,
+            exhausted: false,
+        }
+    }
+}
+
+/// Runs `op` on `workers` threads, each in a loop until `main` returns, and
+/// times each call. `main` runs on this thread once all workers are ready;
+/// its receiver reports (disconnects) when every worker has stopped on its
+/// own. Only the call to `op` is inside the latency timing.
+fn measure<R>(
+    workers: usize,
+    seed: u64,
+    op: &(dyn Fn(&mut Rng) -> Outcome + Sync),
+    main: impl FnOnce(&Receiver<()>) -> R,
+) -> (Measured, R) {
+    let stop = AtomicBool::new(false);
+    let ready = Barrier::new(workers + 1);
+    let (alive, all_stopped) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (stop, ready, alive) = (&stop, &ready, alive.clone());
+                s.spawn(move || {
+                    let _alive = alive;
+                    let mut rng = Rng::new(seed, Stream::Worker as u64, w as u64);
+                    let mut hist = new_histogram();
+                    let (mut ops, mut errors) = (0u64, 0u64);
+                    let mut first_error = None;
+                    let mut exhausted = false;
+                    ready.wait();
+                    while !stop.load(Ordering::Relaxed) {
+                        let started = Instant::now();
+                        let outcome = op(&mut rng);
+                        let took = started.elapsed();
+                        match outcome {
+                            Outcome::Ok => {}
+                            Outcome::Failed(err) => {
+                                errors += 1;
+                                first_error.get_or_insert(err);
+                            }
+                            Outcome::Exhausted => {
+                                exhausted = true;
+                                break;
+                            }
+                        }
+                        ops += 1;
+                        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+                        hist.saturating_record(ns.max(1));
+                    }
+                    (hist, ops, errors, first_error, exhausted)
+                })
+            })
+            .collect();
+        drop(alive);
+        ready.wait();
+        let started = Instant::now();
+        let result = main(&all_stopped);
+        stop.store(true, Ordering::Relaxed);
+        let mut m = Measured::default();
+        for h in handles {
+            let (hist, ops, errors, first_error, exhausted) = h.join().expect("worker panicked");
+            m.hist.add(&hist).expect("same bounds");
+            m.ops += ops;
+            m.errors += errors;
+            m.exhausted |= exhausted;
+            if m.first_error.is_none() {
+                m.first_error = first_error;
+            }
+        }
+        // Every counted op finished inside this window.
+        m.secs = started.elapsed().as_secs_f64();
+        (m, result)
+    })
+}
+
+/// Runs `op` on `workers` threads for `duration` (or until they all run out
+/// of keys).
+fn measure_for(
+    workers: usize,
+    seed: u64,
+    duration: Duration,
+    op: &(dyn Fn(&mut Rng) -> Outcome + Sync),
+) -> Measured {
+    measure(workers, seed, op, |all_stopped| {
+        // Returns early only if every worker stopped on its own.
+        let _ = all_stopped.recv_timeout(duration);
+    })
+    .0
+}
+
+fn micros(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+fn row(system: &str, workload: Workload, workers: usize, m: &Measured) -> Row {
+    let has = !m.hist.is_empty();
+    Row {
+        system: system.to_owned(),
+        workload,
+        workers,
+        ops: m.ops,
+        errors: m.errors,
+        secs: m.secs,
+        ops_per_sec: if m.secs > 0.0 {
+            m.ops as f64 / m.secs
+        } else {
+            0.0
+        },
+        p50_us: if has {
+            micros(m.hist.value_at_quantile(0.50))
+        } else {
+            0.0
+        },
+        p99_us: if has {
+            micros(m.hist.value_at_quantile(0.99))
+        } else {
+            0.0
+        },
+        max_us: if has { micros(m.hist.max()) } else { 0.0 },
+        first_error: m.first_error.clone(),
+        note: m
+            .exhausted
+            .then(|| format!("ran out of prepared keys after {:.2} s", m.secs)),
+        cleanup: None,
+    }
+}
+
+/// Keys prepared before timing.
+struct Keys<K> {
+    active: Vec<K>,
+    miss: Vec<K>,
+}
+
+fn data_blobs(seed: u64) -> Vec<Arc<[u8]>> {
+    (0..DATA_BLOBS)
+        .map(|i| {
+            let mut data = vec![0; DATA_LEN];
+            Rng::new(seed, Stream::Blob as u64, i as u64).fill(&mut data);
+            Arc::from(data)
+        })
+        .collect()
+}
+
+/// Prints progress to stderr (stdout carries the results).
+fn progress(row: &Row) {
+    let mut line = format!(
+        "  {:<28} {:<14} x{:<3} {:>11.0} ops/s  p50 {:>9.1} us  p99 {:>9.1} us  max {:>10.1} us  errors {}",
+        row.system, row.workload.name(), row.workers, row.ops_per_sec, row.p50_us, row.p99_us, row.max_us, row.errors
+    );
+    if let Some(c) = &row.cleanup {
+        line.push_str(&format!(
+            "  | cleanup {} rows in {:.2} s = {:.0} rows/s, {} -> {} -> {} bytes",
+            c.removed, c.secs, c.rows_per_sec, c.size_before, c.size_after, c.size_closed
+        ));
+    }
+    if let Some(err) = &row.first_error {
+        line.push_str(&format!("  (first error: {err})"));
+    }
+    if let Some(note) = &row.note {
+        line.push_str(&format!("  [{note}]"));
+    }
+    eprintln!("{line}");
+}
+
+/// Bytes of the database at `path` with its journal or WAL.
+pub fn files_size(path: &Path) -> u64 {
+    ["", "-wal", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::metadata(p).map_or(0, |m| m.len())
+        })
+        .sum()
+}
+
+/// A fresh temporary directory for one database, removed on drop.
+fn fresh_dir(cfg: &Config) -> Result<tempfile::TempDir, BoxError> {
+    let mut b = tempfile::Builder::new();
+    b.prefix("sqlite3store-bench-");
+    Ok(match &cfg.dir {
+        Some(dir) => b.tempdir_in(dir)?,
+        None => b.tempdir()?,
+    })
+}
+
+/// Runs every configured workload against `system`, each group on a fresh
+/// file, and hands each result to `emit` as soon as it is measured (memory
+/// last).
+pub fn run_system<S: System>(
+    system: &S,
+    cfg: &Config,
+    emit: &mut dyn FnMut(Line),
+) -> Result<(), BoxError> {
+    let name = system.name();
+    let memory = PeakMemory::start();
+    let wants = |w: Workload| cfg.workloads.contains(&w);
+    let blobs = data_blobs(cfg.seed);
+    let mut emit_row = |row: Row| {
+        progress(&row);
+        emit(Line::Row(row));
+    };
+
+    if Workload::THROUGHPUT_ORDER.into_iter().any(wants) {
+        let dir = fresh_dir(cfg)?;
+        let path = dir.path().join("sessions.db");
+        eprintln!("{name}: preloading {} sessions", cfg.sessions);
+        system.create(&path, &mut seed_rows(cfg.seed, cfg.sessions, 0))?;
+        let target = system.open(&path)?;
+        let keys = prepare_keys(&target, cfg, &blobs);
+        // Commit rates per worker count, to size the insert keys.
+        let mut update_rates = Vec::new();
+        for workload in Workload::THROUGHPUT_ORDER.into_iter().filter(|w| wants(*w)) {
+            let worker_counts = match workload {
+                Workload::All => vec![1],
+                Workload::MixedMany => vec![cfg.many_workers],
+                _ => cfg.workers.clone(),
+            };
+            for workers in worker_counts {
+                let rate = update_rates
+                    .iter()
+                    .find(|(w, _)| *w == workers)
+                    .map(|(_, r)| *r);
+                let row =
+                    run_throughput(name, &target, cfg, &keys, &blobs, workload, workers, rate);
+                if workload == Workload::CommitUpdate {
+                    update_rates.push((workers, row.ops_per_sec));
+                }
+                emit_row(row);
+            }
+        }
+    }
+    for workload in [Workload::Cleanup, Workload::CleanupIdle] {
+        if wants(workload) {
+            emit_row(run_cleanup(system, cfg, &blobs, workload)?);
+        }
+    }
+    emit(Line::Memory(memory.finish(name)));
+    Ok(())
+}
+
+fn prepare_keys<T: Target>(target: &T, cfg: &Config, blobs: &[Arc<[u8]>]) -> Keys<T::Key> {
+    let expiry = SystemTime::now() + Duration::from_secs(86_400);
+    let key = |stream, i: usize| {
+        target.key(
+            &random_token(cfg.seed, stream, i),
+            &blobs[i % blobs.len()],
+            expiry,
+        )
+    };
+    Keys {
+        active: (0..cfg.sessions).map(|i| key(Stream::Active, i)).collect(),
+        miss: (0..MISS_TOKENS).map(|i| key(Stream::Miss, i)).collect(),
+    }
+}
+
+/// The untimed warm-up before each workload: finds and commits of existing
+/// sessions, so connections are open and caches warm, without changing which
+/// tokens exist.
+fn warm_up<T: Target>(target: &T, cfg: &Config, keys: &Keys<T::Key>, workers: usize) {
+    if cfg.warmup_secs <= 0.0 || keys.active.is_empty() {
+        return;
+    }
+    let op = |rng: &mut Rng| {
+        let key = &keys.active[rng.below(keys.active.len())];
+        if rng.below(10) == 0 {
+            let _ = target.commit(key);
+        } else {
+            let _ = target.find(key);
+        }
+        Outcome::Ok
+    };
+    measure_for(
+        workers,
+        cfg.seed ^ 0x5752,
+        Duration::from_secs_f64(cfg.warmup_secs),
+        &op,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_throughput<T: Target>(
+    name: &str,
+    target: &T,
+    cfg: &Config,
+    keys: &Keys<T::Key>,
+    blobs: &[Arc<[u8]>],
+    workload: Workload,
+    workers: usize,
+    update_rate: Option<f64>,
+) -> Row {
+    let duration = Duration::from_secs_f64(cfg.duration_secs);
+    let active = &keys.active;
+    let pick = |rng: &mut Rng| &active[rng.below(active.len())];
+    let measured = match workload {
+        Workload::All => {
+            if target.all().is_none() {
+                return Row {
+                    note: Some("not supported: the store has no all()".into()),
+                    ..row(name, workload, workers, &Measured::default())
+                };
+            }
+            let want = cfg.sessions;
+            measure_for(workers, cfg.seed, duration, &|_| match target.all() {
+                Some(Ok(n)) if n == want => Outcome::Ok,
+                Some(Ok(n)) => {
+                    Outcome::Failed(format!("all() returned {n} sessions, expected {want}"))
+                }
+                Some(Err(err)) => Outcome::Failed(err.to_string()),
+                None => Outcome::Failed("all() unsupported".into()),
+            })
+        }
+        Workload::FindHit => {
+            warm_up(target, cfg, keys, workers);
+            measure_for(
+                workers,
+                cfg.seed,
+                duration,
+                &|rng| match target.find(pick(rng)) {
+                    Ok(true) => Outcome::Ok,
+                    Ok(false) => Outcome::Failed("a stored session was not found".into()),
+                    Err(err) => Outcome::Failed(err.to_string()),
+                },
+            )
+        }
+        Workload::FindMiss => {
+            warm_up(target, cfg, keys, workers);
+            let miss = &keys.miss;
+            measure_for(workers, cfg.seed, duration, &|rng| match target
+                .find(&miss[rng.below(miss.len())])
+            {
+                Ok(false) => Outcome::Ok,
+                Ok(true) => Outcome::Failed("found a token never stored".into()),
+                Err(err) => Outcome::Failed(err.to_string()),
+            })
+        }
+        Workload::CommitUpdate => {
+            warm_up(target, cfg, keys, workers);
+            measure_for(workers, cfg.seed, duration, &|rng| {
+                target.commit(pick(rng)).into()
+            })
+        }
+        Workload::CommitInsert => {
+            warm_up(target, cfg, keys, workers);
+            // Enough fresh keys for twice the update rate (inserts are not
+            // faster), prepared before timing; running out ends the run early
+            // and is noted.
+            let expected = update_rate.unwrap_or(100_000.0) * cfg.duration_secs * 2.0;
+            let count = (expected as usize).clamp(10_000, 5_000_000);
+            let expiry = SystemTime::now() + Duration::from_secs(86_400);
+            let base = workers * 10_000_000; // distinct keys per worker count
+            let fresh: Vec<T::Key> = (0..count)
+                .map(|i| {
+                    let token = random_token(cfg.seed, Stream::Insert, base + i);
+                    target.key(&token, &blobs[i % blobs.len()], expiry)
+                })
+                .collect();
+            let next = AtomicUsize::new(0);
+            measure_for(workers, cfg.seed, duration, &|_| match fresh
+                .get(next.fetch_add(1, Ordering::Relaxed))
+            {
+                Some(key) => target.commit(key).into(),
+                None => Outcome::Exhausted,
+            })
+        }
+        Workload::Mixed | Workload::MixedMany => {
+            warm_up(target, cfg, keys, workers);
+            measure_for(workers, cfg.seed, duration, &|rng| {
+                let key = pick(rng);
+                match rng.below(100) {
+                    0..=89 => match target.find(key) {
+                        Ok(_) => Outcome::Ok,
+                        Err(err) => Outcome::Failed(err.to_string()),
+                    },
+                    90..=98 => target.commit(key).into(),
+                    _ => target.delete(key).into(),
+                }
+            })
+        }
+        Workload::Cleanup | Workload::CleanupIdle => unreachable!("not a throughput workload"),
+    };
+    row(name, workload, workers, &measured)
+}
+
+fn run_cleanup<S: System>(
+    system: &S,
+    cfg: &Config,
+    blobs: &[Arc<[u8]>],
+    workload: Workload,
+) -> Result<Row, BoxError> {
+    debug_assert!(workload.is_cleanup());
+    let name = system.name();
+    let dir = fresh_dir(cfg)?;
+    let path = dir.path().join("sessions.db");
+    eprintln!(
+        "{name}: preloading {} active and {} expired sessions for {}",
+        cfg.sessions,
+        cfg.expired,
+        workload.name()
+    );
+    system.create(&path, &mut seed_rows(cfg.seed, cfg.sessions, cfg.expired))?;
+    let target = system.open(&path)?;
+    let workers = if workload == Workload::Cleanup {
+        cfg.cleanup_workers
+    } else {
+        0
+    };
+    let keys = prepare_keys(&target, cfg, blobs);
+    if workers > 0 {
+        warm_up(&target, cfg, &keys, workers);
+    }
+    let rows_before = target.count()?;
+    let size_before = files_size(&path);
+    // Workers find and commit (half each) existing sessions for as long
+    // as the cleanup call runs.
+    let active = &keys.active;
+    let op = |rng: &mut Rng| {
+        let key = &active[rng.below(active.len())];
+        if rng.below(2) == 0 {
+            match target.find(key) {
+                Ok(true) => Outcome::Ok,
+                Ok(false) => Outcome::Failed("an active session was not found".into()),
+                Err(err) => Outcome::Failed(err.to_string()),
+            }
+        } else {
+            target.commit(key).into()
+        }
+    };
+    let (measured, (cleanup, took)) = measure(workers, cfg.seed, &op, |_| {
+        let started = Instant::now();
+        let result = target.cleanup();
+        (result, started.elapsed())
+    });
+    let size_after = files_size(&path);
+    let mut row = row(name, workload, workers, &measured);
+    let reported = match cleanup {
+        Ok(reported) => reported,
+        Err(err) => {
+            row.errors += 1;
+            row.first_error = Some(format!("cleanup failed: {err}"));
+            None
+        }
+    };
+    let removed = match reported {
+        Some(n) => n,
+        None => rows_before.saturating_sub(target.count()?),
+    };
+    drop(target);
+    let secs = took.as_secs_f64();
+    row.cleanup = Some(CleanupResult {
+        removed,
+        secs,
+        rows_per_sec: if secs > 0.0 {
+            removed as f64 / secs
+        } else {
+            0.0
+        },
+        size_before,
+        size_after,
+        size_closed: files_size(&path),
+    });
+    if removed != cfg.expired as u64 {
+        row.note = Some(format!("removed {removed} of {} expired rows", cfg.expired));
+    }
+    Ok(row)
+}
+
+/// The process's peak resident memory over a phase, from `/proc/self`.
+#[derive(Debug)]
+struct PeakMemory {
+    start_kib: u64,
+    reset: bool,
+}
+
+impl PeakMemory {
+    fn start() -> Self {
+        // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux).
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        Self {
+            start_kib: proc_status_kib("VmRSS").unwrap_or(0),
+            reset,
+        }
+    }
+
+    fn finish(self, system: &str) -> Memory {
+        Memory {
+            system: system.to_owned(),
+            start_kib: self.start_kib,
+            peak_kib: proc_status_kib("VmHWM").unwrap_or(0),
+            reset: self.reset,
+        }
+    }
+}
+
+/// A `kB` field of `/proc/self/status`.
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_43_chars_of_base64url() {
+        let t = token_string(&random_token(1, Stream::Active, 0));
+        assert_eq!(t.len(), 43);
+        assert!(t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+
+    #[test]
+    fn seed_rows_interleave_and_repeat() {
+        let rows: Vec<_> = seed_rows(7, 10, 30).collect();
+        assert_eq!(rows.len(), 40);
+        let now = SystemTime::now();
+        assert_eq!(rows.iter().filter(|r| r.expiry > now).count(), 10);
+        // Active rows are spread, not bunched at one end.
+        assert!(rows[..20].iter().any(|r| r.expiry > now));
+        assert!(rows[20..].iter().any(|r| r.expiry > now));
+        // The same seed gives the same tokens, and active token i matches
+        // the key the workloads use.
+        let again: Vec<_> = seed_rows(7, 10, 30).collect();
+        assert!(rows.iter().zip(&again).all(|(a, b)| a.token == b.token));
+        let active: Vec<_> = rows.iter().filter(|r| r.expiry > now).collect();
+        assert_eq!(active[3].token, random_token(7, Stream::Active, 3));
+    }
+
+    #[test]
+    fn workload_names_round_trip() {
+        for w in Workload::ALL {
+            assert_eq!(Workload::parse(w.name()), Some(w));
+        }
+    }
+
+    #[test]
+    fn measure_counts_ops_and_errors() {
+        let n = AtomicUsize::new(0);
+        let m = measure_for(2, 1, Duration::from_millis(50), &|_| {
+            if n.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
+                Outcome::Ok
+            } else {
+                Outcome::Failed("odd".into())
+            }
+        });
+        assert!(m.ops > 0);
+        assert_eq!(m.hist.len(), m.ops);
+        assert!(m.errors > 0 && m.errors <= m.ops);
+        assert!(m.secs >= 0.05);
+    }
+
+    #[test]
+    fn measure_ends_early_when_keys_run_out() {
+        let next = AtomicUsize::new(0);
+        let m = measure_for(3, 1, Duration::from_secs(30), &|_| {
+            if next.fetch_add(1, Ordering::Relaxed) < 100 {
+                Outcome::Ok
+            } else {
+                Outcome::Exhausted
+            }
+        });
+        assert_eq!(m.ops, 100);
+        assert!(m.exhausted);
+        assert!(m.secs < 5.0);
+    }
+}
