@@ -42,7 +42,7 @@ mod sqlite3store_tests {
 #[test]
 fn tower_sessions_suite_found() {
     panic!(
-        "tower-sessions 0.15.0's tests/common/mod.rs was not found in the cargo registry; \
+        "tower-sessions' tests/common/mod.rs (the version in Cargo.lock) was not found in the cargo registry; \
          run `cargo fetch`, or set TOWER_SESSIONS_COMMON_RS to the file's path"
     );
 }
