@@ -1,0 +1,689 @@
+//! Faults: a full file, a write lock held by another connection or process
+//! (which may die holding it), a cleanup thread that meets errors, and
+//! damaged files: a garbage header, truncation, corrupted pages. Each ends
+//! in a typed error or correct data: never a panic, never wrong data.
+
+mod support;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sqlite3store::{Error, ManualClock, SqliteStore};
+use support::{assert_intact, emit, far_future, Rng, TestResult};
+
+thread_local! {
+    /// Faults injected by the test running on this thread.
+    static FAULTS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn fault() {
+    FAULTS.with(|f| f.set(f.get() + 1));
+}
+
+/// Prints the summary line of the test running on this thread.
+fn report(test: &str, detail: &str) {
+    println!(
+        "faults[{test}]: {} injected{detail}",
+        FAULTS.with(Cell::get)
+    );
+}
+
+fn start() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+/// Polls `done` until it holds or `within` has passed.
+fn eventually(within: Duration, mut done: impl FnMut() -> TestResult<bool>) -> TestResult<bool> {
+    let deadline = Instant::now() + within;
+    loop {
+        if done()? {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn assert_full(err: &Error, what: &str) {
+    assert!(
+        matches!(err, Error::DiskFull(_)),
+        "{what}: expected DiskFull, got {err:?}"
+    );
+    assert!(err.is_retryable(), "{what}: DiskFull is retryable");
+}
+
+fn assert_busy(err: &Error, what: &str) {
+    assert!(
+        matches!(err, Error::Busy(_)),
+        "{what}: expected Busy, got {err:?}"
+    );
+    assert!(err.is_retryable(), "{what}: Busy is retryable");
+}
+
+// ---- a full file ----------------------------------------------------------
+
+fn payload(i: u64) -> Vec<u8> {
+    format!("{i:06}:").repeat(200).into_bytes()
+}
+
+fn token(i: u64) -> String {
+    format!("session-{i:06}")
+}
+
+/// Commits new sessions until the file is full; returns those stored.
+fn fill(store: &SqliteStore, next: &mut u64, expiry: SystemTime) -> TestResult<Vec<u64>> {
+    let mut stored = Vec::new();
+    for _ in 0..10_000 {
+        let i = *next;
+        *next += 1;
+        match store.commit(&token(i), &payload(i), expiry) {
+            Ok(()) => stored.push(i),
+            Err(err) => {
+                fault();
+                assert_full(&err, "commit into a full file");
+                assert_eq!(
+                    store.find(&token(i))?,
+                    None,
+                    "a failed commit wrote nothing"
+                );
+                return Ok(stored);
+            }
+        }
+    }
+    Err("the file never filled up".into())
+}
+
+#[test]
+fn full_file_fails_commits_with_disk_full_and_recovers_without_restart() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("sessions.db");
+    let limit = 256 * 1024;
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = SqliteStore::builder(&path)
+        .max_file_size(limit)
+        .cleanup_interval(Duration::ZERO)
+        .clock(clock.clone())
+        .build()?;
+    let soon = start() + Duration::from_secs(60);
+    let later = start() + Duration::from_secs(86_400);
+    let mut next = 0;
+    let mut live: Vec<u64> = fill(&store, &mut next, later)?;
+    assert!(live.len() > 20, "only {} sessions fit", live.len());
+
+    // Still full: the same commit fails the same way, with no restart.
+    let err = store
+        .commit("one-more", &payload(0), later)
+        .expect_err("still full");
+    fault();
+    assert_full(&err, "second try");
+    // Finds keep working, and see every acknowledged commit.
+    for &i in &live {
+        assert_eq!(store.find(&token(i))?, Some(payload(i)), "{}", token(i));
+    }
+    assert_eq!(store.all()?.len(), live.len());
+
+    // Concurrent commits into the full file (one group-commit batch that
+    // fails): each caller gets DiskFull, and nothing is half-written.
+    let results: Vec<(u64, sqlite3store::Result<()>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|t| {
+                let store = &store;
+                s.spawn(move || {
+                    let i = 1_000_000 + t;
+                    (i, store.commit(&token(i), &payload(i), later))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    for (i, result) in results {
+        match result {
+            Ok(()) => {
+                assert_eq!(store.find(&token(i))?, Some(payload(i)));
+                live.push(i);
+            }
+            Err(err) => {
+                fault();
+                assert_full(&err, "concurrent commit");
+                assert_eq!(store.find(&token(i))?, None);
+            }
+        }
+    }
+
+    // Deleting sessions frees pages: commits work again.
+    for &i in live.iter().step_by(3) {
+        assert!(store.delete(&token(i))?, "delete {}", token(i));
+    }
+    live = live
+        .into_iter()
+        .enumerate()
+        .filter(|(n, _)| n % 3 != 0)
+        .map(|(_, i)| i)
+        .collect();
+    let refilled = fill(&store, &mut next, soon)?;
+    assert!(
+        !refilled.is_empty(),
+        "no commit fit after deleting a third of the sessions"
+    );
+
+    // Cleanup frees pages too: expire the refill and remove it.
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(store.delete_expired()?, refilled.len() as u64);
+    let again = fill(&store, &mut next, later)?;
+    assert!(!again.is_empty(), "no commit fit after cleanup");
+    live.extend(again);
+
+    for &i in &live {
+        assert_eq!(store.find(&token(i))?, Some(payload(i)), "{}", token(i));
+    }
+    for &i in &refilled {
+        assert_eq!(store.find(&token(i))?, None, "expired {}", token(i));
+    }
+    let stats = store.stats()?;
+    assert!(
+        stats.page_count * stats.page_size <= limit,
+        "{} pages of {} bytes exceed the {limit}-byte limit",
+        stats.page_count,
+        stats.page_size
+    );
+    drop(store);
+    assert_intact(&path)?;
+    report("disk full", "");
+    Ok(())
+}
+
+// ---- a write lock held elsewhere -------------------------------------------
+
+/// Every kind of write fails with Busy while another connection holds the
+/// write lock; reads go on.
+fn assert_writes_busy(store: &SqliteStore) -> TestResult {
+    let later = far_future();
+    let checks: [(&str, sqlite3store::Result<()>); 5] = [
+        ("commit", store.commit("blocked", b"x", later)),
+        ("create", store.create("blocked", b"x", later).map(drop)),
+        ("delete", store.delete("before").map(drop)),
+        ("delete_expired", store.delete_expired().map(drop)),
+        ("vacuum", store.vacuum()),
+    ];
+    for (what, result) in checks {
+        fault();
+        assert_busy(&result.expect_err(what), what);
+    }
+    // Concurrent writers, batched together: each gets its own Busy.
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| s.spawn(move || store.commit(&format!("blocked-{t}"), b"x", later)))
+            .collect();
+        for h in handles {
+            fault();
+            assert_busy(
+                &h.join().expect("thread").expect_err("locked"),
+                "concurrent commit",
+            );
+        }
+    });
+    assert_eq!(
+        store.find("before")?,
+        Some(b"before".to_vec()),
+        "reads go on"
+    );
+    assert_eq!(store.find("blocked")?, None);
+    Ok(())
+}
+
+fn locked_store(path: &Path) -> TestResult<SqliteStore> {
+    let store = SqliteStore::builder(path)
+        .busy_timeout(Duration::from_millis(100))
+        .cleanup_interval(Duration::ZERO)
+        .build()?;
+    store.commit("before", b"before", far_future())?;
+    Ok(store)
+}
+
+/// An insert of `token` as another program would write it (expiry far out).
+fn foreign_insert(token: &str) -> String {
+    format!(
+        "INSERT INTO sessions (token, data, expiry) VALUES ('{token}', x'6f74686572', 5373484.0)"
+    )
+}
+
+#[test]
+fn write_lock_held_by_another_connection_gives_busy_then_recovers() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("sessions.db");
+    let store = locked_store(&path)?;
+    let other = rusqlite::Connection::open(&path)?;
+    other.execute_batch(&format!("BEGIN IMMEDIATE; {}", foreign_insert("other")))?;
+
+    assert_writes_busy(&store)?;
+    assert_eq!(
+        store.find("other")?,
+        None,
+        "uncommitted rows stay invisible"
+    );
+
+    other.execute_batch("COMMIT")?;
+    store.commit("after", b"after", far_future())?;
+    assert_eq!(store.find("after")?, Some(b"after".to_vec()));
+    assert_eq!(store.find("other")?, Some(b"other".to_vec()));
+    assert!(store.delete("other")?);
+    drop(store);
+    report("lock held by a connection", "");
+    assert_intact(&path)
+}
+
+const LOCKER_TEST: &str = "write_lock_held_by_another_process_gives_busy_until_released_or_killed";
+
+#[test]
+fn write_lock_held_by_another_process_gives_busy_until_released_or_killed() -> TestResult {
+    if support::child_role().is_some() {
+        return locker_main();
+    }
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("sessions.db");
+    let store = locked_store(&path)?;
+
+    for (token, release) in [("released", true), ("killed", false)] {
+        let mut child = support::child_command(LOCKER_TEST, "locker")?
+            .env("LOCK_DB", &path)
+            .env("LOCK_TOKEN", token)
+            .stdin(Stdio::piped())
+            .spawn()?;
+        let lines = support::lines(child.stdout.take().ok_or("no stdout")?);
+        assert_eq!(lines.recv_timeout(Duration::from_secs(30))?, "locked");
+
+        assert_writes_busy(&store)?;
+
+        if release {
+            writeln!(child.stdin.take().ok_or("no stdin")?, "release")?;
+            assert_eq!(lines.recv_timeout(Duration::from_secs(30))?, "released");
+            assert!(child.wait()?.success(), "locker failed");
+        } else {
+            // Dies holding the lock: the OS drops it, SQLite rolls back.
+            child.kill()?;
+            child.wait()?;
+        }
+        fault();
+        store.commit(&format!("after-{token}"), b"after", far_future())?;
+        let landed = store.find(token)?;
+        assert_eq!(
+            landed.is_some(),
+            release,
+            "{token}: the other process's write is there if and only if it committed"
+        );
+    }
+    drop(store);
+    report("lock held by a process", "");
+    assert_intact(&path)
+}
+
+/// A child that holds the write lock (with an uncommitted insert) until
+/// told to release it, or until it is killed.
+fn locker_main() -> TestResult {
+    let conn = rusqlite::Connection::open(support::child_env("LOCK_DB"))?;
+    let insert = foreign_insert(&support::child_env("LOCK_TOKEN"));
+    conn.execute_batch(&format!("BEGIN IMMEDIATE; {insert}"))?;
+    emit("locked");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    conn.execute_batch("COMMIT")?;
+    emit("released");
+    Ok(())
+}
+
+// ---- cleanup through errors ------------------------------------------------
+
+#[test]
+fn cleanup_thread_keeps_running_through_failed_runs() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("sessions.db");
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = SqliteStore::builder(&path)
+        .cleanup_interval(Duration::from_millis(50))
+        .first_cleanup_delay(Duration::from_millis(50))
+        .busy_timeout(Duration::from_millis(20))
+        .clock(clock.clone())
+        .build()?;
+    for i in 0..30 {
+        store.commit(&token(i), &payload(i), start() + Duration::from_secs(10))?;
+    }
+    let other = rusqlite::Connection::open(&path)?;
+    other.execute_batch("BEGIN IMMEDIATE")?;
+    clock.advance(Duration::from_secs(3600));
+    let locked_at = SystemTime::now();
+
+    // Two runs start (and end) while the lock is held: both fail, and the
+    // thread goes on to the next.
+    let mut runs = Vec::new();
+    let ran = eventually(Duration::from_secs(20), || {
+        if let Some(report) = store.stats()?.last_cleanup {
+            if report.started > locked_at && !runs.contains(&report.started) {
+                runs.push(report.started);
+            }
+        }
+        Ok(runs.len() >= 2)
+    })?;
+    assert!(ran, "cleanup did not run twice while locked (saw {runs:?})");
+    let stats = store.stats()?;
+    assert_eq!(stats.expired, 30, "nothing was removed while locked");
+    runs.iter().for_each(|_| fault());
+
+    other.execute_batch("ROLLBACK")?;
+    let cleaned = eventually(Duration::from_secs(20), || Ok(store.stats()?.expired == 0))?;
+    assert!(
+        cleaned,
+        "cleanup never succeeded after the lock was released"
+    );
+    assert_eq!(store.all()?.len(), 0);
+    report("cleanup through errors", "");
+    Ok(())
+}
+
+// ---- damaged files ---------------------------------------------------------
+
+/// A closed, checkpointed database holding `n` small sessions (no overflow
+/// pages), as bytes, and what it holds.
+fn pristine(dir: &Path, n: u64) -> TestResult<(Vec<u8>, HashMap<String, Vec<u8>>)> {
+    let path = dir.join("pristine.db");
+    let store = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
+    let mut expected = HashMap::new();
+    for i in 0..n {
+        let (t, d) = (
+            token(i),
+            format!("{i}|").repeat(1 + (i % 40) as usize).into_bytes(),
+        );
+        store.commit(&t, &d, far_future())?;
+        expected.insert(t, d);
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(&path)?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    drop(conn);
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(support::sidecar(&path, suffix));
+    }
+    Ok((std::fs::read(&path)?, expected))
+}
+
+/// The errors that say "this file is damaged".
+fn is_damage(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Corrupt(_) | Error::NotADatabase(_) | Error::SchemaMismatch { .. }
+    )
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    rejected_at_open: u64,
+    errors: u64,
+    correct: u64,
+    /// Operations that returned wrong data with no error.
+    wrong: Vec<String>,
+}
+
+/// Opens the damaged file at `path` and runs every operation. Each must
+/// end in a damage error or in exactly the right answer.
+fn exercise(
+    path: &Path,
+    expected: &HashMap<String, Vec<u8>>,
+    what: &str,
+    out: &mut Outcome,
+) -> TestResult {
+    fault();
+    let store = match SqliteStore::builder(path)
+        .cleanup_interval(Duration::ZERO)
+        .build()
+    {
+        Ok(store) => store,
+        Err(err) => {
+            assert!(is_damage(&err), "{what}: open failed with {err:?}");
+            out.rejected_at_open += 1;
+            return Ok(());
+        }
+    };
+    let mut check = |op: &str, result: Result<bool, Error>| match result {
+        Ok(true) => out.correct += 1,
+        Ok(false) => out.wrong.push(format!("{what}: {op}")),
+        Err(err) if is_damage(&err) => out.errors += 1,
+        Err(err) => panic!("{what}: {op} failed with {err:?}, not a damage error"),
+    };
+    for (t, d) in expected {
+        check(
+            &format!("find {t}"),
+            store.find(t).map(|f| f.as_ref() == Some(d)),
+        );
+    }
+    check("all", store.all().map(|all| &all == expected));
+    check(
+        "list",
+        store.list(usize::MAX).map(|l| l.len() == expected.len()),
+    );
+    check(
+        "stats",
+        store.stats().map(|s| s.active == expected.len() as u64),
+    );
+    let t = token(0);
+    check(
+        "delete",
+        store
+            .delete(&t)
+            .map(|found| found == expected.contains_key(&t)),
+    );
+    check(
+        "commit",
+        store
+            .commit("new-session", b"new", far_future())
+            .and_then(|()| store.find("new-session"))
+            .map(|f| f.as_deref() == Some(&b"new"[..])),
+    );
+    check("delete_expired", store.delete_expired().map(|n| n == 0));
+    Ok(())
+}
+
+#[test]
+fn garbage_header_is_rejected_at_open_and_the_file_left_alone() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (good, _) = pristine(dir.path(), 50)?;
+    let path = dir.path().join("damaged.db");
+    let mut rng = Rng::new(7);
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut header = good.clone();
+    header[..100]
+        .iter_mut()
+        .for_each(|b| *b = rng.next_u64() as u8);
+    cases.push(("random header", header));
+    let mut magic = good.clone();
+    magic[..16].copy_from_slice(b"SQLite format 4\0");
+    cases.push(("wrong magic", magic));
+    let mut page_size = good.clone();
+    page_size[16..18].copy_from_slice(&[0x12, 0x34]);
+    cases.push(("impossible page size", page_size));
+    cases.push(("a text file", b"token,data,expiry\nabc,def,1\n".repeat(500)));
+    cases.push((
+        "random bytes",
+        (0..65_536).map(|_| rng.next_u64() as u8).collect(),
+    ));
+    for (what, bytes) in cases {
+        std::fs::write(&path, &bytes)?;
+        fault();
+        let err = SqliteStore::new(&path).expect_err(what);
+        assert!(
+            matches!(err, Error::NotADatabase(_)),
+            "{what}: expected NotADatabase, got {err:?}"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        let err = rt
+            .block_on(sqlite3store::AsyncSqliteStore::open(SqliteStore::builder(
+                &path,
+            )))
+            .expect_err(what);
+        assert!(
+            matches!(err, Error::NotADatabase(_)),
+            "{what} (async): {err:?}"
+        );
+        assert_eq!(std::fs::read(&path)?, bytes, "{what}: the file was changed");
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(support::sidecar(&path, suffix));
+        }
+    }
+    report("garbage header", "");
+    Ok(())
+}
+
+#[test]
+fn truncated_file_gives_a_damage_error_or_right_data() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (good, expected) = pristine(dir.path(), 300)?;
+    let page = usize::from(u16::from_be_bytes([good[16], good[17]]));
+    let path = dir.path().join("damaged.db");
+    let mut out = Outcome::default();
+    let lengths = [
+        2,
+        50,
+        99,
+        100,
+        512,
+        page - 1,
+        page,
+        page + 1,
+        3 * page,
+        good.len() / 2,
+        good.len() - page,
+        good.len() - 1,
+    ];
+    for len in lengths {
+        std::fs::write(&path, &good[..len])?;
+        exercise(
+            &path,
+            &expected,
+            &format!("truncated to {len} bytes"),
+            &mut out,
+        )?;
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(support::sidecar(&path, suffix));
+        }
+    }
+    // An empty file is a new database, not a damaged one.
+    std::fs::write(&path, b"")?;
+    let store = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
+    assert!(store.all()?.is_empty());
+    report("truncation", &format!(", {out:?}"));
+    assert!(
+        out.wrong.is_empty(),
+        "wrong data with no error: {:#?}",
+        out.wrong
+    );
+    Ok(())
+}
+
+#[test]
+fn corrupted_pages_give_a_damage_error_or_right_data() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (good, expected) = pristine(dir.path(), 300)?;
+    let page = usize::from(u16::from_be_bytes([good[16], good[17]]));
+    let pages = good.len() / page;
+    let path = dir.path().join("damaged.db");
+    let mut rng = Rng::new(11);
+    let mut out = Outcome::default();
+    // Whole pages overwritten (page 1, the header and schema, included).
+    for p in 0..pages {
+        for fill in ["zeros", "ones", "random"] {
+            let mut bytes = good.clone();
+            for b in &mut bytes[p * page..(p + 1) * page] {
+                *b = match fill {
+                    "zeros" => 0,
+                    "ones" => 0xFF,
+                    _ => rng.next_u64() as u8,
+                };
+            }
+            std::fs::write(&path, &bytes)?;
+            exercise(
+                &path,
+                &expected,
+                &format!("page {} filled with {fill}", p + 1),
+                &mut out,
+            )?;
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(support::sidecar(&path, suffix));
+            }
+        }
+    }
+    report("page corruption", &format!(", {out:?}"));
+    assert!(
+        out.wrong.is_empty(),
+        "wrong data with no error: {:#?}",
+        out.wrong
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "limitation: SQLite keeps no page checksums, so bytes overwritten inside a row's data are returned as they are"]
+fn bytes_overwritten_inside_rows_give_a_damage_error_or_right_data() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (good, expected) = pristine(dir.path(), 300)?;
+    let page = usize::from(u16::from_be_bytes([good[16], good[17]]));
+    let pages = good.len() / page;
+    let path = dir.path().join("damaged.db");
+    let mut rng = Rng::new(13);
+    let mut out = Outcome::default();
+    // Bytes overwritten across a page boundary: the end of one page (cell
+    // content) and the start of the next (its header).
+    for p in 1..pages - 1 {
+        let mut bytes = good.clone();
+        let from = p * page + page / 2;
+        for b in &mut bytes[from..from + page] {
+            *b = rng.next_u64() as u8;
+        }
+        std::fs::write(&path, &bytes)?;
+        exercise(
+            &path,
+            &expected,
+            &format!("bytes {from}..{} random", from + page),
+            &mut out,
+        )?;
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(support::sidecar(&path, suffix));
+        }
+    }
+    report("in-row corruption", &format!(", {out:?}"));
+    assert!(
+        out.wrong.is_empty(),
+        "wrong data with no error: {:#?}",
+        out.wrong
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "bug: a 1-byte file is taken for a new, empty database and overwritten"]
+fn one_byte_file_is_rejected_and_left_alone() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (good, _) = pristine(dir.path(), 10)?;
+    let path = dir.path().join("damaged.db");
+    // A database cut to its first byte, and a file that never was one.
+    for bytes in [&good[..1], b"x"] {
+        std::fs::write(&path, bytes)?;
+        fault();
+        let opened = SqliteStore::with_cleanup_interval(&path, Duration::ZERO);
+        let after = std::fs::read(&path)?;
+        assert!(
+            matches!(opened, Err(Error::NotADatabase(_) | Error::Corrupt(_))),
+            "{bytes:?}: opened as {opened:?}; the file is now {} bytes",
+            after.len()
+        );
+        assert_eq!(after, bytes, "the file was overwritten");
+    }
+    Ok(())
+}
