@@ -37,6 +37,7 @@
 mod async_store;
 mod background;
 mod builder;
+mod checkpoint;
 mod clock;
 mod error;
 mod hash;

@@ -11,26 +11,30 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::background::{Background, Waker};
+use crate::background::Background;
 use crate::builder::Builder;
+use crate::checkpoint::{self, WalState};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::hash::{storage_key, TokenHasher};
 use crate::julian::{from_julian, to_julian};
 use crate::pool::ReaderPool;
 use crate::schema::Sql;
-use crate::writer::{WriteOp, Writer};
+use crate::writer::{WriteOp, Writer, YIELDED};
 
-/// How often the checkpoint thread looks at the WAL when nobody wakes it.
-const CHECKPOINT_TICK: Duration = Duration::from_secs(1);
 /// The WAL file is truncated to this after a checkpoint resets it.
 const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
-/// Pages freed per `incremental_vacuum` step, so the writer is never held long.
-const VACUUM_STEP_PAGES: u32 = 2048;
-/// Cleanup batches grow while they take less than this and nobody waits.
-const IDLE_BATCH_TARGET: Duration = Duration::from_millis(20);
+/// Pages freed per `incremental_vacuum` step while others write.
+const VACUUM_STEP_PAGES: u64 = 256;
+/// Idle cleanup batches grow while they take less than this. They give way
+/// to any write that arrives, so this bounds wasted work, not anyone's wait.
+const IDLE_BATCH_TARGET: Duration = Duration::from_millis(250);
+/// How long a maintenance step may hold the writer while others wait for it.
+const CONTENDED_STEP_TARGET: Duration = Duration::from_millis(5);
+/// The smallest step (rows or pages).
+const MIN_STEP: u64 = 16;
 /// How far idle batches may grow, as a multiple of `cleanup_batch_size`.
-const IDLE_BATCH_GROWTH: u64 = 64;
+const IDLE_BATCH_GROWTH: u64 = 256;
 
 /// A session store in a SQLite file, file-compatible with Go's scs
 /// `sqlite3store`.
@@ -84,8 +88,7 @@ pub struct Stats {
 // it (a read-only connection closing last could not).
 pub(crate) struct Inner {
     cleanup: Mutex<Option<Background>>,
-    /// Joins the checkpoint thread on drop.
-    _checkpoint: Option<Background>,
+    checkpoint: Mutex<Option<Background>>,
     readers: ReaderPool,
     /// None when read-only.
     writer: Option<Writer>,
@@ -139,36 +142,38 @@ impl SqliteStore {
             open_writer(&b, &sql)?
         };
         let read_only = writer_conn.is_none();
-        if read_only {
-            // Check the file and table without writing anything.
-            let conn = open_reader(&b.path, &b).map_err(|e| match e {
-                Error::Sqlite(source) => Error::Open {
-                    path: b.path.clone(),
-                    source,
-                },
-                other => other,
-            })?;
-            probe(&conn)?;
-            sql.verify(&conn)?;
-        }
+        let auto_vacuum = |conn: &Connection| -> Result<bool> {
+            Ok(conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? == 2)
+        };
         let incremental_vacuum = match &writer_conn {
-            Some(conn) => {
-                conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? == 2
+            Some(conn) => auto_vacuum(conn)?,
+            None => {
+                // Check the file and table without writing anything.
+                let conn = open_reader(&b.path, &b).map_err(|e| match e {
+                    Error::Sqlite(source) => Error::Open {
+                        path: b.path.clone(),
+                        source,
+                    },
+                    other => other,
+                })?;
+                probe(&conn)?;
+                sql.verify(&conn)?;
+                auto_vacuum(&conn)?
             }
-            None => false,
         };
 
-        let (writer, checkpoint) = match writer_conn {
+        let wal = WalState::new(b.checkpoint_pages);
+        let writer = match writer_conn {
             Some(mut conn) => {
-                let checkpoint = spawn_checkpointer(&b)?;
-                let waker = checkpoint.waker();
-                install_wal_hook(&mut conn, b.checkpoint_pages, waker)?;
-                (
-                    Some(Writer::new(conn, Arc::clone(&sql), b.group_commit)),
-                    Some(checkpoint),
-                )
+                wal.install_hook(&mut conn)?;
+                Some(Writer::new(
+                    conn,
+                    Arc::clone(&sql),
+                    b.group_commit,
+                    Arc::clone(&wal),
+                ))
             }
-            None => (None, None),
+            None => None,
         };
 
         let reader_builder = b.clone();
@@ -190,8 +195,12 @@ impl SqliteStore {
             incremental_vacuum,
             last_cleanup: Mutex::new(None),
             cleanup: Mutex::new(None),
-            _checkpoint: checkpoint,
+            checkpoint: Mutex::new(None),
         });
+        if !read_only {
+            let thread = checkpoint::spawn(&wal, &b)?;
+            *inner.checkpoint.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        }
 
         if !b.cleanup_interval.is_zero() && !read_only {
             let first = b.first_cleanup_delay.min(b.cleanup_interval);
@@ -372,9 +381,18 @@ impl SqliteStore {
             .writer()?
             .submit(WriteOp::Standalone(Box::new(|conn| {
                 conn.execute_batch("VACUUM")?;
+                // In WAL mode the rebuilt pages sit in the WAL; copy them
+                // back and truncate now, so the file shrinks at once.
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
                 Ok(0)
             })))?;
         Ok(())
+    }
+
+    /// The current time by the store's clock (see [`Builder::clock`]): the
+    /// time expiry is compared against.
+    pub fn now(&self) -> SystemTime {
+        self.inner.clock.now()
     }
 
     /// The database file's path.
@@ -440,53 +458,120 @@ impl Inner {
         let writer = self.writer()?;
         let started = SystemTime::now();
         let clock_started = Instant::now();
+        // Fixed for the run, so a run always ends.
         let now = self.now();
-        let base = self.cleanup_batch_size;
-        let mut limit = base;
         let mut removed = 0;
-        let result = loop {
-            let batch_started = Instant::now();
-            let n = match writer.submit(WriteOp::DeleteExpired { now, limit }) {
-                Ok(n) => n,
-                Err(err) => break Err(err),
-            };
-            removed += n;
-            if n < limit || !keep_going() {
-                break Ok(());
-            }
-            // Pace by who else wants the writer: while anyone waits, stay at
-            // the configured size; when idle, grow while batches stay short.
-            limit = if writer.contended() {
-                base
-            } else if batch_started.elapsed() < IDLE_BATCH_TARGET {
-                (limit * 2).min(base * IDLE_BATCH_GROWTH)
-            } else {
-                limit
-            };
-        };
+        let base = self.cleanup_batch_size;
+        let result = paced(
+            writer,
+            base,
+            base * IDLE_BATCH_GROWTH,
+            keep_going,
+            |limit, yield_to_writers| {
+                let n = writer.submit(WriteOp::DeleteExpired {
+                    now,
+                    limit,
+                    yield_to_writers,
+                })?;
+                if n == YIELDED {
+                    return Ok(Step::Yielded);
+                }
+                removed += n;
+                Ok(if n < limit { Step::Done } else { Step::More })
+            },
+        );
+        let deleted_in = clock_started.elapsed();
         if result.is_ok() && removed > 0 && self.incremental_vacuum {
-            self.release_free_pages(keep_going)?;
+            // Give freed pages back to the file system, paced the same way.
+            paced(
+                writer,
+                VACUUM_STEP_PAGES,
+                VACUUM_STEP_PAGES * IDLE_BATCH_GROWTH,
+                keep_going,
+                |pages, yield_to_writers| {
+                    let left = writer.submit(WriteOp::IncrementalVacuum {
+                        pages,
+                        yield_to_writers,
+                    })?;
+                    Ok(match left {
+                        YIELDED => Step::Yielded,
+                        0 => Step::Done,
+                        _ => Step::More,
+                    })
+                },
+            )?;
         }
         let report = CleanupReport {
             started,
             removed,
             duration: clock_started.elapsed(),
         };
+        tracing::debug!(
+            removed,
+            delete_ms = deleted_in.as_millis() as u64,
+            vacuum_ms = (report.duration - deleted_in).as_millis() as u64,
+            "cleanup run"
+        );
         *self.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
         result.map(|()| report)
     }
+}
 
-    /// Returns free pages to the file system in small steps.
-    fn release_free_pages(&self, keep_going: &dyn Fn() -> bool) -> Result<()> {
-        let writer = self.writer()?;
-        loop {
-            let left = writer.submit(WriteOp::Standalone(Box::new(|conn| {
-                conn.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})"))?;
-                Ok(conn.pragma_query_value(None, "freelist_count", |r| r.get::<_, i64>(0))? as u64)
-            })))?;
-            if left == 0 || !keep_going() {
-                return Ok(());
+/// What one paced step did.
+enum Step {
+    /// Gave way to a write that arrived; nothing was done.
+    Yielded,
+    /// Did a full step; there is more.
+    More,
+    /// Nothing is left.
+    Done,
+}
+
+/// Runs `step(size, yield_to_writers)` until it is done, sizing each step by
+/// who else wants the writer. While others write, steps are at most `base`
+/// and shrink further if one takes longer than [`CONTENDED_STEP_TARGET`]
+/// (the bound on how long anyone waits behind maintenance). While nobody
+/// else writes, they grow up to `max`, and give way the moment a write
+/// arrives.
+fn paced(
+    writer: &Writer,
+    base: u64,
+    max: u64,
+    keep_going: &dyn Fn() -> bool,
+    mut step: impl FnMut(u64, bool) -> Result<Step>,
+) -> Result<()> {
+    let mut contended = base;
+    let mut size = base;
+    loop {
+        let idle = !writer.contended();
+        let started = Instant::now();
+        let outcome = step(size, idle && size > contended)?;
+        let took = started.elapsed();
+        tracing::trace!(
+            size,
+            idle,
+            took_us = took.as_micros() as u64,
+            yielded = matches!(outcome, Step::Yielded),
+            "maintenance step"
+        );
+        size = match outcome {
+            Step::Done => return Ok(()),
+            Step::Yielded => contended,
+            Step::More if !idle || writer.contended() => {
+                contended = if took > 2 * CONTENDED_STEP_TARGET {
+                    (contended / 2).max(MIN_STEP)
+                } else if took < CONTENDED_STEP_TARGET {
+                    (contended + contended / 4 + 1).min(base)
+                } else {
+                    contended
+                };
+                contended
             }
+            Step::More if took < IDLE_BATCH_TARGET => (size * 2).min(max),
+            Step::More => size,
+        };
+        if !keep_going() {
+            return Ok(());
         }
     }
 }
@@ -566,52 +651,6 @@ fn open_reader(path: &Path, b: &Builder) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     configure(&conn, b)?;
     Ok(conn)
-}
-
-/// Replaces SQLite's automatic checkpoint (which runs inside the committing
-/// writer) by a wake-up of the checkpoint thread; the writer checkpoints
-/// itself only if the WAL grows to 16 times the threshold.
-fn install_wal_hook(conn: &mut Connection, soft: u32, waker: Waker) -> Result<()> {
-    let soft = i64::from(soft);
-    let hard = soft * 16;
-    conn.wal_hook(Some(
-        move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
-            let pages = i64::from(pages);
-            if pages >= hard {
-                wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE)?;
-            } else if pages >= soft {
-                waker.wake();
-            }
-            Ok(())
-        },
-    ))?;
-    Ok(())
-}
-
-fn spawn_checkpointer(b: &Builder) -> Result<Background> {
-    let b = b.clone();
-    let mut conn: Option<Connection> = None;
-    Background::spawn("checkpoint", CHECKPOINT_TICK, CHECKPOINT_TICK, move |_| {
-        let result = (|| -> Result<()> {
-            if conn.is_none() {
-                let c = Connection::open_with_flags(
-                    &b.path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                configure(&c, &b)?;
-                conn = Some(c);
-            }
-            let c = conn.as_ref().expect("just opened");
-            // PASSIVE copies what it can without waiting for, or blocking,
-            // readers and the writer.
-            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-            Ok(())
-        })();
-        if let Err(err) = result {
-            tracing::warn!(%err, "WAL checkpoint failed; retrying next tick");
-        }
-        ControlFlow::Continue(())
-    })
 }
 
 fn spawn_cleanup(inner: Weak<Inner>, first: Duration, every: Duration) -> Result<Background> {

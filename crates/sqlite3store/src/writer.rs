@@ -18,8 +18,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
+use crate::checkpoint::{checkpoint, WalState};
 use crate::error::{Error, Result};
 use crate::schema::Sql;
+
+/// What a `yield_to_writers` cleanup batch returns when it gave way.
+pub(crate) const YIELDED: u64 = u64::MAX;
+
+/// How many SQLite VM steps between checks for a queued writer.
+const YIELD_CHECK_STEPS: std::ffi::c_int = 1000;
 
 /// A boxed maintenance step that must run outside any transaction.
 pub(crate) type Standalone = Box<dyn FnOnce(&mut Connection) -> Result<u64> + Send>;
@@ -41,13 +48,39 @@ pub(crate) enum WriteOp {
     },
     /// Delete one key; rows removed.
     Delete { key: String },
-    /// Delete up to `limit` expired rows; rows removed.
-    DeleteExpired { now: f64, limit: u64 },
+    /// Delete up to `limit` expired rows; rows removed. With
+    /// `yield_to_writers`, it runs in a transaction of its own that is
+    /// abandoned (rolled back, returning [`YIELDED`]) the moment another
+    /// write queues, so a large idle-time batch never delays a request.
+    DeleteExpired {
+        now: f64,
+        limit: u64,
+        yield_to_writers: bool,
+    },
+    /// Give up to `pages` free pages back to the file system; returns the
+    /// free pages left. `yield_to_writers` as for `DeleteExpired`.
+    IncrementalVacuum { pages: u64, yield_to_writers: bool },
     /// Run alone, outside a transaction (VACUUM, incremental_vacuum).
     Standalone(Standalone),
 }
 
 impl WriteOp {
+    /// Whether the op must not share a transaction with others.
+    fn runs_alone(&self) -> bool {
+        matches!(
+            self,
+            WriteOp::Standalone(_)
+                | WriteOp::DeleteExpired {
+                    yield_to_writers: true,
+                    ..
+                }
+                | WriteOp::IncrementalVacuum {
+                    yield_to_writers: true,
+                    ..
+                }
+        )
+    }
+
     fn run(&self, conn: &Connection, sql: &Sql) -> rusqlite::Result<u64> {
         let changed = match self {
             WriteOp::Commit { key, data, expiry } => conn
@@ -62,9 +95,19 @@ impl WriteOp {
                 .prepare_cached(&sql.create)?
                 .execute(params![key, data, expiry, now])?,
             WriteOp::Delete { key } => conn.prepare_cached(&sql.delete)?.execute([key])?,
-            WriteOp::DeleteExpired { now, limit } => conn
+            WriteOp::DeleteExpired { now, limit, .. } => conn
                 .prepare_cached(&sql.delete_expired_batch)?
                 .execute(params![now, i64::try_from(*limit).unwrap_or(i64::MAX)])?,
+            WriteOp::IncrementalVacuum { pages, .. } => {
+                // Frees one page per step: step it to the end (a single
+                // step, as `execute` would do, frees one page only).
+                let mut stmt =
+                    conn.prepare_cached(&format!("PRAGMA incremental_vacuum({pages})"))?;
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
+                let left: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+                return Ok(left as u64);
+            }
             WriteOp::Standalone(_) => unreachable!("standalone ops do not run in a batch"),
         };
         Ok(changed as u64)
@@ -111,11 +154,12 @@ pub(crate) struct Writer {
     conn: Mutex<Connection>,
     queue: Mutex<Queue>,
     /// Writers queued and not yet taken into a batch (for cleanup pacing).
-    queued: AtomicUsize,
+    queued: Arc<AtomicUsize>,
     /// Writers left waiting when the last batch finished.
     waiting_after_batch: AtomicUsize,
     sql: Arc<Sql>,
     group_commit: bool,
+    wal: Arc<WalState>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -127,18 +171,48 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+impl Drop for Writer {
+    /// Copies the WAL into the database and truncates it, so that a closed
+    /// store is one self-contained file even if another connection of ours
+    /// (a reader, the checkpoint thread) happens to close after the writer.
+    fn drop(&mut self) {
+        let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Err(err) = checkpoint(conn, "TRUNCATE") {
+            tracing::debug!(%err, "final WAL checkpoint failed; the WAL is replayed on next open");
+        }
+    }
+}
+
 impl Writer {
-    pub(crate) fn new(conn: Connection, sql: Arc<Sql>, group_commit: bool) -> Self {
+    pub(crate) fn new(
+        conn: Connection,
+        sql: Arc<Sql>,
+        group_commit: bool,
+        wal: Arc<WalState>,
+    ) -> Self {
         Self {
             conn: Mutex::new(conn),
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
                 leading: false,
             }),
-            queued: AtomicUsize::new(0),
+            queued: Arc::new(AtomicUsize::new(0)),
             waiting_after_batch: AtomicUsize::new(0),
             sql,
             group_commit,
+            wal,
+        }
+    }
+
+    /// The backstop for a WAL that could not start over (see
+    /// [`crate::checkpoint`]): finish the checkpoint while holding the
+    /// writer, before the next batch.
+    fn backstop_checkpoint(&self, conn: &Connection) {
+        if self.wal.over_backstop() {
+            match checkpoint(conn, "RESTART") {
+                Ok((log, copied)) => tracing::debug!(log, copied, "backstop WAL checkpoint"),
+                Err(err) => tracing::warn!(%err, "backstop WAL checkpoint failed"),
+            }
         }
     }
 
@@ -169,6 +243,7 @@ impl Writer {
             self.queued.fetch_add(1, Ordering::Relaxed);
             let mut conn = self.lock_conn();
             self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.backstop_checkpoint(&conn);
             let result = self.run_alone(&mut conn, op);
             self.waiting_after_batch
                 .store(self.queued(), Ordering::Relaxed);
@@ -207,6 +282,7 @@ impl Writer {
         };
         {
             let mut conn = self.lock_conn();
+            self.backstop_checkpoint(&conn);
             self.run_batch(&mut conn, batch);
         }
         {
@@ -230,7 +306,7 @@ impl Writer {
     fn run_batch(&self, conn: &mut Connection, batch: Vec<(WriteOp, Arc<Slot>)>) {
         let mut group: Vec<(WriteOp, Arc<Slot>)> = Vec::with_capacity(batch.len());
         for (op, slot) in batch {
-            if let WriteOp::Standalone(_) = op {
+            if op.runs_alone() {
                 self.run_group(conn, std::mem::take(&mut group));
                 slot.set(SlotState::Done(self.run_alone(conn, op)));
             } else {
@@ -267,10 +343,40 @@ impl Writer {
     fn run_alone(&self, conn: &mut Connection, op: WriteOp) -> Result<u64> {
         match op {
             WriteOp::Standalone(f) => f(conn),
+            op @ (WriteOp::DeleteExpired {
+                yield_to_writers: true,
+                ..
+            }
+            | WriteOp::IncrementalVacuum {
+                yield_to_writers: true,
+                ..
+            }) => self.run_yielding(conn, &op),
             op => Ok(self
                 .transaction(conn, std::iter::once(&op))?
                 .pop()
                 .unwrap_or(0)),
+        }
+    }
+
+    /// Runs `op` in its own transaction, abandoning it as soon as another
+    /// write is queued. Rolling back a WAL transaction only drops frames
+    /// never committed, so giving way costs the waiting writer little.
+    fn run_yielding(&self, conn: &mut Connection, op: &WriteOp) -> Result<u64> {
+        let queued = Arc::clone(&self.queued);
+        conn.progress_handler(
+            YIELD_CHECK_STEPS,
+            Some(move || queued.load(Ordering::Relaxed) > 0),
+        )?;
+        let result = self.transaction(conn, std::iter::once(op));
+        conn.progress_handler(0, None::<fn() -> bool>)?;
+        match result {
+            Ok(mut changes) => Ok(changes.pop().unwrap_or(0)),
+            Err(Error::Sqlite(err))
+                if err.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) =>
+            {
+                Ok(YIELDED)
+            }
+            Err(err) => Err(err),
         }
     }
 

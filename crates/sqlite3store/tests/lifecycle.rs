@@ -17,6 +17,17 @@ fn store_threads() -> usize {
         .unwrap_or(0)
 }
 
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
 #[test]
 fn dropping_the_last_clone_ends_every_thread() -> Result<()> {
     if !std::path::Path::new("/proc/self/task").exists() {
@@ -26,7 +37,11 @@ fn dropping_the_last_clone_ends_every_thread() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::new(dir.path().join("s.db"))?; // Go's New: cleanup thread on
     let clone = store.clone();
-    assert_eq!(store_threads(), 2, "cleanup and checkpoint threads");
+    // A new thread names itself as it starts, so wait for the names.
+    assert!(
+        eventually(|| store_threads() == 2),
+        "cleanup and checkpoint threads"
+    );
     store.stop_cleanup();
     drop(store);
     assert!(store_threads() >= 1, "a clone still holds the store");
@@ -36,7 +51,10 @@ fn dropping_the_last_clone_ends_every_thread() -> Result<()> {
 
     // A store without cleanup has only the checkpoint thread.
     let store = SqliteStore::with_cleanup_interval(dir.path().join("t.db"), Duration::ZERO)?;
-    assert_eq!(store_threads(), 1);
+    assert!(
+        eventually(|| store_threads() == 1),
+        "checkpoint thread only"
+    );
     drop(store);
     assert_eq!(store_threads(), 0);
     Ok(())
