@@ -391,9 +391,12 @@ fn cleanup_thread_keeps_running_through_failed_runs() -> TestResult {
 
 // ---- damaged files ---------------------------------------------------------
 
+/// Token to data.
+type Contents = HashMap<String, Vec<u8>>;
+
 /// A closed, checkpointed database holding `n` small sessions (no overflow
 /// pages), as bytes, and what it holds.
-fn pristine(dir: &Path, n: u64) -> TestResult<(Vec<u8>, HashMap<String, Vec<u8>>)> {
+fn pristine(dir: &Path, n: u64) -> TestResult<(Vec<u8>, Contents)> {
     let path = dir.join("pristine.db");
     let store = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
     let mut expected = HashMap::new();
@@ -436,7 +439,7 @@ struct Outcome {
 /// end in a damage error or in exactly the right answer.
 fn exercise(
     path: &Path,
-    expected: &HashMap<String, Vec<u8>>,
+    expected: &Contents,
     what: &str,
     out: &mut Outcome,
 ) -> TestResult {

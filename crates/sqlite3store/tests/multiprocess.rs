@@ -190,7 +190,7 @@ fn child_main() -> TestResult {
     let store = SqliteStore::builder(env("MP_DB"))
         .cleanup_interval(Duration::from_millis(20))
         .first_cleanup_delay(Duration::ZERO)
-        .checkpoint_pages(if id % 2 == 0 { 1000 } else { 8 })
+        .checkpoint_pages(if id.is_multiple_of(2) { 1000 } else { 8 })
         .build()?;
     emit("ready");
     let mut go = String::new();
