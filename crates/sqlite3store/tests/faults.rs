@@ -437,12 +437,7 @@ struct Outcome {
 
 /// Opens the damaged file at `path` and runs every operation. Each must
 /// end in a damage error or in exactly the right answer.
-fn exercise(
-    path: &Path,
-    expected: &Contents,
-    what: &str,
-    out: &mut Outcome,
-) -> TestResult {
+fn exercise(path: &Path, expected: &Contents, what: &str, out: &mut Outcome) -> TestResult {
     fault();
     let store = match SqliteStore::builder(path)
         .cleanup_interval(Duration::ZERO)
