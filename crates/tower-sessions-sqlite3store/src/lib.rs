@@ -64,3 +64,9 @@ pub use store::SqliteSessionStore;
 
 /// The core store, re-exported for its builder, clock and error types.
 pub use sqlite3store;
+
+// Compiles every Rust example of the project's README as a doctest (this
+// crate depends on everything they use).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -112,9 +112,8 @@ impl SessionStore for SqliteSessionStore {
             .map_err(backend)
     }
 
-    /// The session, unless it is missing or expired. A record is expired
-    /// when the store's clock is past the row's expiry, or the system clock
-    /// is past the record's `expiry_date`.
+    /// The session, unless it is missing or expired: when the store's clock
+    /// is past the row's expiry or the record's own `expiry_date`.
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
         let Some(data) = self
             .store
@@ -132,7 +131,7 @@ impl SessionStore for SqliteSessionStore {
             tracing::warn!("stored session record has another id; ignored");
             return Ok(None);
         }
-        if record.expiry_date <= OffsetDateTime::now_utc() {
+        if expiry(&record) <= self.store.as_sync().now() {
             return Ok(None);
         }
         Ok(Some(record))
