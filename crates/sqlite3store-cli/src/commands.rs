@@ -59,11 +59,9 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// Opens the store without a cleanup thread. Read access never writes the
-/// file; write access first checks the file read-only, so that no command
-/// creates a database or a table it did not find.
+/// file; write access never creates a database or a table it did not find.
 fn open(db: &Path, table: &str, access: Access) -> Result<SqliteStore, Failure> {
-    // Read-only opening would not create a missing file either; these
-    // checks only make the message plain. Other trouble is the store's to tell.
+    // The store would refuse these too; checking first makes the message plain.
     match std::fs::metadata(db) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return Err(Failure::Missing(db.to_path_buf()))
@@ -74,12 +72,11 @@ fn open(db: &Path, table: &str, access: Access) -> Result<SqliteStore, Failure> 
     let builder = SqliteStore::builder(db)
         .table(table)
         .cleanup_interval(Duration::ZERO)
-        .readers(1);
-    let checked = builder.clone().read_only(true).build()?;
+        .readers(1)
+        .create_if_missing(false);
     if access == Access::Read {
-        return Ok(checked);
+        return Ok(builder.read_only(true).build()?);
     }
-    drop(checked);
     let store = builder.build()?;
     if store.is_read_only() {
         return Err(Failure::NotWritable(db.to_path_buf()));

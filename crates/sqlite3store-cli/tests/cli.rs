@@ -114,7 +114,6 @@ fn stats_json_parses() -> Result {
 }
 
 #[test]
-#[ignore = "needs the core to read auto_vacuum in read-only mode: Stats::incremental_vacuum is always false there"]
 fn stats_tells_incremental_vacuum_of_a_read_only_store() -> Result {
     let fx = Fixture::populated()?;
     let out = fx.cli()?.args(["stats", "--json"]).assert().success();

@@ -73,6 +73,7 @@ pub struct Builder {
     pub(crate) group_commit: bool,
     pub(crate) incremental_vacuum: bool,
     pub(crate) read_only: bool,
+    pub(crate) create_if_missing: bool,
     pub(crate) max_file_size: Option<u64>,
     pub(crate) token_hash_key: Option<Arc<[u8]>>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -97,6 +98,7 @@ impl fmt::Debug for Builder {
             .field("group_commit", &self.group_commit)
             .field("incremental_vacuum", &self.incremental_vacuum)
             .field("read_only", &self.read_only)
+            .field("create_if_missing", &self.create_if_missing)
             .field("max_file_size", &self.max_file_size)
             // Never print the key.
             .field("token_hashing", &self.token_hash_key.is_some())
@@ -129,6 +131,7 @@ impl Builder {
             group_commit: true,
             incremental_vacuum: true,
             read_only: false,
+            create_if_missing: true,
             max_file_size: None,
             token_hash_key: None,
             clock: Arc::new(SystemClock),
@@ -250,6 +253,15 @@ impl Builder {
     /// the process cannot write is opened this way on its own. Default: false.
     pub fn read_only(mut self, on: bool) -> Self {
         self.read_only = on;
+        self
+    }
+
+    /// Whether a missing file and a missing table are created. When false,
+    /// opening fails instead ([`Error::Open`] for the file,
+    /// [`Error::SchemaMismatch`] for the table) and nothing is written:
+    /// for tools that must only ever touch an existing store. Default: true.
+    pub fn create_if_missing(mut self, on: bool) -> Self {
+        self.create_if_missing = on;
         self
     }
 

@@ -593,9 +593,10 @@ fn probe(conn: &Connection) -> Result<()> {
 /// Opens the writer connection, sets the file up and checks the table.
 /// Returns None when the file can only be read.
 fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if b.create_if_missing {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
     let mut conn = Connection::open_with_flags(&b.path, flags).map_err(|source| Error::Open {
         path: b.path.clone(),
         source,
@@ -604,7 +605,12 @@ fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
     // Before anything is written: a file that is not a database fails here
     // and is left exactly as it was.
     probe(&conn)?;
-    sql.verify_if_present(&conn)?;
+    if !sql.verify_if_present(&conn)? && !b.create_if_missing {
+        return Err(Error::SchemaMismatch {
+            table: sql.table.clone(),
+            reason: "the table does not exist".into(),
+        });
+    }
     if conn.is_readonly(rusqlite::MAIN_DB)? {
         tracing::info!(path = %b.path.display(), "session database is not writable; opened read-only");
         return Ok(None);

@@ -175,3 +175,21 @@ fn past_and_pre_1970_expiries_never_panic() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn create_if_missing_false_creates_nothing() -> Result<()> {
+    let fx = Fixture::new();
+    let err = fx.builder().create_if_missing(false).build().unwrap_err();
+    assert!(matches!(err, Error::Open { .. }), "{err:?}");
+    assert!(!fx.path().exists());
+    drop(rusqlite::Connection::open(fx.path())?.execute_batch("CREATE TABLE other (x)"));
+    let before = std::fs::read(fx.path())?;
+    let err = fx.builder().create_if_missing(false).build().unwrap_err();
+    assert!(matches!(err, Error::SchemaMismatch { .. }), "{err:?}");
+    assert_eq!(std::fs::read(fx.path())?, before, "the file was changed");
+    // With the table there, it opens for writing.
+    drop(fx.builder().build()?);
+    let store = fx.builder().create_if_missing(false).build()?;
+    store.commit("t", b"d", fx.now() + Duration::from_secs(60))?;
+    Ok(())
+}
