@@ -2,13 +2,18 @@
 //! the same time, races the others to `create` a set of claim tokens, then
 //! commits, deletes and finds its own keys and overwrites a set of shared
 //! keys, checking what it reads as it goes. The parent then checks that no
-//! acknowledged write was lost and that no call failed, `Busy` included.
+//! acknowledged write was lost and that no call failed, `Busy` included,
+//! also while another writer process is killed again and again.
+//!
+//! `SQLITE3STORE_MP_PROCESSES=8 SQLITE3STORE_MP_OPS=10000` runs longer.
 
 mod support;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,6 +21,7 @@ use sqlite3store::SqliteStore;
 use support::{emit, far_future, Rng, TestResult};
 
 const TEST: &str = "processes_sharing_a_file_lose_no_update_and_see_no_busy";
+const CRASH_TEST: &str = "a_process_killed_mid_write_disturbs_no_other";
 const OWN_KEYS: u64 = 16;
 const SHARED_KEYS: u64 = 5;
 const CLAIMS: u64 = 8;
@@ -23,18 +29,35 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 #[test]
 fn processes_sharing_a_file_lose_no_update_and_see_no_busy() -> TestResult {
-    if support::child_role().is_some() {
-        return child_main();
+    match support::child_role().as_deref() {
+        Some(_) => child_main(),
+        None => run(TEST, false),
     }
+}
+
+/// The same, while one more process writes to the file and is killed
+/// (SIGKILL) again and again: mid-transaction, mid-checkpoint, mid-open.
+/// The others must not notice.
+#[test]
+fn a_process_killed_mid_write_disturbs_no_other() -> TestResult {
+    match support::child_role().as_deref() {
+        Some("crasher") => crasher_main(),
+        Some(_) => child_main(),
+        None => run(CRASH_TEST, true),
+    }
+}
+
+fn run(test: &str, crasher: bool) -> TestResult {
     let processes = support::env_count("SQLITE3STORE_MP_PROCESSES", 4) as u64;
-    let ops = support::env_count("SQLITE3STORE_MP_OPS", 1000);
-    let mut rng = Rng::from_env(TEST);
+    // Longer with a crasher, so it is killed a few dozen times.
+    let ops = support::env_count("SQLITE3STORE_MP_OPS", 1000) * if crasher { 4 } else { 1 };
+    let mut rng = Rng::from_env(test);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("sessions.db");
 
     let mut children: Vec<(Child, Receiver<String>)> = Vec::new();
     for id in 0..processes {
-        let mut cmd = support::child_command(TEST, "multiprocess")?;
+        let mut cmd = support::child_command(test, "multiprocess")?;
         cmd.env("MP_DB", &path)
             .env("MP_ID", id.to_string())
             .env("MP_OPS", ops.to_string())
@@ -57,26 +80,20 @@ fn processes_sharing_a_file_lose_no_update_and_see_no_busy() -> TestResult {
         writeln!(child.stdin.take().ok_or("no stdin")?, "go")?;
     }
 
-    let mut reports = Vec::new();
-    for (id, (mut child, lines)) in children.into_iter().enumerate() {
-        let mut report = Report::default();
-        loop {
-            let line = match lines.recv_timeout(DEADLINE.saturating_sub(started.elapsed())) {
-                Ok(line) => line,
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    child.kill()?;
-                    return Err(format!("child {id} did not finish in {DEADLINE:?}").into());
-                }
-            };
-            report.read(&line).map_err(|e| format!("child {id}: {e}"))?;
-        }
-        let status = child.wait()?;
-        if !status.success() || !report.done {
-            return Err(format!("child {id} failed ({status}); see its output above").into());
-        }
-        reports.push(report);
-    }
+    let done = AtomicBool::new(false);
+    let (reports, kills) = std::thread::scope(|s| {
+        let killer = crasher.then(|| {
+            let (done, path, seed) = (&done, &path, rng.next_u64());
+            s.spawn(move || kill_loop(test, path, seed, done))
+        });
+        let reports = collect(children, started);
+        done.store(true, Ordering::Release);
+        let kills = match killer {
+            Some(k) => k.join().map_err(|_| "the kill loop panicked")?,
+            None => Ok(0),
+        };
+        TestResult::Ok((reports?, kills?))
+    })?;
 
     support::assert_intact(&path)?;
     let store = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
@@ -124,8 +141,89 @@ fn processes_sharing_a_file_lose_no_update_and_see_no_busy() -> TestResult {
     let acked: u64 = reports.iter().map(|r| r.acked).sum();
     println!(
         "multiprocess: {processes} processes, {acked} acknowledged writes, \
-         {checked} final states checked, no error reached a caller"
+         {checked} final states checked, {kills} writer processes killed \
+         meanwhile, no error reached a caller"
     );
+    Ok(())
+}
+
+/// Reads every worker's report to the end, and checks it exited cleanly.
+fn collect(children: Vec<(Child, Receiver<String>)>, started: Instant) -> TestResult<Vec<Report>> {
+    let mut reports = Vec::new();
+    for (id, (mut child, lines)) in children.into_iter().enumerate() {
+        let mut report = Report::default();
+        loop {
+            let line = match lines.recv_timeout(DEADLINE.saturating_sub(started.elapsed())) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    child.kill()?;
+                    return Err(format!("child {id} did not finish in {DEADLINE:?}").into());
+                }
+            };
+            report.read(&line).map_err(|e| format!("child {id}: {e}"))?;
+        }
+        let status = child.wait()?;
+        if !status.success() || !report.done {
+            return Err(format!("child {id} failed ({status}); see its output above").into());
+        }
+        reports.push(report);
+    }
+
+    Ok(reports)
+}
+
+/// Starts a writer process, lets it run a few milliseconds, kills it, and
+/// again, until `done`. Returns how many were killed.
+fn kill_loop(test: &str, path: &Path, seed: u64, done: &AtomicBool) -> TestResult<u64> {
+    let mut rng = Rng::new(seed);
+    let mut kills = 0;
+    while !done.load(Ordering::Acquire) {
+        let mut child = support::child_command(test, "crasher")?
+            .env("MP_DB", path)
+            .env("MP_SEED", rng.next_u64().to_string())
+            .spawn()?;
+        let lines = support::lines(child.stdout.take().ok_or("no stdout")?);
+        std::thread::sleep(Duration::from_millis(5 + rng.below(60)));
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("the crasher ended by itself: {status}").into());
+        }
+        child.kill()?;
+        child.wait()?;
+        if let Some(error) = lines.iter().find(|l| l.starts_with("error")) {
+            return Err(format!("the crasher failed before it was killed: {error}").into());
+        }
+        kills += 1;
+    }
+    Ok(kills)
+}
+
+/// Writes (commit, overwrite, delete) from two threads until killed.
+fn crasher_main() -> TestResult {
+    let seed: u64 = support::child_env("MP_SEED").parse()?;
+    let store = SqliteStore::builder(support::child_env("MP_DB"))
+        .checkpoint_pages(8)
+        .build()?;
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let store = &store;
+            s.spawn(move || {
+                let mut rng = Rng::new(seed ^ t);
+                loop {
+                    let key = format!("crasher-{t}-{}", rng.below(32));
+                    let result = if rng.chance(80) {
+                        store.commit(&key, &vec![t as u8; rng.below(3000) as usize], far_future())
+                    } else {
+                        store.delete(&key).map(drop)
+                    };
+                    if let Err(err) = result {
+                        emit(&format!("error {key}: {err:?}"));
+                        std::process::exit(3);
+                    }
+                }
+            });
+        }
+    });
     Ok(())
 }
 
