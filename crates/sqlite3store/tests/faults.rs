@@ -202,6 +202,158 @@ fn full_file_fails_commits_with_disk_full_and_recovers_without_restart() -> Test
     Ok(())
 }
 
+// ---- a really full disk ----------------------------------------------------
+
+const ENOSPC_TEST: &str = "a_really_full_disk_gives_disk_full_and_recovers_when_space_returns";
+
+/// The file system itself full (ENOSPC, not the page limit): a 4 MiB tmpfs
+/// mounted in a private mount namespace of a child process, so nothing is
+/// left mounted whatever happens. Skipped where namespaces or mounts are not
+/// allowed.
+#[test]
+fn a_really_full_disk_gives_disk_full_and_recovers_when_space_returns() -> TestResult {
+    if support::child_role().is_some() {
+        return enospc_main();
+    }
+    let dir = tempfile::tempdir()?;
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt)?;
+    let script = r#"mount -t tmpfs -o size=4m tmpfs "$ENOSPC_DIR" || exit 77; exec "$@""#;
+    let wrapper = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ];
+    let mut child = match support::wrapped_child_command(&wrapper, ENOSPC_TEST, "enospc")
+        .and_then(|mut cmd| Ok(cmd.env("ENOSPC_DIR", &mnt).stderr(Stdio::piped()).spawn()?))
+    {
+        Ok(child) => child,
+        Err(err) => {
+            println!("skipped: cannot run unshare ({err})");
+            return Ok(());
+        }
+    };
+    let lines = support::lines(child.stdout.take().ok_or("no stdout")?);
+    let output = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<String> = lines.iter().collect();
+    match output.status.code() {
+        Some(0) if lines.iter().any(|l| l.starts_with("done")) => {
+            println!("faults[full disk]: {}", lines.join("; "));
+            Ok(())
+        }
+        // The test itself failed (a panic or an error returned).
+        Some(101) => Err(format!("full-disk child failed: {lines:?}\n{stderr}").into()),
+        _ => {
+            println!(
+                "skipped: no private tmpfs here ({}): {}",
+                output.status,
+                stderr.trim()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn enospc_main() -> TestResult {
+    use std::io::Write as _;
+    let mnt = std::path::PathBuf::from(support::child_env("ENOSPC_DIR"));
+    let path = mnt.join("sessions.db");
+    let store = SqliteStore::builder(&path)
+        .cleanup_interval(Duration::ZERO)
+        .build()?;
+    let later = far_future();
+    let mut next = 0;
+    // Room for a few hundred sessions: ballast takes the rest.
+    for i in 0..10 {
+        store.commit(&token(i), &payload(i), later)?;
+        next += 1;
+    }
+    let ballast = mnt.join("ballast");
+    let mut file = std::fs::File::create(&ballast)?;
+    let chunk = vec![0u8; 64 * 1024];
+    while file.write_all(&chunk).is_ok() {}
+    let full = file.metadata()?.len();
+    file.set_len(full.saturating_sub(1 << 20))?;
+    file.sync_all()?;
+    drop(file);
+
+    let mut stored: Vec<u64> = (0..next).collect();
+    let mut faults = 0;
+    let err = loop {
+        if next > 100_000 {
+            return Err("the disk never filled up".into());
+        }
+        match store.commit(&token(next), &payload(next), later) {
+            Ok(()) => stored.push(next),
+            Err(err) => break err,
+        }
+        next += 1;
+    };
+    faults += 1;
+    assert_full(&err, "commit on a full disk");
+    for &i in &stored {
+        assert_eq!(
+            store.find(&token(i))?,
+            Some(payload(i)),
+            "{} on a full disk",
+            token(i)
+        );
+    }
+    assert_eq!(
+        store.find(&token(next))?,
+        None,
+        "the failed commit wrote nothing"
+    );
+    // Still full: every write fails the same way, none panics.
+    for _ in 0..3 {
+        faults += 1;
+        assert_full(
+            &store.commit("again", &payload(0), later).unwrap_err(),
+            "again",
+        );
+    }
+    let delete = match store.delete(&token(0)) {
+        Ok(found) => {
+            assert!(found);
+            stored.remove(0);
+            "worked"
+        }
+        Err(err) => {
+            assert_full(&err, "delete on a full disk");
+            "failed with DiskFull"
+        }
+    };
+
+    // Space returns: commits work again, with no restart.
+    std::fs::remove_file(&ballast)?;
+    for i in next..next + 50 {
+        store.commit(&token(i), &payload(i), later)?;
+        stored.push(i);
+    }
+    for &i in &stored {
+        assert_eq!(store.find(&token(i))?, Some(payload(i)), "{}", token(i));
+    }
+    drop(store);
+    assert_intact(&path)?;
+    let store = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
+    assert_eq!(
+        store.all()?.len(),
+        stored.len(),
+        "all acknowledged sessions after reopen"
+    );
+    emit(&format!(
+        "done: {faults} faults injected, {} sessions fit, delete when full {delete}",
+        stored.len() - 50
+    ));
+    Ok(())
+}
+
 // ---- a write lock held elsewhere -------------------------------------------
 
 /// Every kind of write fails with Busy while another connection holds the

@@ -155,6 +155,26 @@ pub(crate) fn child_command(test: &str, role: &str) -> TestResult<Command> {
     Ok(cmd)
 }
 
+/// Like [`child_command`], with the test binary run through `wrapper`
+/// (e.g. `unshare ... sh -c ...`), which must end by exec'ing its
+/// arguments.
+pub(crate) fn wrapped_child_command(
+    wrapper: &[&str],
+    test: &str,
+    role: &str,
+) -> TestResult<Command> {
+    let (program, args) = wrapper.split_first().ok_or("empty wrapper")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .arg(std::env::current_exe()?)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE_VAR, role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    Ok(cmd)
+}
+
 /// Sends one protocol line to the parent, flushed before returning. Exits
 /// if the parent is gone, so no child outlives its test.
 pub(crate) fn emit(line: &str) {
