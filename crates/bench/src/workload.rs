@@ -208,19 +208,22 @@ fn random_token(seed: u64, stream: Stream, i: usize) -> [u8; TOKEN_BYTES] {
     token
 }
 
-/// When preloaded session `i` expires: active ones a day or so from now,
-/// expired ones up to a day ago.
-fn seed_expiry(now: SystemTime, i: usize, expired: bool) -> SystemTime {
-    let spread = Duration::from_secs((i % 3600) as u64);
+/// When preloaded session `i` expires. Active sessions: a day or so from
+/// now. Expired ones: spread over the past day in insertion order, as in a
+/// table filled over time with a fixed lifetime, where older rows (lower
+/// rowids) expire first.
+fn seed_expiry(now: SystemTime, i: usize, of: usize, expired: bool) -> SystemTime {
     if expired {
-        now - Duration::from_secs(60) - spread * 24
+        let age_ms = (of - 1 - i) as u64 * 86_400_000 / of as u64;
+        now - Duration::from_secs(60) - Duration::from_millis(age_ms)
     } else {
-        now + Duration::from_secs(86_400) + spread
+        now + Duration::from_secs(86_400) + Duration::from_secs((i % 3600) as u64)
     }
 }
 
-/// The rows of a fresh database: `active` sessions then `expired` ones,
-/// interleaved so expired rows are spread through the table as in life.
+/// The rows of a fresh database: `active` and `expired` sessions,
+/// interleaved evenly (the active ones stand for sessions that were
+/// refreshed and so outlive their older neighbours).
 pub fn seed_rows(seed: u64, active: usize, expired: usize) -> impl Iterator<Item = SeedRow> {
     let now = SystemTime::now();
     let total = active + expired;
@@ -229,12 +232,12 @@ pub fn seed_rows(seed: u64, active: usize, expired: usize) -> impl Iterator<Item
     let mut e = 0;
     (0..total).map(move |n| {
         let take_active = e >= expired || (a < active && a * total <= n * active);
-        let (stream, i, is_expired) = if take_active {
+        let (stream, i, of, is_expired) = if take_active {
             a += 1;
-            (Stream::Active, a - 1, false)
+            (Stream::Active, a - 1, active, false)
         } else {
             e += 1;
-            (Stream::Expired, e - 1, true)
+            (Stream::Expired, e - 1, expired, true)
         };
         let mut rng = Rng::new(seed, stream as u64, i as u64);
         let mut token = [0; TOKEN_BYTES];
@@ -244,7 +247,7 @@ pub fn seed_rows(seed: u64, active: usize, expired: usize) -> impl Iterator<Item
         SeedRow {
             token,
             data,
-            expiry: seed_expiry(now, i, is_expired),
+            expiry: seed_expiry(now, i, of, is_expired),
         }
     })
 }
@@ -931,6 +934,9 @@ mod tests {
         assert!(rows.iter().zip(&again).all(|(a, b)| a.token == b.token));
         let active: Vec<_> = rows.iter().filter(|r| r.expiry > now).collect();
         assert_eq!(active[3].token, random_token(7, Stream::Active, 3));
+        // Expired rows expire in the order they were inserted.
+        let expired: Vec<_> = rows.iter().filter(|r| r.expiry <= now).collect();
+        assert!(expired.windows(2).all(|w| w[0].expiry < w[1].expiry));
     }
 
     #[test]
