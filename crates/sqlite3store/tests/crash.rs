@@ -3,7 +3,9 @@
 //! the call returned Ok; the parent SIGKILLs it at a random moment, reopens
 //! the file and checks that every acknowledged write is there, exactly, and
 //! that the file passes `PRAGMA integrity_check`. The same file goes through
-//! every kill of a run, so recovery is followed by more writes and more kills.
+//! every kill of a run, so recovery is followed by more writes and more kills;
+//! meanwhile expired sessions are cleaned up and the file vacuumed, so kills
+//! also land in cleanup, incremental vacuum, VACUUM and checkpoints.
 //!
 //! `SQLITE3STORE_CRASH_KILLS=500` runs longer; `SQLITE3STORE_SEED` replays.
 
@@ -318,6 +320,28 @@ fn child_main(durability: Durability) -> ! {
         }
     };
     emit("ready");
+    // Maintenance to be killed in the middle of: sessions that expire at
+    // once (so the cleanup thread deletes rows and gives pages back), and
+    // now and then a VACUUM.
+    {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let mut rng = Rng::new(seed ^ 0xC1EA);
+            for n in 0u64.. {
+                let junk = format!("junk-{round}-{n}");
+                let past = std::time::SystemTime::now() - Duration::from_secs(1);
+                let result = if rng.chance(2) {
+                    store.vacuum()
+                } else {
+                    store.commit(&junk, &vec![0; rng.below(6000) as usize], past)
+                };
+                if let Err(err) = result {
+                    emit(&format!("error maintenance: {err} ({err:?})"));
+                    std::process::exit(3);
+                }
+            }
+        });
+    }
     for thread in 0..threads {
         let store = Arc::clone(&store);
         std::thread::spawn(move || {
