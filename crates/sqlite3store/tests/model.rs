@@ -298,3 +298,45 @@ proptest! {
         run(Kind::Sync, true, ops)?;
     }
 }
+
+/// Many threads race to `create` the same tokens (batched together by
+/// group commit): exactly one wins each, and what is stored is the
+/// winner's data.
+#[test]
+fn concurrent_creates_have_exactly_one_winner() -> Result<(), Box<dyn std::error::Error>> {
+    const THREADS: usize = 8;
+    const TOKENS: usize = 40;
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::builder(dir.path().join("sessions.db"))
+        .cleanup_interval(Duration::ZERO)
+        .build()?;
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let wins: Vec<Vec<usize>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let store = &store;
+                s.spawn(move || {
+                    (0..TOKENS)
+                        .filter(|i| {
+                            let data = format!("thread {t}").into_bytes();
+                            store
+                                .create(&format!("claim-{i}"), &data, later)
+                                .expect("create")
+                        })
+                        .collect::<Vec<usize>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    for i in 0..TOKENS {
+        let winners: Vec<usize> = (0..THREADS).filter(|t| wins[*t].contains(&i)).collect();
+        assert_eq!(winners.len(), 1, "claim-{i} won by {winners:?}");
+        let data = format!("thread {}", winners[0]).into_bytes();
+        assert_eq!(store.find(&format!("claim-{i}"))?, Some(data), "claim-{i}");
+    }
+    Ok(())
+}
