@@ -918,3 +918,112 @@ fn commits_after_the_file_is_replaced_are_not_silently_lost() -> TestResult {
     );
     Ok(())
 }
+
+// ---- damaged -wal and -shm files --------------------------------------------
+
+/// Copies of a database caught mid-run: sessions `0..50` checkpointed into
+/// the main file, `50..100` only in the WAL, as a crash would leave them.
+fn crash_snapshot(dir: &Path) -> TestResult<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let path = dir.join("live.db");
+    let store = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
+    for i in 0..50 {
+        store.commit(&token(i), &payload(i), far_future())?;
+    }
+    drop(store);
+    // This connection stays open while the files are copied, so the WAL is
+    // neither checkpointed nor removed.
+    let conn = rusqlite::Connection::open(&path)?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+    for i in 50..100 {
+        conn.execute(
+            "INSERT INTO sessions (token, data, expiry) VALUES (?1, ?2, 5373484.0)",
+            rusqlite::params![token(i), payload(i)],
+        )?;
+    }
+    let copy = |suffix: &str| std::fs::read(support::sidecar(&path, suffix));
+    Ok((copy("")?, copy("-wal")?, copy("-shm")?))
+}
+
+#[test]
+fn damaged_wal_or_shm_files_lose_at_most_the_damaged_frames() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (db, wal, shm) = crash_snapshot(dir.path())?;
+    let mut rng = Rng::new(17);
+    let garbage =
+        |n: usize, rng: &mut Rng| (0..n).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>();
+    let mid = wal.len() / 2;
+    let mut wal_frames = wal.clone();
+    wal_frames[mid..mid + 4096].copy_from_slice(&garbage(4096, &mut rng));
+    let mut wal_header = wal.clone();
+    wal_header[..32].copy_from_slice(&garbage(32, &mut rng));
+    // (what, wal, shm, whether every WAL session must survive)
+    let cases: Vec<(&str, Option<Vec<u8>>, Option<Vec<u8>>, bool)> = vec![
+        ("intact", Some(wal.clone()), Some(shm.clone()), true),
+        (
+            "shm garbage",
+            Some(wal.clone()),
+            Some(garbage(shm.len(), &mut rng)),
+            true,
+        ),
+        ("shm empty", Some(wal.clone()), Some(Vec::new()), true),
+        ("shm missing", Some(wal.clone()), None, true),
+        (
+            "wal frames garbage",
+            Some(wal_frames),
+            Some(shm.clone()),
+            false,
+        ),
+        (
+            "wal torn mid-frame",
+            Some(wal[..mid + 1000].to_vec()),
+            Some(shm.clone()),
+            false,
+        ),
+        (
+            "wal header garbage",
+            Some(wal_header),
+            Some(shm.clone()),
+            false,
+        ),
+        ("wal missing", None, Some(shm.clone()), false),
+    ];
+    let mut survived = Vec::new();
+    for (what, wal, shm, keeps_all) in cases {
+        let path = dir.path().join(format!("{}.db", what.replace(' ', "-")));
+        std::fs::write(&path, &db)?;
+        for (suffix, bytes) in [("-wal", wal), ("-shm", shm)] {
+            if let Some(bytes) = bytes {
+                std::fs::write(support::sidecar(&path, suffix), bytes)?;
+            }
+        }
+        fault();
+        let store = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
+        for i in 0..50 {
+            assert_eq!(
+                store.find(&token(i))?,
+                Some(payload(i)),
+                "{what}: {}",
+                token(i)
+            );
+        }
+        let mut kept = 0;
+        for i in 50..100 {
+            match store.find(&token(i))? {
+                Some(data) => {
+                    assert_eq!(data, payload(i), "{what}: {}", token(i));
+                    kept += 1;
+                }
+                None => assert!(!keeps_all, "{what}: {} lost", token(i)),
+            }
+        }
+        store.commit("after", b"after", far_future())?;
+        drop(store);
+        assert_intact(&path)?;
+        survived.push(format!("{what}: {kept}/50"));
+    }
+    report(
+        "damaged wal/shm",
+        &format!(", WAL sessions kept: {}", survived.join(", ")),
+    );
+    Ok(())
+}
