@@ -957,7 +957,8 @@ fn damaged_wal_or_shm_files_lose_at_most_the_damaged_frames() -> TestResult {
     let mut wal_header = wal.clone();
     wal_header[..32].copy_from_slice(&garbage(32, &mut rng));
     // (what, wal, shm, whether every WAL session must survive)
-    let cases: Vec<(&str, Option<Vec<u8>>, Option<Vec<u8>>, bool)> = vec![
+    type Case<'a> = (&'a str, Option<Vec<u8>>, Option<Vec<u8>>, bool);
+    let cases: Vec<Case<'_>> = vec![
         ("intact", Some(wal.clone()), Some(shm.clone()), true),
         (
             "shm garbage",
