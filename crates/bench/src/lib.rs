@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use clap::Parser;
+use sqlite3store::Durability;
 
 mod go_style;
 mod ours;
@@ -38,6 +39,10 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 const OURS: &str = "sqlite3store";
 /// The same store with `group_commit(false)`.
 const SINGLE_WRITER: &str = "sqlite3store single-writer";
+/// sqlite3store with `Durability::PowerLoss` (fsync per commit); opt-in.
+const OURS_FSYNC: &str = "sqlite3store power-loss";
+/// The single-writer variant with `Durability::PowerLoss`; opt-in.
+const SINGLE_WRITER_FSYNC: &str = "single-writer power-loss";
 /// Go's scs sqlite3store, reproduced.
 const GO_STYLE: &str = "go-style";
 /// tower-sessions-sqlx-store's SqliteStore (the peers binary).
@@ -45,9 +50,11 @@ const SQLX: &str = "tower-sessions-sqlx";
 
 /// Every system: the name in results, and the short names `--systems`
 /// accepts.
-const SYSTEMS: [(&str, &[&str]); 4] = [
+const SYSTEMS: [(&str, &[&str]); 6] = [
     (OURS, &["sqlite3store", "ours", "a"]),
     (SINGLE_WRITER, &["single-writer", "a2"]),
+    (OURS_FSYNC, &["power-loss"]),
+    (SINGLE_WRITER_FSYNC, &["single-writer-power-loss"]),
     (GO_STYLE, &["go-style", "go", "c"]),
     (SQLX, &["sqlx", "tower-sessions-sqlx", "b"]),
 ];
@@ -100,7 +107,9 @@ pub struct BenchArgs {
     pub workloads: Vec<String>,
 
     /// Systems to run, comma-separated: sqlite3store, single-writer,
-    /// go-style, sqlx (sqlx needs --peers). Default: every one available.
+    /// go-style, sqlx (sqlx needs --peers). Default: those four (sqlx with
+    /// --peers). Also available: power-loss and single-writer-power-loss,
+    /// the first two with `Durability::PowerLoss` (an fsync per commit).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub systems: Vec<String>,
 
@@ -199,7 +208,10 @@ impl BenchArgs {
                 .iter()
                 .find(|(full, short)| *full == name || short.contains(&name))
                 .ok_or_else(|| {
-                    format!("unknown system {name:?}; expected sqlite3store, single-writer, go-style or sqlx")
+                    format!(
+                        "unknown system {name:?}; expected sqlite3store, single-writer, go-style, \
+                         sqlx, power-loss or single-writer-power-loss"
+                    )
                 })?;
             if !chosen.contains(system) {
                 chosen.push(*system);
@@ -231,20 +243,25 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
     // Ours first, so the peak memory of each is measured before the others
     // have grown the process.
     for system in &systems {
+        let ours = |name, group_commit, durability| ours::Ours {
+            name,
+            group_commit,
+            durability,
+        };
         match *system {
-            OURS => run_system(
-                &ours::Ours {
-                    name: OURS,
-                    group_commit: true,
-                },
+            OURS => run_system(&ours(OURS, true, Durability::default()), &cfg, &mut collect)?,
+            SINGLE_WRITER => run_system(
+                &ours(SINGLE_WRITER, false, Durability::default()),
                 &cfg,
                 &mut collect,
             )?,
-            SINGLE_WRITER => run_system(
-                &ours::Ours {
-                    name: SINGLE_WRITER,
-                    group_commit: false,
-                },
+            OURS_FSYNC => run_system(
+                &ours(OURS_FSYNC, true, Durability::PowerLoss),
+                &cfg,
+                &mut collect,
+            )?,
+            SINGLE_WRITER_FSYNC => run_system(
+                &ours(SINGLE_WRITER_FSYNC, false, Durability::PowerLoss),
                 &cfg,
                 &mut collect,
             )?,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sqlite3store::SqliteStore;
+use sqlite3store::{Durability, SqliteStore};
 
 use crate::go_style;
 use crate::workload::{token_string, BoxError, SeedRow, System, Target, TOKEN_BYTES};
@@ -17,6 +17,9 @@ use crate::workload::{token_string, BoxError, SeedRow, System, Target, TOKEN_BYT
 pub(crate) struct Ours {
     pub(crate) name: &'static str,
     pub(crate) group_commit: bool,
+    /// The default, or `PowerLoss` (an fsync per transaction), where group
+    /// commit has the most to share.
+    pub(crate) durability: Durability,
 }
 
 impl Ours {
@@ -24,6 +27,7 @@ impl Ours {
         SqliteStore::builder(path)
             .cleanup_interval(Duration::ZERO)
             .group_commit(self.group_commit)
+            .durability(self.durability)
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::workload::{Config, Memory, Row, Workload};
-use crate::{GO_STYLE, OURS, SINGLE_WRITER, SQLX};
+use crate::{GO_STYLE, OURS, OURS_FSYNC, SINGLE_WRITER, SINGLE_WRITER_FSYNC, SQLX};
 
 /// Everything one run measured.
 #[derive(Debug, Serialize)]
@@ -76,7 +76,14 @@ impl Report {
     /// Systems in a fixed order: ours first, then the rest as they came.
     fn systems(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
-        for known in [OURS, SINGLE_WRITER, GO_STYLE, SQLX] {
+        for known in [
+            OURS,
+            SINGLE_WRITER,
+            OURS_FSYNC,
+            SINGLE_WRITER_FSYNC,
+            GO_STYLE,
+            SQLX,
+        ] {
             if self.rows.iter().any(|r| r.system == known) {
                 out.push(known);
             }
@@ -171,6 +178,19 @@ impl Report {
                         .map(|x| format!("ours/{} **{}**", short(other), times(x)))
                 })
                 .collect();
+            let mut ratios = ratios;
+            if let Some(x) = ratio_of(
+                &self.rows,
+                OURS_FSYNC,
+                SINGLE_WRITER_FSYNC,
+                workload,
+                workers,
+            ) {
+                ratios.push(format!(
+                    "power-loss group commit/single-writer **{}**",
+                    times(x)
+                ));
+            }
             if !ratios.is_empty() {
                 let _ = writeln!(md, "\n{}", ratios.join(" · "));
             }
@@ -356,9 +376,14 @@ fn find_row<'a>(
 
 /// ops/s of ours over `other`'s, when both ran.
 fn ratio(rows: &[Row], workload: Workload, workers: usize, other: &str) -> Option<f64> {
-    let ours = find_row(rows, OURS, workload, workers)?;
-    let theirs = find_row(rows, other, workload, workers)?;
-    (ours.ops > 0 && theirs.ops > 0).then(|| ours.ops_per_sec / theirs.ops_per_sec)
+    ratio_of(rows, OURS, other, workload, workers)
+}
+
+/// ops/s of `a` over `b`'s, when both ran.
+fn ratio_of(rows: &[Row], a: &str, b: &str, workload: Workload, workers: usize) -> Option<f64> {
+    let a = find_row(rows, a, workload, workers)?;
+    let b = find_row(rows, b, workload, workers)?;
+    (a.ops > 0 && b.ops > 0).then(|| a.ops_per_sec / b.ops_per_sec)
 }
 
 /// The targets of the issue, each checked against the rows. Rows that were
