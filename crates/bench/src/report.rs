@@ -9,6 +9,27 @@ use serde::Serialize;
 use crate::workload::{Config, Memory, Row, Workload};
 use crate::{GO_STYLE, OURS, OURS_FSYNC, SINGLE_WRITER, SINGLE_WRITER_FSYNC, SQLX};
 
+/// How the systems are run, for readers of the report.
+const METHOD: &str = "\
+Systems:
+- **sqlite3store**: default options (WAL, group commit, reader pool); its cleanup thread is off and \
+the benchmark calls `delete_expired_report()` itself.
+- **sqlite3store single-writer**: the same with `group_commit(false)`: one mutex around the writer.
+- **go-style**: Go's scs `sqlite3store` reproduced in Rust: its exact SQL, a statement prepared per call, \
+rollback journal, `synchronous=NORMAL`, `busy_timeout=5000`, a pool that grows to the concurrency. \
+It does SQLite's share of Go's work, not Go's own (cgo calls, `database/sql`, `Scan`), so it is \
+a lower bound on the real Go package's cost per call.
+- **tower-sessions-sqlx**: tower-sessions-sqlx-store 0.15 `SqliteStore` as its README sets it up \
+(`SqlitePool::connect(\"sqlite://…?mode=rwc\")`, `migrate()`), through the `SessionStore` trait, in its own \
+process; each worker thread blocks on the call's future. Its ids are i128 and its records carry the \
+256 bytes as a 256-character string.
+
+Each worker loops until the deadline; only the call is timed. Throughput workloads share one file \
+per system (reads first, inserts last); each cleanup workload gets a fresh file. Errors are counted, \
+never fatal; a failed call still counts as an operation.
+
+";
+
 /// Everything one run measured.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
@@ -138,6 +159,7 @@ impl Report {
         for m in &self.missing {
             let _ = writeln!(md, "> **Missing:** {m}\n");
         }
+        md.push_str(METHOD);
         let systems = self.systems();
         for (workload, workers) in self.instances() {
             let title = match workload {
