@@ -69,6 +69,14 @@ pub enum Error {
     /// commits work again once space is freed.
     #[error("session database is full")]
     DiskFull(#[source] rusqlite::Error),
+    /// The database file was deleted or replaced at its path while the store
+    /// had it open; writes are refused rather than go to the orphaned file.
+    /// Reopen the store.
+    #[error("session database {path:?} was deleted or replaced while open")]
+    FileReplaced {
+        /// The path the store opened.
+        path: PathBuf,
+    },
     /// Any other SQLite failure.
     #[error("sqlite operation failed")]
     Sqlite(#[source] rusqlite::Error),

@@ -20,7 +20,7 @@ use crate::hash::{storage_key, TokenHasher};
 use crate::julian::{from_julian, to_julian};
 use crate::pool::ReaderPool;
 use crate::schema::Sql;
-use crate::writer::{WriteOp, Writer, YIELDED};
+use crate::writer::{FileIdentity, WriteOp, Writer, YIELDED};
 
 /// The WAL file is truncated to this after a checkpoint resets it.
 const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
@@ -149,6 +149,7 @@ impl SqliteStore {
             Some(conn) => auto_vacuum(conn)?,
             None => {
                 // Check the file and table without writing anything.
+                check_header(&b.path)?;
                 let conn = open_reader(&b.path, &b).map_err(|e| match e {
                     Error::Sqlite(source) => Error::Open {
                         path: b.path.clone(),
@@ -171,6 +172,7 @@ impl SqliteStore {
                     Arc::clone(&sql),
                     b.group_commit,
                     Arc::clone(&wal),
+                    FileIdentity::of(&b.path)?,
                 ))
             }
             None => None,
@@ -582,6 +584,34 @@ fn wal_path(path: &Path) -> PathBuf {
     PathBuf::from(os)
 }
 
+/// Refuses a non-empty file that does not start with SQLite's header.
+/// SQLite itself takes a file shorter than one page for an empty database
+/// and would write a new one over it.
+fn check_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let mut head = Vec::with_capacity(16);
+    match std::fs::File::open(path) {
+        // Missing (created later), a directory, no permission: SQLite's
+        // own open reports these.
+        Err(_) => return Ok(()),
+        Ok(file) => {
+            if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                return Ok(());
+            }
+            file.take(16).read_to_end(&mut head)?;
+        }
+    }
+    if head.is_empty() || head == MAGIC {
+        Ok(())
+    } else {
+        Err(Error::NotADatabase(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+            Some("the file does not start with the SQLite header".into()),
+        )))
+    }
+}
+
 /// Reads the schema table, which fails for a file that is not a database.
 fn probe(conn: &Connection) -> Result<()> {
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
@@ -593,6 +623,7 @@ fn probe(conn: &Connection) -> Result<()> {
 /// Opens the writer connection, sets the file up and checks the table.
 /// Returns None when the file can only be read.
 fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
+    check_header(&b.path)?;
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if b.create_if_missing {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;

@@ -22,6 +22,48 @@ use crate::checkpoint::{checkpoint, WalState};
 use crate::error::{Error, Result};
 use crate::schema::Sql;
 
+/// The identity of the database file the writer opened, so a write into a
+/// file that was deleted or replaced at its path (where SQLite in WAL mode
+/// would carry on, unseen, in the orphaned file) fails instead.
+#[derive(Debug, Clone)]
+pub(crate) struct FileIdentity {
+    path: std::path::PathBuf,
+    #[cfg(unix)]
+    id: (u64, u64),
+}
+
+impl FileIdentity {
+    pub(crate) fn of(path: &std::path::Path) -> Result<Self> {
+        Ok(Self {
+            path: path.to_path_buf(),
+            #[cfg(unix)]
+            id: unix_id(path)?,
+        })
+    }
+
+    /// Whether the file at the path is no longer the one opened (one
+    /// `stat` call; always false where file identity is not available).
+    fn replaced(&self) -> bool {
+        #[cfg(unix)]
+        return unix_id(&self.path).ok() != Some(self.id);
+        #[cfg(not(unix))]
+        false
+    }
+
+    fn error(&self) -> Error {
+        Error::FileReplaced {
+            path: self.path.clone(),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn unix_id(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
 /// What a `yield_to_writers` cleanup batch returns when it gave way.
 pub(crate) const YIELDED: u64 = u64::MAX;
 
@@ -160,6 +202,7 @@ pub(crate) struct Writer {
     sql: Arc<Sql>,
     group_commit: bool,
     wal: Arc<WalState>,
+    file: FileIdentity,
 }
 
 impl std::fmt::Debug for Writer {
@@ -189,6 +232,7 @@ impl Writer {
         sql: Arc<Sql>,
         group_commit: bool,
         wal: Arc<WalState>,
+        file: FileIdentity,
     ) -> Self {
         Self {
             conn: Mutex::new(conn),
@@ -201,6 +245,7 @@ impl Writer {
             sql,
             group_commit,
             wal,
+            file,
         }
     }
 
@@ -244,7 +289,11 @@ impl Writer {
             let mut conn = self.lock_conn();
             self.queued.fetch_sub(1, Ordering::Relaxed);
             self.backstop_checkpoint(&conn);
-            let result = self.run_alone(&mut conn, op);
+            let result = if self.file.replaced() {
+                Err(self.file.error())
+            } else {
+                self.run_alone(&mut conn, op)
+            };
             self.waiting_after_batch
                 .store(self.queued(), Ordering::Relaxed);
             return result;
@@ -283,7 +332,13 @@ impl Writer {
         {
             let mut conn = self.lock_conn();
             self.backstop_checkpoint(&conn);
-            self.run_batch(&mut conn, batch);
+            if self.file.replaced() {
+                for (_, slot) in batch {
+                    slot.set(SlotState::Done(Err(self.file.error())));
+                }
+            } else {
+                self.run_batch(&mut conn, batch);
+            }
         }
         {
             let mut q = self.lock_queue();
@@ -328,6 +383,14 @@ impl Writer {
                 Ok(changes) => {
                     for ((_, slot), changed) in group.iter().zip(changes) {
                         slot.set(SlotState::Done(Ok(changed)));
+                    }
+                }
+                Err(Error::Busy(err)) => {
+                    // The lock was not to be had within busy_timeout; retrying
+                    // each write alone would make callers wait that long again
+                    // and again. Every write of the group gets the error.
+                    for (_, slot) in group {
+                        slot.set(SlotState::Done(Err(Error::Busy(duplicate(&err)))));
                     }
                 }
                 Err(err) => {
@@ -393,5 +456,20 @@ impl Writer {
             .collect::<rusqlite::Result<Vec<u64>>>()?;
         tx.commit()?;
         Ok(changes)
+    }
+}
+
+/// A copy of a SQLite error, for handing one failure to several callers
+/// (rusqlite's error is not `Clone`).
+fn duplicate(err: &rusqlite::Error) -> rusqlite::Error {
+    match err {
+        rusqlite::Error::SqliteFailure(code, msg) => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code.extended_code),
+            msg.clone(),
+        ),
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
     }
 }

@@ -820,7 +820,6 @@ fn bytes_overwritten_inside_rows_give_a_damage_error_or_right_data() -> TestResu
 }
 
 #[test]
-#[ignore = "bug: a 1-byte file is taken for a new, empty database and overwritten"]
 fn one_byte_file_is_rejected_and_left_alone() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (good, _) = pristine(dir.path(), 10)?;
@@ -842,7 +841,6 @@ fn one_byte_file_is_rejected_and_left_alone() -> TestResult {
 }
 
 #[test]
-#[ignore = "bug: a group of writes that meets a held lock retries each write alone, so callers wait for Busy many times busy_timeout"]
 fn concurrent_writers_meeting_a_held_lock_get_busy_within_the_busy_timeout() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("sessions.db");
@@ -888,7 +886,6 @@ fn concurrent_writers_meeting_a_held_lock_get_busy_within_the_busy_timeout() -> 
 // ---- the file replaced under an open store ---------------------------------
 
 #[test]
-#[ignore = "bug: after the database file is deleted or renamed over, commits still return Ok and are lost"]
 fn commits_after_the_file_is_replaced_are_not_silently_lost() -> TestResult {
     let mut lost = Vec::new();
     for how in ["deleted", "replaced by a backup (mv backup.db sessions.db)"] {
