@@ -851,7 +851,9 @@ fn concurrent_writers_meeting_a_held_lock_get_busy_within_the_busy_timeout() -> 
         .build()?;
     let other = rusqlite::Connection::open(&path)?;
     other.execute_batch("BEGIN IMMEDIATE")?;
-    let writers = 16;
+    // Retrying each write alone would make the last of them wait about
+    // 33 x busy_timeout.
+    let writers = 32;
     let waits: Vec<Duration> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..writers)
             .map(|t| {
@@ -874,10 +876,11 @@ fn concurrent_writers_meeting_a_held_lock_get_busy_within_the_busy_timeout() -> 
     });
     let longest = waits.iter().max().copied().unwrap_or_default();
     println!("{writers} writers, busy_timeout {timeout:?}: longest wait for Busy {longest:?}");
-    // One wait for the lock, one more for a batch that queued behind it, and
-    // generous slack for a loaded machine; not one wait per queued writer.
+    // The documented bound, not a speed: one wait for the lock, one more for
+    // the batch that queued behind it (about 2 x busy_timeout), with ample
+    // slack for a loaded machine; never one wait per queued writer.
     assert!(
-        longest < timeout * 6,
+        longest < timeout * 10,
         "a caller waited {longest:?} for Busy with a busy_timeout of {timeout:?}"
     );
     Ok(())
@@ -887,35 +890,69 @@ fn concurrent_writers_meeting_a_held_lock_get_busy_within_the_busy_timeout() -> 
 
 #[test]
 fn commits_after_the_file_is_replaced_are_not_silently_lost() -> TestResult {
-    let mut lost = Vec::new();
-    for how in ["deleted", "replaced by a backup (mv backup.db sessions.db)"] {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("sessions.db");
-        let store = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
-        store.commit("before", b"before", far_future())?;
-        if how == "deleted" {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(support::sidecar(&path, suffix));
+    for group_commit in [true, false] {
+        for how in ["deleted", "replaced by a backup (mv backup.db sessions.db)"] {
+            let what = format!("file {how}, group commit {group_commit}");
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("sessions.db");
+            let store = SqliteStore::builder(&path)
+                .cleanup_interval(Duration::ZERO)
+                .group_commit(group_commit)
+                .build()?;
+            store.commit("before", b"before", far_future())?;
+            if how == "deleted" {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(support::sidecar(&path, suffix));
+                }
+            } else {
+                let backup = dir.path().join("backup.db");
+                let conn = rusqlite::Connection::open(&path)?;
+                conn.execute("VACUUM INTO ?1", [backup.to_string_lossy()])?;
+                drop(conn);
+                std::fs::rename(&backup, &path)?;
             }
-        } else {
-            let backup = dir.path().join("backup.db");
-            let conn = rusqlite::Connection::open(&path)?;
-            conn.execute("VACUUM INTO ?1", [backup.to_string_lossy()])?;
-            drop(conn);
-            std::fs::rename(&backup, &path)?;
-        }
-        fault();
-        let result = store.commit("after", b"after", far_future());
-        drop(store);
-        let reopened = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
-        if result.is_ok() && reopened.find("after")?.is_none() {
-            lost.push(how);
+            // Every write is refused, alone or batched with others, rather
+            // than acknowledged into the orphaned file.
+            let refused = |result: sqlite3store::Result<()>, op: &str| {
+                fault();
+                match result {
+                    Err(Error::FileReplaced { path: p }) => {
+                        assert_eq!(p, path, "{what}: {op}: the path");
+                    }
+                    other => panic!("{what}: {op}: expected FileReplaced, got {other:?}"),
+                }
+            };
+            refused(store.commit("after", b"after", far_future()), "commit");
+            refused(
+                store.create("after", b"after", far_future()).map(drop),
+                "create",
+            );
+            refused(store.delete("before").map(drop), "delete");
+            refused(store.delete_expired().map(drop), "delete_expired");
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|t| {
+                        let store = &store;
+                        s.spawn(move || store.commit(&format!("after-{t}"), b"x", far_future()))
+                    })
+                    .collect();
+                for h in handles {
+                    refused(h.join().expect("writer"), "concurrent commit");
+                }
+            });
+            drop(store);
+            // Reopened, the store uses the file now at the path.
+            let reopened = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
+            let restored = how != "deleted";
+            assert_eq!(reopened.find("before")?.is_some(), restored, "{what}");
+            assert_eq!(reopened.find("after")?, None, "{what}");
+            reopened.commit("after", b"after", far_future())?;
+            assert_eq!(reopened.find("after")?, Some(b"after".to_vec()), "{what}");
+            drop(reopened);
+            assert_intact(&path)?;
         }
     }
-    assert!(
-        lost.is_empty(),
-        "commit returned Ok, but the session is not in the file at that path, when the file was: {lost:?}"
-    );
+    report("file replaced", "");
     Ok(())
 }
 
