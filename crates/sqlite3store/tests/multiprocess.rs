@@ -198,7 +198,8 @@ fn kill_loop(test: &str, path: &Path, seed: u64, done: &AtomicBool) -> TestResul
     Ok(kills)
 }
 
-/// Writes (commit, overwrite, delete) from two threads until killed.
+/// Writes (commit, overwrite, delete, now and then VACUUM) from two
+/// threads until killed.
 fn crasher_main() -> TestResult {
     let seed: u64 = support::child_env("MP_SEED").parse()?;
     let store = SqliteStore::builder(support::child_env("MP_DB"))
@@ -211,10 +212,15 @@ fn crasher_main() -> TestResult {
                 let mut rng = Rng::new(seed ^ t);
                 loop {
                     let key = format!("crasher-{t}-{}", rng.below(32));
-                    let result = if rng.chance(80) {
-                        store.commit(&key, &vec![t as u8; rng.below(3000) as usize], far_future())
-                    } else {
-                        store.delete(&key).map(drop)
+                    let result = match rng.below(100) {
+                        0..80 => store.commit(
+                            &key,
+                            &vec![t as u8; rng.below(3000) as usize],
+                            far_future(),
+                        ),
+                        80..99 => store.delete(&key).map(drop),
+                        // Killed mid-VACUUM too, while the others work.
+                        _ => store.vacuum(),
                     };
                     if let Err(err) = result {
                         emit(&format!("error {key}: {err:?}"));
