@@ -134,7 +134,10 @@ impl SqliteStore {
         Builder::new(path)
     }
 
-    pub(crate) fn open_with(b: Builder) -> Result<Self> {
+    pub(crate) fn open_with(mut b: Builder) -> Result<Self> {
+        // Every connection (readers open lazily) and the file-identity check
+        // must see the same file even if the process changes directory.
+        b.path = std::path::absolute(&b.path)?;
         let sql = Arc::new(Sql::new(&b.table)?);
         let writer_conn = if b.read_only {
             None
@@ -397,7 +400,7 @@ impl SqliteStore {
         self.inner.clock.now()
     }
 
-    /// The database file's path.
+    /// The database file's path, made absolute at open.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

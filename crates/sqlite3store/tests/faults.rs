@@ -1077,7 +1077,6 @@ const CHDIR_TEST: &str = "a_relative_path_keeps_naming_the_opened_file_after_a_c
 /// path) must mean the same file, not a namesake in the new directory. Run
 /// in a child process, since the working directory is process-wide.
 #[test]
-#[ignore = "bug: after a chdir, a store opened by a relative path refuses writes (FileReplaced) and new reader connections read a namesake file"]
 fn a_relative_path_keeps_naming_the_opened_file_after_a_chdir() -> TestResult {
     if support::child_role().is_some() {
         return chdir_main();
