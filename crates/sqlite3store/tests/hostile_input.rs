@@ -428,3 +428,34 @@ fn a_clock_at_either_end_of_time_still_orders_sessions() -> TestResult {
     }
     Ok(())
 }
+
+/// A path that names a FIFO (or another non-file) must fail at open, not
+/// block forever: nothing will ever write to it.
+#[test]
+#[ignore = "bug: open blocks forever on a FIFO: check_header opens it O_RDONLY, which waits for a writer"]
+fn a_fifo_in_place_of_the_file_fails_at_open_instead_of_hanging() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let fifo = dir.path().join("sessions.db");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        println!("skipped: mkfifo is not available");
+        return Ok(());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    let opener = std::thread::spawn(move || {
+        let result = SqliteStore::with_cleanup_interval(&path, Duration::ZERO).map(drop);
+        let _ = tx.send(result);
+    });
+    let result = rx.recv_timeout(Duration::from_secs(10));
+    if result.is_err() {
+        // Unblock the opener (a writer appears, then goes) so it can end.
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo)?);
+    }
+    let _ = opener.join();
+    match result {
+        Ok(Err(_)) => Ok(()),
+        Ok(Ok(())) => Err("a FIFO was opened as a session database".into()),
+        Err(_) => Err("open of a FIFO did not return within 10 s".into()),
+    }
+}
