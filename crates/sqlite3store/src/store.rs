@@ -593,18 +593,14 @@ fn wal_path(path: &Path) -> PathBuf {
 fn check_header(path: &Path) -> Result<()> {
     use std::io::Read;
     const MAGIC: &[u8; 16] = b"SQLite format 3\0";
-    let mut head = Vec::with_capacity(16);
-    match std::fs::File::open(path) {
-        // Missing (created later), a directory, no permission: SQLite's
-        // own open reports these.
-        Err(_) => return Ok(()),
-        Ok(file) => {
-            if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-                return Ok(());
-            }
-            file.take(16).read_to_end(&mut head)?;
-        }
+    // Only regular files: opening a FIFO to read would block. Missing files
+    // (created later), directories and the rest are SQLite's to report.
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        _ => return Ok(()),
     }
+    let mut head = Vec::with_capacity(16);
+    std::fs::File::open(path)?.take(16).read_to_end(&mut head)?;
     if head.is_empty() || head == MAGIC {
         Ok(())
     } else {

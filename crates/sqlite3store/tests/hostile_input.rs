@@ -432,7 +432,6 @@ fn a_clock_at_either_end_of_time_still_orders_sessions() -> TestResult {
 /// A path that names a FIFO (or another non-file) must fail at open, not
 /// block forever: nothing will ever write to it.
 #[test]
-#[ignore = "bug: open blocks forever on a FIFO: check_header opens it O_RDONLY, which waits for a writer"]
 fn a_fifo_in_place_of_the_file_fails_at_open_instead_of_hanging() -> TestResult {
     let dir = tempfile::tempdir()?;
     let fifo = dir.path().join("sessions.db");
