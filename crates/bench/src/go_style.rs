@@ -84,7 +84,7 @@ pub(crate) fn insert_rows(
     rows: &mut dyn Iterator<Item = SeedRow>,
 ) -> Result<(), BoxError> {
     conn.pragma_update(None, "synchronous", "OFF")?;
-    conn.pragma_update(None, "cache_size", -512 * 1024)?;
+    conn.pragma_update(None, "cache_size", -64 * 1024)?;
     conn.execute_batch("BEGIN")?;
     {
         let mut insert =

@@ -223,25 +223,28 @@ impl Report {
             let _ = writeln!(md, "## Memory\n");
             let _ = writeln!(
                 md,
-                "Peak resident memory of the process while it ran each system's workloads \
-                 (`VmHWM`, reset before each system), and its resident memory when that \
-                 system began. Includes the benchmark's own prepared keys and histograms; \
+                "Resident memory of the process (`VmRSS`) when each phase began, once its file \
+                 was preloaded and opened and its keys prepared, and the peak (`VmHWM`, reset at \
+                 that moment) during the phase. The benchmark's own keys and histograms are in \
+                 both; memory freed by earlier phases may stay resident, so compare the growth. \
                  tower-sessions-sqlx runs in its own process.\n"
             );
-            let _ = writeln!(md, "| system | RSS at start | peak RSS |");
-            let _ = writeln!(md, "|---|---:|---:|");
+            let _ = writeln!(md, "| system | phase | RSS at start | peak RSS | growth |");
+            let _ = writeln!(md, "|---|---|---:|---:|---:|");
             for m in &self.memory {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {}{} |",
+                    "| {} | {} | {} | {}{} | {} |",
                     m.system,
+                    m.phase,
                     mib(m.start_kib),
                     mib(m.peak_kib),
                     if m.reset {
                         ""
                     } else {
                         " (process peak so far)"
-                    }
+                    },
+                    mib(m.peak_kib.saturating_sub(m.start_kib)),
                 );
             }
             md.push('\n');
@@ -284,9 +287,9 @@ impl Report {
             if loaded {
                 let _ = writeln!(
                     md,
-                    "| system | removed | took | rows/s | workers' ops/s | p99 | worst | errors | files before → after → closed | notes |"
+                    "| system | removed | took | rows/s | workers' ops/s | p99 | worst | requests > 25 ms | errors | files before → after → closed | notes |"
                 );
-                let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+                let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
             } else {
                 let _ = writeln!(
                     md,
@@ -305,7 +308,7 @@ impl Report {
                 if loaded {
                     let _ = writeln!(
                         md,
-                        "| {} | {} | {:.2} s | {} | {} | {} | {} | {} | {files} | {} |",
+                        "| {} | {} | {:.2} s | {} | {} | {} | {} | {} | {} | {files} | {} |",
                         r.system,
                         c.removed,
                         c.secs,
@@ -313,6 +316,7 @@ impl Report {
                         ops(r.ops_per_sec),
                         latency(r.p99_us),
                         latency(r.max_us),
+                        c.slow_requests,
                         r.errors,
                         notes(r),
                     );

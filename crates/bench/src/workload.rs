@@ -32,6 +32,9 @@ const MISS_TOKENS: usize = 10_000;
 /// The longest latency recorded exactly, in nanoseconds; longer ones count
 /// as this (a minute is far past any busy timeout).
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
+/// A request slower than this during cleanup counts as slow (the issue's
+/// bound on how long cleanup may make a request wait).
+const SLOW_REQUEST_NS: u64 = 25_000_000;
 
 /// What one run measures; the main binary hands it to the peers binary as
 /// JSON, so both run the same thing.
@@ -305,6 +308,8 @@ pub struct CleanupResult {
     pub size_after: u64,
     /// Bytes of the database files once the store was closed.
     pub size_closed: u64,
+    /// Workers' requests that took longer than 25 ms.
+    pub slow_requests: u64,
 }
 
 /// One measured workload of one system.
@@ -343,6 +348,10 @@ pub struct Row {
 pub struct Memory {
     /// The system's name.
     pub system: String,
+    /// The phase: `workloads` (every throughput workload on one file) or
+    /// the cleanup workload's name. Each starts once its file is preloaded
+    /// and opened and its keys prepared, so setup is not counted.
+    pub phase: String,
     /// Resident memory when the phase began, KiB.
     pub start_kib: u64,
     /// Peak resident memory during the phase (`VmHWM`, reset at its
@@ -554,8 +563,14 @@ fn progress(row: &Row) {
     );
     if let Some(c) = &row.cleanup {
         line.push_str(&format!(
-            "  | cleanup {} rows in {:.2} s = {:.0} rows/s, {} -> {} -> {} bytes",
-            c.removed, c.secs, c.rows_per_sec, c.size_before, c.size_after, c.size_closed
+            "  | cleanup {} rows in {:.2} s = {:.0} rows/s, {} -> {} -> {} bytes, {} requests > 25 ms",
+            c.removed,
+            c.secs,
+            c.rows_per_sec,
+            c.size_before,
+            c.size_after,
+            c.size_closed,
+            c.slow_requests
         ));
     }
     if let Some(err) = &row.first_error {
@@ -590,20 +605,21 @@ fn fresh_dir(cfg: &Config) -> Result<tempfile::TempDir, BoxError> {
 }
 
 /// Runs every configured workload against `system`, each group on a fresh
-/// file, and hands each result to `emit` as soon as it is measured (memory
-/// last).
+/// file, and hands each result to `emit` as soon as it is measured, with
+/// the peak memory of each group.
 pub fn run_system<S: System>(
     system: &S,
     cfg: &Config,
     emit: &mut dyn FnMut(Line),
 ) -> Result<(), BoxError> {
     let name = system.name();
-    let memory = PeakMemory::start();
     let wants = |w: Workload| cfg.workloads.contains(&w);
     let blobs = data_blobs(cfg.seed);
-    let mut emit_row = |row: Row| {
-        progress(&row);
-        emit(Line::Row(row));
+    let mut emit = |line: Line| {
+        if let Line::Row(row) = &line {
+            progress(row);
+        }
+        emit(line);
     };
 
     if Workload::THROUGHPUT_ORDER.into_iter().any(wants) {
@@ -613,6 +629,7 @@ pub fn run_system<S: System>(
         system.create(&path, &mut seed_rows(cfg.seed, cfg.sessions, 0))?;
         let target = system.open(&path)?;
         let keys = prepare_keys(&target, cfg, &blobs);
+        let memory = PeakMemory::start();
         // Commit rates per worker count, to size the insert keys.
         let mut update_rates = Vec::new();
         for workload in Workload::THROUGHPUT_ORDER.into_iter().filter(|w| wants(*w)) {
@@ -631,16 +648,20 @@ pub fn run_system<S: System>(
                 if workload == Workload::CommitUpdate {
                     update_rates.push((workers, row.ops_per_sec));
                 }
-                emit_row(row);
+                emit(Line::Row(row));
             }
         }
+        let memory = memory.finish(name, "workloads");
+        drop(target);
+        emit(Line::Memory(memory));
     }
     for workload in [Workload::Cleanup, Workload::CleanupIdle] {
         if wants(workload) {
-            emit_row(run_cleanup(system, cfg, &blobs, workload)?);
+            let (row, memory) = run_cleanup(system, cfg, &blobs, workload)?;
+            emit(Line::Row(row));
+            emit(Line::Memory(memory));
         }
     }
-    emit(Line::Memory(memory.finish(name)));
     Ok(())
 }
 
@@ -792,7 +813,7 @@ fn run_cleanup<S: System>(
     cfg: &Config,
     blobs: &[Arc<[u8]>],
     workload: Workload,
-) -> Result<Row, BoxError> {
+) -> Result<(Row, Memory), BoxError> {
     debug_assert!(workload.is_cleanup());
     let name = system.name();
     let dir = fresh_dir(cfg)?;
@@ -811,6 +832,7 @@ fn run_cleanup<S: System>(
         0
     };
     let keys = prepare_keys(&target, cfg, blobs);
+    let memory = PeakMemory::start();
     if workers > 0 {
         warm_up(&target, cfg, &keys, workers);
     }
@@ -850,6 +872,7 @@ fn run_cleanup<S: System>(
         Some(n) => n,
         None => rows_before.saturating_sub(target.count()?),
     };
+    let memory = memory.finish(name, workload.name());
     drop(target);
     let secs = took.as_secs_f64();
     row.cleanup = Some(CleanupResult {
@@ -863,11 +886,14 @@ fn run_cleanup<S: System>(
         size_before,
         size_after,
         size_closed: files_size(&path),
+        slow_requests: measured
+            .hist
+            .count_between(SLOW_REQUEST_NS + 1, MAX_LATENCY_NS),
     });
     if removed != cfg.expired as u64 {
         row.note = Some(format!("removed {removed} of {} expired rows", cfg.expired));
     }
-    Ok(row)
+    Ok((row, memory))
 }
 
 /// The process's peak resident memory over a phase, from `/proc/self`.
@@ -887,9 +913,10 @@ impl PeakMemory {
         }
     }
 
-    fn finish(self, system: &str) -> Memory {
+    fn finish(self, system: &str, phase: &str) -> Memory {
         Memory {
             system: system.to_owned(),
+            phase: phase.to_owned(),
             start_kib: self.start_kib,
             peak_kib: proc_status_kib("VmHWM").unwrap_or(0),
             reset: self.reset,
