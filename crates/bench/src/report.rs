@@ -24,6 +24,7 @@ a lower bound on the real Go package's cost per call.
 process; each worker thread blocks on the call's future. Its ids are i128 and its records carry the \
 256 bytes as a 256-character string.
 
+Reproduce with `cargo run --release -p bench -- --peers --out docs` (or `sqlite3store bench`). \
 Each worker loops until the deadline; only the call is timed. Throughput workloads share one file \
 per system (reads first, inserts last); each cleanup workload gets a fresh file. Errors are counted, \
 never fatal; a failed call still counts as an operation.
@@ -503,8 +504,9 @@ fn checks(rows: &[Row]) -> Vec<Check> {
         measured: loaded.map_or_else(
             || "—".into(),
             |r| {
+                let slow = r.cleanup.as_ref().map_or(0, |c| c.slow_requests);
                 format!(
-                    "worst {} over {} requests, {} errors",
+                    "worst {}; {slow} of {} requests over 25 ms; {} errors",
                     latency(r.max_us),
                     r.ops,
                     r.errors
