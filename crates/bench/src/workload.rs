@@ -348,8 +348,8 @@ pub struct Row {
 pub struct Memory {
     /// The system's name.
     pub system: String,
-    /// The phase: `workloads` (every throughput workload on one file) or
-    /// the cleanup workload's name. Each starts once its file is preloaded
+    /// The phase: `all()`, `workloads` (the other throughput workloads,
+    /// on the same file) or the cleanup workload's name. Each starts once its file is preloaded
     /// and opened and its keys prepared, so setup is not counted.
     pub phase: String,
     /// Resident memory when the phase began, KiB.
@@ -629,7 +629,8 @@ pub fn run_system<S: System>(
         system.create(&path, &mut seed_rows(cfg.seed, cfg.sessions, 0))?;
         let target = system.open(&path)?;
         let keys = prepare_keys(&target, cfg, &blobs);
-        let memory = PeakMemory::start();
+        // all() returns every session at once; its memory is its own phase.
+        let mut memory: Option<PeakMemory> = None;
         // Commit rates per worker count, to size the insert keys.
         let mut update_rates = Vec::new();
         for workload in Workload::THROUGHPUT_ORDER.into_iter().filter(|w| wants(*w)) {
@@ -638,6 +639,10 @@ pub fn run_system<S: System>(
                 Workload::MixedMany => vec![cfg.many_workers],
                 _ => cfg.workers.clone(),
             };
+            if workload != Workload::All && memory.is_none() {
+                memory = Some(PeakMemory::start());
+            }
+            let all_memory = (workload == Workload::All).then(PeakMemory::start);
             for workers in worker_counts {
                 let rate = update_rates
                     .iter()
@@ -650,10 +655,15 @@ pub fn run_system<S: System>(
                 }
                 emit(Line::Row(row));
             }
+            if let Some(m) = all_memory {
+                emit(Line::Memory(m.finish(name, "all()")));
+            }
         }
-        let memory = memory.finish(name, "workloads");
+        let memory = memory.map(|m| m.finish(name, "workloads"));
         drop(target);
-        emit(Line::Memory(memory));
+        if let Some(m) = memory {
+            emit(Line::Memory(m));
+        }
     }
     for workload in [Workload::Cleanup, Workload::CleanupIdle] {
         if wants(workload) {
