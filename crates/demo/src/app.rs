@@ -180,7 +180,7 @@ impl From<tower_sessions::session::Error> for AppError {
 
 impl From<sqlite3store::Error> for AppError {
     fn from(err: sqlite3store::Error) -> Self {
-        Self(crate::error_chain(&err))
+        Self(sqlite3store::error_chain(&err))
     }
 }
 

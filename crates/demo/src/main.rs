@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("demo: {}", error_chain(err.as_ref()));
+            eprintln!("demo: {}", sqlite3store::error_chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -94,15 +94,4 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down; finishing requests in flight");
-}
-
-fn error_chain(err: &dyn Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

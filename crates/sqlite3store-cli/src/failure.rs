@@ -49,7 +49,7 @@ impl Failure {
         if matches!(self, Failure::Output(err) if err.kind() == io::ErrorKind::BrokenPipe) {
             return ExitCode::SUCCESS;
         }
-        eprintln!("error: {}", chain(self));
+        eprintln!("error: {}", sqlite3store::error_chain(self));
         if let Failure::Store(sqlite3store::Error::SchemaMismatch { .. }) = self {
             eprintln!("hint: check that --db names the right file and --table the right table");
         }
@@ -69,18 +69,6 @@ impl Failure {
             _ => EXIT_OTHER,
         }
     }
-}
-
-/// The error and its `source()` chain on one line, joined by ": ".
-fn chain(err: &dyn StdError) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
 }
 
 #[cfg(test)]
@@ -107,7 +95,7 @@ mod tests {
     fn the_chain_holds_every_cause() {
         let err = Failure::Store(io::Error::other("disk on fire").into());
         assert_eq!(
-            chain(&err),
+            sqlite3store::error_chain(&err),
             "i/o on the session database failed: disk on fire"
         );
     }

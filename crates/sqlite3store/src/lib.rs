@@ -52,7 +52,7 @@ mod writer;
 pub use async_store::AsyncSqliteStore;
 pub use builder::{Builder, Durability, MAX_DATA_LEN_LIMIT};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, Result};
+pub use error::{error_chain, Error, Result};
 pub use store::{CleanupReport, SqliteStore, Stats};
 
 /// Converts between `SystemTime` and the Julian day numbers stored in the

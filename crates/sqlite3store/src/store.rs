@@ -219,22 +219,23 @@ impl SqliteStore {
     /// The data of the session `token`, or `None` when it is missing or
     /// expired. An empty or over-long token is simply not found.
     pub fn find(&self, token: &str) -> Result<Option<Vec<u8>>> {
-        let inner = &self.inner;
-        if !inner.token_fits(token) {
-            return Ok(None);
-        }
-        let key = storage_key(inner.hasher.as_ref(), token);
-        let now = inner.now();
-        let conn = inner.readers.get()?;
-        let found = conn
-            .prepare_cached(&inner.sql.find)?
-            .query_row(params![key, now], |r| r.get::<_, Vec<u8>>(0))
-            .optional()?;
-        Ok(found)
+        self.lookup(token, &self.inner.sql.find, |r| r.get(0))
     }
 
     /// Like [`find`](Self::find), with the session's expiry.
     pub fn find_with_expiry(&self, token: &str) -> Result<Option<(Vec<u8>, SystemTime)>> {
+        self.lookup(token, &self.inner.sql.find_with_expiry, |r| {
+            Ok((r.get(0)?, from_julian(r.get(1)?)))
+        })
+    }
+
+    /// Runs a by-token query (`?1` token, `?2` now) on a reader.
+    fn lookup<T>(
+        &self,
+        token: &str,
+        sql: &str,
+        row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
         let inner = &self.inner;
         if !inner.token_fits(token) {
             return Ok(None);
@@ -243,12 +244,10 @@ impl SqliteStore {
         let now = inner.now();
         let conn = inner.readers.get()?;
         let found = conn
-            .prepare_cached(&inner.sql.find_with_expiry)?
-            .query_row(params![key, now], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, f64>(1)?))
-            })
+            .prepare_cached(sql)?
+            .query_row(params![key, now], row)
             .optional()?;
-        Ok(found.map(|(data, expiry)| (data, from_julian(expiry))))
+        Ok(found)
     }
 
     /// Stores `data` under `token` until `expiry`, replacing any session with

@@ -191,18 +191,7 @@ fn expiry(record: &Record) -> SystemTime {
 /// Flattens a store error into tower-sessions' `Backend(String)`, keeping the
 /// whole chain of causes (the core's messages leave the cause to `source()`).
 fn backend(err: sqlite3store::Error) -> session_store::Error {
-    session_store::Error::Backend(error_chain(&err))
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    session_store::Error::Backend(sqlite3store::error_chain(&err))
 }
 
 #[cfg(test)]

@@ -14,25 +14,31 @@ mod common {
 #[cfg(tower_sessions_suite)]
 #[allow(clippy::all)]
 mod sqlite3store_tests {
-    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
 
-    use axum::{Extension, Router};
+    use axum::Router;
     use tower_sessions::SessionManagerLayer;
     use tower_sessions_sqlite3store::sqlite3store::SqliteStore;
     use tower_sessions_sqlite3store::SqliteSessionStore;
 
     use crate::common::build_app;
 
-    /// A fresh store per app, in a temp dir that lives as long as the app.
+    /// A fresh store per app, in a temp dir that lives as long as the test
+    /// process: the suite's apps may outlive the router that built them, and
+    /// the store refuses to write once its file is deleted.
     async fn app(max_age: Option<Duration>, domain: Option<String>) -> Router {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let builder = SqliteStore::builder(dir.path().join("sessions.db"))
-            .cleanup_interval(std::time::Duration::ZERO);
+        static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+        let file = format!("sessions-{}.db", NEXT.fetch_add(1, Ordering::Relaxed));
+        let builder =
+            SqliteStore::builder(dir.path().join(file)).cleanup_interval(std::time::Duration::ZERO);
         let store = SqliteSessionStore::open_with(builder)
             .await
             .expect("open store");
         let session_manager = SessionManagerLayer::new(store).with_secure(true);
-        build_app(session_manager, max_age, domain).layer(Extension(Arc::new(dir)))
+        build_app(session_manager, max_age, domain)
     }
 
     route_tests!(app);

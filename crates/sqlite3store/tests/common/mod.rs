@@ -43,6 +43,13 @@ impl Fixture {
         self.clock.get()
     }
 
+    /// Rows in the table, expired or not, counted by a plain connection.
+    pub fn rows(&self) -> i64 {
+        self.raw()
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .expect("count rows")
+    }
+
     /// A plain connection to the same file, as Go (or a person) would open it.
     pub fn raw(&self) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(self.path()).expect("raw connection");
@@ -247,10 +254,7 @@ pub fn commit_updates<F: Front>() -> Result<()> {
         store.find("session_token")?,
         Some(b"new_encoded_data".to_vec())
     );
-    let rows: i64 = fx
-        .raw()
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
-    assert_eq!(rows, 1);
+    assert_eq!(fx.rows(), 1);
     // A shorter expiry is honoured too (replace, not max).
     store.commit("session_token", b"x", fx.now() + Duration::from_millis(10))?;
     fx.clock.advance(Duration::from_millis(10));
@@ -275,10 +279,7 @@ pub fn expiry<F: Front>() -> Result<()> {
     fx.clock.advance(Duration::from_millis(1));
     assert_eq!(store.find("session_token")?, None);
     assert!(store.all()?.is_empty());
-    let rows: i64 = fx
-        .raw()
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
-    assert_eq!(rows, 1);
+    assert_eq!(fx.rows(), 1);
     Ok(())
 }
 
@@ -297,15 +298,10 @@ pub fn cleanup_thread_removes_expired<F: Front>() -> Result<()> {
         fx.now() + Duration::from_millis(100),
     )?;
     store.commit("keeper", b"stays", fx.now() + MINUTE)?;
-    let raw = fx.raw();
-    let count = || -> i64 {
-        raw.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-            .expect("count")
-    };
-    assert_eq!(count(), 2);
+    assert_eq!(fx.rows(), 2);
     fx.clock.advance(Duration::from_millis(200));
     assert!(
-        eventually(Duration::from_secs(20), || count() == 1),
+        eventually(Duration::from_secs(20), || fx.rows() == 1),
         "cleanup did not run"
     );
     assert_eq!(store.find("keeper")?, Some(b"stays".to_vec()));
@@ -375,10 +371,7 @@ pub fn past_expiry_is_stored_but_never_found<F: Front>() -> Result<()> {
     store.commit("epoch", b"x", SystemTime::UNIX_EPOCH)?;
     assert_eq!(store.find("past")?, None);
     assert_eq!(store.find("epoch")?, None);
-    let rows: i64 = fx
-        .raw()
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
-    assert_eq!(rows, 2);
+    assert_eq!(fx.rows(), 2);
     assert_eq!(store.delete_expired()?, 2);
     Ok(())
 }
@@ -474,10 +467,7 @@ pub fn bad_commits_are_refused_and_write_nothing<F: Front>() -> Result<()> {
     store.commit(&"x".repeat(16), &[7; 100], exp)?;
     store.commit("empty-data", b"", exp)?;
     assert_eq!(store.find("empty-data")?, Some(Vec::new()));
-    let rows: i64 = fx
-        .raw()
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
-    assert_eq!(rows, 2);
+    assert_eq!(fx.rows(), 2);
     Ok(())
 }
 
