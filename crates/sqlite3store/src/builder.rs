@@ -68,6 +68,7 @@ pub struct Builder {
     pub(crate) readers: usize,
     pub(crate) busy_timeout: Duration,
     pub(crate) cache_size_kib: u32,
+    pub(crate) writer_cache_size_kib: u32,
     pub(crate) mmap_size: u64,
     pub(crate) checkpoint_pages: u32,
     pub(crate) group_commit: bool,
@@ -93,6 +94,7 @@ impl fmt::Debug for Builder {
             .field("readers", &self.readers)
             .field("busy_timeout", &self.busy_timeout)
             .field("cache_size_kib", &self.cache_size_kib)
+            .field("writer_cache_size_kib", &self.writer_cache_size_kib)
             .field("mmap_size", &self.mmap_size)
             .field("checkpoint_pages", &self.checkpoint_pages)
             .field("group_commit", &self.group_commit)
@@ -126,7 +128,8 @@ impl Builder {
             readers: (2 * cores).clamp(4, 16),
             busy_timeout: Duration::from_secs(5),
             cache_size_kib: 8 * 1024,
-            mmap_size: 0,
+            writer_cache_size_kib: 64 * 1024,
+            mmap_size: 256 << 20,
             checkpoint_pages: 1000,
             group_commit: true,
             incremental_vacuum: true,
@@ -207,17 +210,31 @@ impl Builder {
         self
     }
 
-    /// SQLite page cache per connection, in KiB. The store's page-cache
-    /// memory is at most `(readers + 2) * cache_size_kib`, whatever the
-    /// table size. Default: 8192 (8 MiB).
+    /// SQLite page cache of each reader connection, in KiB. Default: 8192
+    /// (8 MiB).
+    ///
+    /// The store's private memory for page caches is at most `readers *
+    /// cache_size_kib + writer_cache_size_kib`, whatever the table size; the
+    /// readers' file mappings ([`mmap_size`](Self::mmap_size)) come on top as
+    /// shared, reclaimable file cache.
     pub fn cache_size_kib(mut self, kib: u32) -> Self {
         self.cache_size_kib = kib;
         self
     }
 
-    /// Bytes of the file each connection maps into memory (`PRAGMA
-    /// mmap_size`); 0 reads through the page cache only. Mapped pages are
-    /// shared with the OS page cache, not private memory. Default: 0.
+    /// SQLite page cache of the writer connection, in KiB: the pages a
+    /// batch of writes or a cleanup step touches are kept here between
+    /// transactions. Default: 65536 (64 MiB).
+    pub fn writer_cache_size_kib(mut self, kib: u32) -> Self {
+        self.writer_cache_size_kib = kib;
+        self
+    }
+
+    /// Bytes of the file each reader connection maps into memory (`PRAGMA
+    /// mmap_size`), so a read copies from the mapping instead of making a
+    /// system call per page; 0 reads through the page cache only. Mapped
+    /// pages are the operating system's file cache, shared and reclaimable,
+    /// though they show in the process's resident size. Default: 256 MiB.
     pub fn mmap_size(mut self, bytes: u64) -> Self {
         self.mmap_size = bytes;
         self
@@ -325,8 +342,8 @@ impl Builder {
         if self.checkpoint_pages == 0 {
             return bad("checkpoint_pages must be at least 1".into());
         }
-        if self.cache_size_kib == 0 {
-            return bad("cache_size_kib must be at least 1".into());
+        if self.cache_size_kib == 0 || self.writer_cache_size_kib == 0 {
+            return bad("cache_size_kib and writer_cache_size_kib must be at least 1".into());
         }
         if self.token_hash_key.as_ref().is_some_and(|k| k.is_empty()) {
             return bad("the token hashing key must not be empty".into());

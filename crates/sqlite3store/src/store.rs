@@ -653,7 +653,7 @@ fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(path = %b.path.display(), %mode, "WAL mode unavailable; readers will wait for writers");
     }
-    configure(&conn, b)?;
+    configure(&conn, b, b.writer_cache_size_kib)?;
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
     if let Some(bytes) = b.max_file_size {
         let page_size = conn.pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))?;
@@ -670,13 +670,10 @@ fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
 }
 
 /// Per-connection settings shared by the writer and the readers.
-fn configure(conn: &Connection, b: &Builder) -> Result<()> {
+fn configure(conn: &Connection, b: &Builder, cache_kib: u32) -> Result<()> {
     conn.busy_timeout(b.busy_timeout)?;
     conn.pragma_update(None, "synchronous", b.durability.synchronous())?;
-    conn.pragma_update(None, "cache_size", -i64::from(b.cache_size_kib))?;
-    if b.mmap_size > 0 {
-        conn.pragma_update(None, "mmap_size", b.mmap_size as i64)?;
-    }
+    conn.pragma_update(None, "cache_size", -i64::from(cache_kib))?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(())
 }
@@ -684,7 +681,12 @@ fn configure(conn: &Connection, b: &Builder) -> Result<()> {
 fn open_reader(path: &Path, b: &Builder) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    configure(&conn, b)?;
+    configure(&conn, b, b.cache_size_kib)?;
+    // Reads copy pages straight from the mapping instead of read() calls.
+    // The writer does not map: writes need private copies anyway.
+    if b.mmap_size > 0 {
+        conn.pragma_update(None, "mmap_size", b.mmap_size as i64)?;
+    }
     Ok(conn)
 }
 
