@@ -28,7 +28,12 @@ use crate::error::Result;
 /// How often the checkpoint thread looks at the WAL when nobody wakes it.
 const TICK: Duration = Duration::from_secs(1);
 /// The backstop, as a multiple of the threshold.
-pub(crate) const HARD_FACTOR: i64 = 8;
+pub(crate) const HARD_FACTOR: i64 = 16;
+/// Frames few enough to copy while holding the writer.
+const FINISH_UNDER_WRITER: i64 = 512;
+/// Maintenance steps pause while the WAL is over this many times the
+/// threshold and others are writing, so they never outrun the checkpoints.
+const MAINTENANCE_PAUSE_FACTOR: i64 = 4;
 
 /// The WAL's size as last reported by the writer's hook.
 #[derive(Debug)]
@@ -50,6 +55,18 @@ impl WalState {
     /// Whether the writer should checkpoint before its next batch.
     pub(crate) fn over_backstop(&self) -> bool {
         self.pages.load(Ordering::Relaxed) >= self.soft * HARD_FACTOR
+    }
+
+    /// Whether maintenance should let the checkpoint thread catch up
+    /// before its next step; wakes the thread if so.
+    pub(crate) fn behind(&self) -> bool {
+        let behind = self.pages.load(Ordering::Relaxed) >= self.soft * MAINTENANCE_PAUSE_FACTOR;
+        if behind {
+            if let Some(waker) = self.waker.get() {
+                waker.wake();
+            }
+        }
+        behind
     }
 
     /// Replaces SQLite's automatic checkpoint on the writer connection.
@@ -81,8 +98,14 @@ pub(crate) fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64
     })
 }
 
-/// Starts the checkpoint thread.
-pub(crate) fn spawn(wal: &Arc<WalState>, b: &Builder) -> Result<Background> {
+/// Starts the checkpoint thread. `finish` runs a checkpoint while holding
+/// the writer (so nothing is appended meanwhile) and returns (frames in the
+/// WAL, frames copied); `None` when the store is gone.
+pub(crate) fn spawn(
+    wal: &Arc<WalState>,
+    b: &Builder,
+    finish: impl Fn() -> Option<Result<(i64, i64)>> + Send + 'static,
+) -> Result<Background> {
     let b = b.clone();
     let state = Arc::clone(wal);
     let mut conn: Option<Connection> = None;
@@ -91,7 +114,7 @@ pub(crate) fn spawn(wal: &Arc<WalState>, b: &Builder) -> Result<Background> {
         if seen == 0 {
             return ControlFlow::Continue(());
         }
-        let result = (|| -> Result<()> {
+        let result = (|| -> Result<Option<()>> {
             if conn.is_none() {
                 let c = Connection::open_with_flags(
                     &b.path,
@@ -100,19 +123,42 @@ pub(crate) fn spawn(wal: &Arc<WalState>, b: &Builder) -> Result<Background> {
                 c.busy_timeout(b.busy_timeout)?;
                 conn = Some(c);
             }
-            let (log, copied) = checkpoint(conn.as_ref().expect("opened above"), "PASSIVE")?;
+            let c = conn.as_ref().expect("opened above");
+            // The bulk, concurrently; again while that leaves much behind.
+            let (mut log, mut copied) = checkpoint(c, "PASSIVE")?;
+            for _ in 0..4 {
+                if log - copied <= FINISH_UNDER_WRITER {
+                    break;
+                }
+                (log, copied) = checkpoint(c, "PASSIVE")?;
+            }
+            if copied < log
+                && log >= state.soft * MAINTENANCE_PAUSE_FACTOR
+                && log - copied <= FINISH_UNDER_WRITER
+            {
+                // Commits keep coming, so the WAL never gets to start over:
+                // copy the few frames left while holding the writer.
+                let Some(done) = finish() else {
+                    return Ok(None);
+                };
+                (log, copied) = done?;
+            }
             if copied == log {
                 // All copied: nothing to do until the next commit says so.
                 let _ = state
                     .pages
                     .compare_exchange(seen, 0, Ordering::Relaxed, Ordering::Relaxed);
             }
-            Ok(())
+            Ok(Some(()))
         })();
-        if let Err(err) = result {
-            tracing::warn!(%err, "WAL checkpoint failed; retrying next tick");
+        match result {
+            Ok(Some(())) => ControlFlow::Continue(()),
+            Ok(None) => ControlFlow::Break(()),
+            Err(err) => {
+                tracing::warn!(%err, "WAL checkpoint failed; retrying next tick");
+                ControlFlow::Continue(())
+            }
         }
-        ControlFlow::Continue(())
     })?;
     let _ = wal.waker.set(thread.waker());
     Ok(thread)

@@ -31,6 +31,8 @@ const VACUUM_STEP_PAGES: u64 = 256;
 const IDLE_BATCH_TARGET: Duration = Duration::from_millis(250);
 /// How long a maintenance step may hold the writer while others wait for it.
 const CONTENDED_STEP_TARGET: Duration = Duration::from_millis(5);
+/// The longest maintenance waits for checkpoints before its next step.
+const MAX_CHECKPOINT_PAUSE: Duration = Duration::from_millis(500);
 /// The smallest step (rows or pages).
 const MIN_STEP: u64 = 16;
 /// How far idle batches may grow, as a multiple of `cleanup_batch_size`.
@@ -203,7 +205,12 @@ impl SqliteStore {
             checkpoint: Mutex::new(None),
         });
         if !read_only {
-            let thread = checkpoint::spawn(&wal, &b)?;
+            let weak = Arc::downgrade(&inner);
+            let thread = checkpoint::spawn(&wal, &b, move || {
+                let inner = weak.upgrade()?;
+                let writer = inner.writer.as_ref()?;
+                Some(writer.checkpoint())
+            })?;
             *inner.checkpoint.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         }
 
@@ -547,6 +554,17 @@ fn paced(
     let mut contended = base;
     let mut size = base;
     loop {
+        // Others are writing and the WAL is growing faster than it is
+        // copied back: give the checkpoint thread time, without holding the
+        // writer, rather than make a commit wait for the backstop.
+        let paused = Instant::now();
+        while writer.contended()
+            && writer.wal_behind()
+            && paused.elapsed() < MAX_CHECKPOINT_PAUSE
+            && keep_going()
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let idle = !writer.contended();
         let started = Instant::now();
         let outcome = step(size, idle && size > contended)?;

@@ -261,6 +261,18 @@ impl Writer {
         }
     }
 
+    /// Whether the WAL is growing faster than the checkpoint thread copies it.
+    pub(crate) fn wal_behind(&self) -> bool {
+        self.wal.behind()
+    }
+
+    /// A PASSIVE checkpoint while holding the writer, so nothing is appended
+    /// meanwhile; (frames in the WAL, frames copied).
+    pub(crate) fn checkpoint(&self) -> Result<(i64, i64)> {
+        let conn = self.lock_conn();
+        Ok(checkpoint(&conn, "PASSIVE")?)
+    }
+
     /// How many writes are waiting for the writer right now.
     pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
