@@ -58,7 +58,7 @@ pub(crate) enum Command {
     #[command(flatten)]
     Store(StoreCommand),
     /// Runs the project's benchmark (takes a while; does not use --db).
-    Bench,
+    Bench(bench::BenchArgs),
 }
 
 /// The subcommands that work on the `--db` file.

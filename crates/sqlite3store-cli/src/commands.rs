@@ -29,7 +29,7 @@ enum Access {
 pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     let command = match cli.command {
         Command::Store(command) => command,
-        Command::Bench => return bench(),
+        Command::Bench(args) => return bench(&args),
     };
     let Some(db) = cli.db else {
         Cli::command()
@@ -319,6 +319,6 @@ fn sizes_on_disk(db: &Path) -> io::Result<(u64, u64)> {
     Ok((std::fs::metadata(db)?.len(), wal))
 }
 
-fn bench() -> Result<(), Failure> {
-    bench::run(&bench::BenchArgs::default()).map_err(Failure::Bench)
+fn bench(args: &bench::BenchArgs) -> Result<(), Failure> {
+    bench::run(args).map_err(Failure::Bench)
 }

@@ -546,3 +546,32 @@ fn bench_has_help() -> Result {
         .stdout(predicate::str::contains("benchmark"));
     Ok(())
 }
+
+#[test]
+fn bench_runs_a_tiny_workload_and_prints_its_table() -> Result {
+    let dir = tempfile::tempdir()?;
+    bin()?
+        .args([
+            "bench",
+            "--quick",
+            "--systems",
+            "sqlite3store",
+            "--workloads",
+            "find-hit,commit-update",
+        ])
+        .args([
+            "--sessions",
+            "200",
+            "--duration",
+            "0.05",
+            "--workers",
+            "1,2",
+            "--temp-dir",
+        ])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("| sqlite3store |"))
+        .stdout(predicate::str::contains("commit-update"));
+    Ok(())
+}
