@@ -700,8 +700,8 @@ fn open_reader(path: &Path, b: &Builder) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     configure(&conn, b, b.cache_size_kib)?;
-    // Reads copy pages straight from the mapping instead of read() calls.
-    // The writer does not map: writes need private copies anyway.
+    // Only readers map (when asked): the writer needs private copies of the
+    // pages it changes anyway.
     if b.mmap_size > 0 {
         conn.pragma_update(None, "mmap_size", b.mmap_size as i64)?;
     }
