@@ -211,30 +211,20 @@ impl Target for GoStyleDb {
     }
 }
 
-/// Year, month, day, hour, minute, second (UTC) of a Unix time in seconds.
-pub(crate) fn utc_civil(unix_secs: u64) -> (i64, u32, u32, u32, u32, u32) {
-    // Howard Hinnant's civil_from_days.
-    let days = (unix_secs / 86_400) as i64;
-    let rem = (unix_secs % 86_400) as u32;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 /// Go's `t.UTC().Format("2006-01-02T15:04:05.999")`: milliseconds with
 /// trailing zeros dropped (and the dot, when they are all zero), truncated.
 fn go_time_format(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (y, mo, d, h, mi, s) = utc_civil(since.as_secs());
-    let mut out = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
-    let ms = since.subsec_millis();
+    let t = time::OffsetDateTime::from(t.max(UNIX_EPOCH));
+    let mut out = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let ms = t.millisecond();
     if ms > 0 {
         let frac = format!("{ms:03}");
         out.push('.');

@@ -19,7 +19,6 @@
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use clap::Parser;
 use sqlite3store::Durability;
@@ -298,11 +297,15 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
 }
 
 fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (y, mo, d, h, mi, _) = go_style::utc_civil(secs);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}")
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
 }
 
 #[cfg(test)]
