@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hmac::{Hmac, Mac};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -107,13 +106,7 @@ fn shown(token: &str, hashed: bool) -> String {
     if !hashed {
         return token.to_owned();
     }
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HASH_KEY).expect("any key length");
-    mac.update(token.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    support::hmac_hex(HASH_KEY, token)
 }
 
 /// The error `commit` and `create` must give, if any.

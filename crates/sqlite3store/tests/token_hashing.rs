@@ -8,7 +8,6 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use hmac::{Hmac, Mac};
 use sqlite3store::{Error, SqliteStore};
 use support::{far_future, sidecar, TestResult};
 
@@ -24,16 +23,6 @@ fn raw(i: usize) -> String {
 /// Data that holds no part of a token.
 fn data(i: usize) -> Vec<u8> {
     format!("payload number {i}").into_bytes()
-}
-
-fn hmac_hex(key: &[u8], token: &str) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
-    mac.update(token.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -65,7 +54,7 @@ fn assert_no_raw_tokens(path: &Path, stored: &[usize], when: &str) -> TestResult
         assert!(!contains(bytes, KEY), "{when}: the key is in {name}");
     }
     for &i in stored {
-        let key = hmac_hex(KEY, &raw(i));
+        let key = support::hmac_hex(KEY, &raw(i));
         assert!(
             files.iter().any(|(_, b)| contains(b, key.as_bytes())),
             "{when}: the hashed key of {} is in no file",
@@ -110,7 +99,7 @@ fn raw_tokens_never_reach_the_files() -> TestResult {
     assert_no_raw_tokens(&path, &stored, "closed")?;
     // Closed, everything is in the main file.
     let main = std::fs::read(&path)?;
-    assert!(contains(&main, hmac_hex(KEY, &raw(0)).as_bytes()));
+    assert!(contains(&main, support::hmac_hex(KEY, &raw(0)).as_bytes()));
     Ok(())
 }
 
@@ -132,7 +121,7 @@ fn hashed_store_works_by_raw_token_and_lists_hashes() -> TestResult {
     let all = store.all()?;
     assert_eq!(all.len(), 5);
     for i in 0..5 {
-        let key = hmac_hex(KEY, &raw(i));
+        let key = support::hmac_hex(KEY, &raw(i));
         assert_eq!(
             all.get(&key),
             Some(&data(i)),
@@ -146,8 +135,8 @@ fn hashed_store_works_by_raw_token_and_lists_hashes() -> TestResult {
         assert!(all.contains_key(&key), "list shows the hashed keys");
     }
     // A hashed key is not a token: it is hashed again and not found.
-    assert_eq!(store.find(&hmac_hex(KEY, &raw(0)))?, None);
-    assert!(!store.delete(&hmac_hex(KEY, &raw(0)))?);
+    assert_eq!(store.find(&support::hmac_hex(KEY, &raw(0)))?, None);
+    assert!(!store.delete(&support::hmac_hex(KEY, &raw(0)))?);
 
     assert!(store.delete(&raw(0))?);
     assert_eq!(store.find(&raw(0))?, None);
@@ -180,9 +169,9 @@ fn another_key_or_no_key_cannot_use_the_raw_tokens() -> TestResult {
         assert_eq!(plain.find(&raw(i))?, None, "no key finds nothing");
     }
     // What the file holds is the hash (documented: Go cannot use it).
-    assert_eq!(plain.find(&hmac_hex(KEY, &raw(3)))?, Some(data(3)));
+    assert_eq!(plain.find(&support::hmac_hex(KEY, &raw(3)))?, Some(data(3)));
     assert_eq!(
-        plain.find(&hmac_hex(OTHER_KEY, &raw(0)))?,
+        plain.find(&support::hmac_hex(OTHER_KEY, &raw(0)))?,
         Some(b"other".to_vec())
     );
     assert_eq!(plain.all()?.len(), 6);

@@ -319,3 +319,16 @@ pub(crate) fn open(kind: Kind, builder: Builder) -> sqlite3store::Result<Box<dyn
         Kind::Async => Box::new(AsyncFront::open(builder)?),
     })
 }
+
+/// What the store keeps for `token` with `hash_tokens(key)`: HMAC-SHA-256 in
+/// lowercase hex, computed here independently of the store.
+pub(crate) fn hmac_hex(key: &[u8], token: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(token.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
