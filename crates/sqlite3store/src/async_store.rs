@@ -19,6 +19,12 @@ use crate::store::{CleanupReport, SqliteStore, Stats};
 /// Cheap to clone; converts to and from [`SqliteStore`] for free, and both
 /// share one store.
 ///
+/// One exception to "never blocks": dropping the *last* handle closes the
+/// database, and closing checkpoints the WAL into the file (a short write
+/// and fsync) on whichever thread drops it. Keep a handle in your app state
+/// and drop it after the runtime's work is done, or drop it inside
+/// `spawn_blocking`.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> sqlite3store::Result<()> {

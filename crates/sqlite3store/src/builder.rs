@@ -160,7 +160,7 @@ impl Builder {
 
     /// Rows deleted per transaction by `delete_expired` while other writes
     /// are waiting: the bound on how long cleanup holds the write lock.
-    /// When no other write is waiting, batches grow (up to 64 times this) so
+    /// When no other write is waiting, batches grow (up to 256 times this) so
     /// an idle store is cleaned fast. Default: 500.
     pub fn cleanup_batch_size(mut self, rows: usize) -> Self {
         self.cleanup_batch_size = rows;
@@ -188,8 +188,8 @@ impl Builder {
         self
     }
 
-    /// The largest session data, in bytes, that `commit` accepts, up to
-    /// [`MAX_DATA_LEN_LIMIT`]. Default: 1 MiB.
+    /// The largest session data, in bytes, that `commit` accepts; with
+    /// `max_token_len`, at most [`MAX_DATA_LEN_LIMIT`]. Default: 1 MiB.
     pub fn max_data_len(mut self, bytes: usize) -> Self {
         self.max_data_len = bytes;
         self
@@ -243,9 +243,12 @@ impl Builder {
     }
 
     /// WAL size, in pages, at which the background thread checkpoints it
-    /// back into the database. Writers never checkpoint unless the WAL
-    /// reaches 16 times this (a backstop should the thread fall behind).
-    /// Default: 1000 (SQLite's own auto-checkpoint size).
+    /// back into the database, concurrently with reads and writes. When
+    /// writes never pause long enough for the WAL to start over, the thread
+    /// copies the last few hundred frames while holding the writer once the
+    /// WAL passes 4 times this, and cleanup waits for it there; a write
+    /// checkpoints by itself only at 16 times this (a backstop should the
+    /// thread fall behind). Default: 1000 (SQLite's own auto-checkpoint size).
     pub fn checkpoint_pages(mut self, pages: u32) -> Self {
         self.checkpoint_pages = pages;
         self
@@ -326,10 +329,13 @@ impl Builder {
                 self.max_token_len
             ));
         }
-        if self.max_data_len > MAX_DATA_LEN_LIMIT {
+        // A row holds the token and the data: both at their limits must
+        // still fit SQLite's row size, so oversize input gets DataTooLarge
+        // or TokenTooLong, never a SQLite error.
+        if self.max_data_len.saturating_add(self.max_token_len) > MAX_DATA_LEN_LIMIT {
             return bad(format!(
-                "max_data_len must be at most {MAX_DATA_LEN_LIMIT} bytes, got {}",
-                self.max_data_len
+                "max_data_len plus max_token_len must be at most {MAX_DATA_LEN_LIMIT} bytes, got {} + {}",
+                self.max_data_len, self.max_token_len
             ));
         }
         if !(1..=256).contains(&self.readers) {

@@ -100,7 +100,7 @@ pub(crate) fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64
 
 /// Starts the checkpoint thread. `finish` runs a checkpoint while holding
 /// the writer (so nothing is appended meanwhile) and returns (frames in the
-/// WAL, frames copied); `None` when the store is gone.
+/// WAL, frames copied); `None` when there is no writer.
 pub(crate) fn spawn(
     wal: &Arc<WalState>,
     b: &Builder,

@@ -77,6 +77,10 @@ pub enum Error {
         /// The path the store opened.
         path: PathBuf,
     },
+    /// The write was abandoned because the writer panicked while running its
+    /// batch (a bug: please report it). The store keeps working.
+    #[error("session write abandoned: the writer panicked")]
+    WriterPanicked,
     /// Any other SQLite failure.
     #[error("sqlite operation failed")]
     Sqlite(#[source] rusqlite::Error),

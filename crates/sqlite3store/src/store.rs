@@ -93,7 +93,7 @@ pub(crate) struct Inner {
     checkpoint: Mutex<Option<Background>>,
     readers: ReaderPool,
     /// None when read-only.
-    writer: Option<Writer>,
+    writer: Option<Arc<Writer>>,
     path: PathBuf,
     sql: Arc<Sql>,
     clock: Arc<dyn Clock>,
@@ -172,13 +172,13 @@ impl SqliteStore {
         let writer = match writer_conn {
             Some(mut conn) => {
                 wal.install_hook(&mut conn)?;
-                Some(Writer::new(
+                Some(Arc::new(Writer::new(
                     conn,
                     Arc::clone(&sql),
                     b.group_commit,
                     Arc::clone(&wal),
                     FileIdentity::of(&b.path)?,
-                ))
+                )))
             }
             None => None,
         };
@@ -205,12 +205,12 @@ impl SqliteStore {
             checkpoint: Mutex::new(None),
         });
         if !read_only {
-            let weak = Arc::downgrade(&inner);
-            let thread = checkpoint::spawn(&wal, &b, move || {
-                let inner = weak.upgrade()?;
-                let writer = inner.writer.as_ref()?;
-                Some(writer.checkpoint())
-            })?;
+            // The thread holds the writer, not the store: the store closes
+            // on the thread that drops its last handle (after joining this
+            // thread), never later on this one.
+            let writer = inner.writer.clone();
+            let thread =
+                checkpoint::spawn(&wal, &b, move || writer.as_ref().map(|w| w.checkpoint()))?;
             *inner.checkpoint.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         }
 
@@ -433,7 +433,7 @@ impl Inner {
     }
 
     fn writer(&self) -> Result<&Writer> {
-        self.writer.as_ref().ok_or(Error::ReadOnly(None))
+        self.writer.as_deref().ok_or(Error::ReadOnly(None))
     }
 
     fn lock_cleanup(&self) -> std::sync::MutexGuard<'_, Option<Background>> {
@@ -492,8 +492,9 @@ impl Inner {
             },
         );
         let deleted_in = clock_started.elapsed();
-        if result.is_ok() && removed > 0 && self.incremental_vacuum {
-            // Give freed pages back to the file system, paced the same way.
+        // Give freed pages back to the file system, paced the same way. A
+        // failure here still records what the deletes did.
+        let vacuumed = if result.is_ok() && removed > 0 && self.incremental_vacuum {
             paced(
                 writer,
                 VACUUM_STEP_PAGES,
@@ -510,8 +511,10 @@ impl Inner {
                         _ => Step::More,
                     })
                 },
-            )?;
-        }
+            )
+        } else {
+            Ok(())
+        };
         let report = CleanupReport {
             started,
             removed,
@@ -524,7 +527,7 @@ impl Inner {
             "cleanup run"
         );
         *self.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
-        result.map(|()| report)
+        result.and(vacuumed).map(|()| report)
     }
 }
 
@@ -565,7 +568,13 @@ fn paced(
         {
             std::thread::sleep(Duration::from_millis(1));
         }
+        if !keep_going() {
+            return Ok(());
+        }
         let idle = !writer.contended();
+        if !idle {
+            size = size.min(contended);
+        }
         let started = Instant::now();
         let outcome = step(size, idle && size > contended)?;
         let took = started.elapsed();
@@ -592,9 +601,6 @@ fn paced(
             Step::More if took < IDLE_BATCH_TARGET => (size * 2).min(max),
             Step::More => size,
         };
-        if !keep_going() {
-            return Ok(());
-        }
     }
 }
 

@@ -102,11 +102,25 @@ pub(crate) enum WriteOp {
     /// Give up to `pages` free pages back to the file system; returns the
     /// free pages left. `yield_to_writers` as for `DeleteExpired`.
     IncrementalVacuum { pages: u64, yield_to_writers: bool },
-    /// Run alone, outside a transaction (VACUUM, incremental_vacuum).
+    /// Run alone, outside a transaction (`VACUUM`).
     Standalone(Standalone),
 }
 
 impl WriteOp {
+    /// Whether the op gives way to other writes.
+    fn yields(&self) -> bool {
+        matches!(
+            self,
+            WriteOp::DeleteExpired {
+                yield_to_writers: true,
+                ..
+            } | WriteOp::IncrementalVacuum {
+                yield_to_writers: true,
+                ..
+            }
+        )
+    }
+
     /// Whether the op must not share a transaction with others.
     fn runs_alone(&self) -> bool {
         matches!(
@@ -254,7 +268,11 @@ impl Writer {
     /// writer, before the next batch.
     fn backstop_checkpoint(&self, conn: &Connection) {
         if self.wal.over_backstop() {
-            match checkpoint(conn, "RESTART") {
+            // PASSIVE: with nothing appended meanwhile it copies all it may
+            // without waiting for readers (another process's long read must
+            // not hold our writes for busy_timeout); the next commit then
+            // starts the WAL over.
+            match checkpoint(conn, "PASSIVE") {
                 Ok((log, copied)) => tracing::debug!(log, copied, "backstop WAL checkpoint"),
                 Err(err) => tracing::warn!(%err, "backstop WAL checkpoint failed"),
             }
@@ -349,9 +367,37 @@ impl Writer {
                     slot.set(SlotState::Done(Err(self.file.error())));
                 }
             } else {
-                self.run_batch(&mut conn, batch);
+                let slots: Vec<Arc<Slot>> =
+                    batch.iter().map(|(_, slot)| Arc::clone(slot)).collect();
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.run_batch(&mut conn, batch)
+                }));
+                if let Err(panic) = run {
+                    // Nobody may wait forever: fail what was not answered,
+                    // pass the lead on, then let the panic go on.
+                    for slot in &slots {
+                        let mut st = slot.lock();
+                        if matches!(*st, SlotState::Waiting) {
+                            *st = SlotState::Done(Err(Error::WriterPanicked));
+                            slot.changed.notify_one();
+                        }
+                    }
+                    drop(conn);
+                    self.hand_off();
+                    std::panic::resume_unwind(panic);
+                }
             }
         }
+        self.hand_off();
+        match std::mem::replace(&mut *own.lock(), SlotState::Waiting) {
+            SlotState::Done(result) => result,
+            // Unreachable: the batch held our op and fulfilled every slot.
+            _ => Err(Error::WriterPanicked),
+        }
+    }
+
+    /// Passes the lead to the oldest waiting writer, or gives it up.
+    fn hand_off(&self) {
         {
             let mut q = self.lock_queue();
             self.waiting_after_batch
@@ -361,19 +407,17 @@ impl Writer {
                 None => q.leading = false,
             }
         }
-        match std::mem::replace(&mut *own.lock(), SlotState::Waiting) {
-            SlotState::Done(result) => result,
-            // Unreachable: the batch held our op and fulfilled every slot.
-            _ => Err(Error::InvalidConfig(
-                "group commit lost an operation".into(),
-            )),
-        }
     }
 
     fn run_batch(&self, conn: &mut Connection, batch: Vec<(WriteOp, Arc<Slot>)>) {
+        let shared = batch.len() > 1;
         let mut group: Vec<(WriteOp, Arc<Slot>)> = Vec::with_capacity(batch.len());
         for (op, slot) in batch {
-            if op.runs_alone() {
+            if shared && op.yields() {
+                // Others arrived with it: give way before starting, as it
+                // would the moment they queued.
+                slot.set(SlotState::Done(Ok(YIELDED)));
+            } else if op.runs_alone() {
                 self.run_group(conn, std::mem::take(&mut group));
                 slot.set(SlotState::Done(self.run_alone(conn, op)));
             } else {
