@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::workload::{token_string, BoxError, SeedRow, System, Target, TOKEN_BYTES};
+use crate::TokenKey;
 
 const FIND: &str = "SELECT data FROM sessions WHERE token = ? AND julianday('now') < expiry";
 const COMMIT: &str = "REPLACE INTO sessions (token, data, expiry) VALUES (?, ?, julianday(?))";
@@ -42,14 +43,6 @@ pub(crate) struct GoStyle;
 pub(crate) struct GoStyleDb {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-}
-
-/// A session as Go's package addresses it.
-#[derive(Debug)]
-pub(crate) struct GoKey {
-    token: String,
-    data: Arc<[u8]>,
-    expiry: SystemTime,
 }
 
 impl System for GoStyle {
@@ -151,17 +144,13 @@ fn open_like_mattn(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 impl Target for GoStyleDb {
-    type Key = GoKey;
+    type Key = TokenKey;
 
-    fn key(&self, token: &[u8; TOKEN_BYTES], data: &Arc<[u8]>, expiry: SystemTime) -> GoKey {
-        GoKey {
-            token: token_string(token),
-            data: Arc::clone(data),
-            expiry,
-        }
+    fn key(&self, token: &[u8; TOKEN_BYTES], data: &Arc<[u8]>, expiry: SystemTime) -> TokenKey {
+        TokenKey::new(token, data, expiry)
     }
 
-    fn find(&self, key: &GoKey) -> Result<bool, BoxError> {
+    fn find(&self, key: &TokenKey) -> Result<bool, BoxError> {
         let conn = self.conn()?;
         let found = conn
             .prepare(FIND)?
@@ -170,7 +159,7 @@ impl Target for GoStyleDb {
         Ok(found.is_some())
     }
 
-    fn commit(&self, key: &GoKey) -> Result<(), BoxError> {
+    fn commit(&self, key: &TokenKey) -> Result<(), BoxError> {
         let conn = self.conn()?;
         let expiry = go_time_format(key.expiry);
         conn.prepare(COMMIT)?
@@ -178,7 +167,7 @@ impl Target for GoStyleDb {
         Ok(())
     }
 
-    fn delete(&self, key: &GoKey) -> Result<(), BoxError> {
+    fn delete(&self, key: &TokenKey) -> Result<(), BoxError> {
         let conn = self.conn()?;
         conn.prepare(DELETE)?.execute([&key.token])?;
         Ok(())

@@ -31,6 +31,30 @@ pub mod workload;
 
 use workload::{run_system, Config, Line, Memory, Row, Workload};
 
+/// A session as the systems in this crate address it: its token in the
+/// 43-character base64url form, its data and its expiry, built before the
+/// timed loop.
+#[derive(Debug)]
+pub(crate) struct TokenKey {
+    token: String,
+    data: std::sync::Arc<[u8]>,
+    expiry: std::time::SystemTime,
+}
+
+impl TokenKey {
+    fn new(
+        token: &[u8; workload::TOKEN_BYTES],
+        data: &std::sync::Arc<[u8]>,
+        expiry: std::time::SystemTime,
+    ) -> Self {
+        Self {
+            token: workload::token_string(token),
+            data: std::sync::Arc::clone(data),
+            expiry,
+        }
+    }
+}
+
 type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// sqlite3store with default options (its cleanup thread off: the benchmark

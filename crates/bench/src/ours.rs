@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use sqlite3store::{Durability, SqliteStore};
 
 use crate::go_style;
-use crate::workload::{token_string, BoxError, SeedRow, System, Target, TOKEN_BYTES};
+use crate::workload::{BoxError, SeedRow, System, Target, TOKEN_BYTES};
+use crate::TokenKey;
 
 /// sqlite3store with default options, except that the cleanup thread is off
 /// (the benchmark calls cleanup itself); `group_commit(false)` gives the
@@ -35,14 +36,6 @@ impl Ours {
 #[derive(Debug)]
 pub(crate) struct OursStore(SqliteStore);
 
-/// A session as sqlite3store addresses it.
-#[derive(Debug)]
-pub(crate) struct OursKey {
-    token: String,
-    data: Arc<[u8]>,
-    expiry: SystemTime,
-}
-
 impl System for Ours {
     type Target = OursStore;
 
@@ -68,25 +61,21 @@ impl System for Ours {
 }
 
 impl Target for OursStore {
-    type Key = OursKey;
+    type Key = TokenKey;
 
-    fn key(&self, token: &[u8; TOKEN_BYTES], data: &Arc<[u8]>, expiry: SystemTime) -> OursKey {
-        OursKey {
-            token: token_string(token),
-            data: Arc::clone(data),
-            expiry,
-        }
+    fn key(&self, token: &[u8; TOKEN_BYTES], data: &Arc<[u8]>, expiry: SystemTime) -> TokenKey {
+        TokenKey::new(token, data, expiry)
     }
 
-    fn find(&self, key: &OursKey) -> Result<bool, BoxError> {
+    fn find(&self, key: &TokenKey) -> Result<bool, BoxError> {
         Ok(self.0.find(&key.token)?.is_some())
     }
 
-    fn commit(&self, key: &OursKey) -> Result<(), BoxError> {
+    fn commit(&self, key: &TokenKey) -> Result<(), BoxError> {
         Ok(self.0.commit(&key.token, &key.data, key.expiry)?)
     }
 
-    fn delete(&self, key: &OursKey) -> Result<(), BoxError> {
+    fn delete(&self, key: &TokenKey) -> Result<(), BoxError> {
         self.0.delete(&key.token)?;
         Ok(())
     }
