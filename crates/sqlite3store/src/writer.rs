@@ -524,7 +524,7 @@ fn with_progress_handler<T>(
     f: impl FnOnce(&mut Connection) -> T,
 ) -> Result<T> {
     conn.progress_handler(YIELD_CHECK_STEPS, Some(interrupt))?;
-    let mut guard = ProgressHandlerGuard(conn);
+    let guard = ProgressHandlerGuard(conn);
     Ok(f(&mut *guard.0))
 }
 
