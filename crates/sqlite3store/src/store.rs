@@ -709,7 +709,11 @@ fn open_reader(path: &Path, b: &Builder) -> Result<Connection> {
     // Only readers map (when asked): the writer needs private copies of the
     // pages it changes anyway.
     if b.mmap_size > 0 {
-        conn.pragma_update(None, "mmap_size", b.mmap_size as i64)?;
+        conn.pragma_update(
+            None,
+            "mmap_size",
+            i64::try_from(b.mmap_size).unwrap_or(i64::MAX),
+        )?;
     }
     Ok(conn)
 }
