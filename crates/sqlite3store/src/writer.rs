@@ -100,7 +100,8 @@ pub(crate) enum WriteOp {
         yield_to_writers: bool,
     },
     /// Give up to `pages` free pages back to the file system; returns the
-    /// free pages left. `yield_to_writers` as for `DeleteExpired`.
+    /// pages freed (0 when `auto_vacuum` is not incremental).
+    /// `yield_to_writers` as for `DeleteExpired`.
     IncrementalVacuum { pages: u64, yield_to_writers: bool },
     /// Run alone, outside a transaction (`VACUUM`).
     Standalone(Standalone),
@@ -155,14 +156,18 @@ impl WriteOp {
                 .prepare_cached(&sql.delete_expired_batch)?
                 .execute(params![now, i64::try_from(*limit).unwrap_or(i64::MAX)])?,
             WriteOp::IncrementalVacuum { pages, .. } => {
+                let free = |conn: &Connection| {
+                    conn.pragma_query_value(None, "freelist_count", |r| r.get::<_, i64>(0))
+                };
+                let before = free(conn)?;
                 // Frees one page per step: step it to the end (a single
-                // step, as `execute` would do, frees one page only).
+                // step, as `execute` would do, frees one page only). Ends
+                // after `pages` steps at most.
                 let mut stmt =
                     conn.prepare_cached(&format!("PRAGMA incremental_vacuum({pages})"))?;
                 let mut rows = stmt.query([])?;
                 while rows.next()?.is_some() {}
-                let left: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
-                return Ok(left as u64);
+                return Ok(before.saturating_sub(free(conn)?).max(0) as u64);
             }
             WriteOp::Standalone(_) => unreachable!("standalone ops do not run in a batch"),
         };
