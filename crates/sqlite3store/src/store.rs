@@ -708,6 +708,34 @@ fn check_header(path: &Path) -> Result<()> {
     }
 }
 
+/// Creates a missing database file with mode 0600 (owner only), whatever the
+/// umask, before SQLite would create it with 0644 less the umask. SQLite
+/// gives the `-wal` and `-shm` files it creates the database file's own mode
+/// (ignoring the umask), so they are private too. An existing file, and its
+/// mode, are left alone. Any failure is left for SQLite's own open to report.
+fn create_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        // create_new: never touches a file that is there (nor follows a
+        // symlink there).
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        if let Ok(file) = created {
+            // The umask may have taken bits from 0600 too (0o277 leaves
+            // 0400): set the mode exactly, through the descriptor.
+            if let Err(err) = file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+                tracing::warn!(%err, path = %path.display(), "cannot set the new database file's mode to 0600");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// Reads the schema table, which fails for a file that is not a database.
 fn probe(conn: &Connection) -> Result<()> {
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
@@ -722,6 +750,7 @@ fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
     check_header(&b.path)?;
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if b.create_if_missing {
+        create_private(&b.path);
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let mut conn = Connection::open_with_flags(&b.path, flags).map_err(|source| Error::Open {
