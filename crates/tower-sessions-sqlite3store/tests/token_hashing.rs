@@ -5,7 +5,8 @@
 //! WAL still holds the writes, not after a checkpoint, not after close.
 //! Rows in the adapter's old layout (the whole `Record`, id included) still
 //! load. Without hashing, the file holds every cookie, and session data is
-//! plaintext either way.
+//! plaintext either way. Changing the key, or turning hashing on or off,
+//! logs everyone out.
 //!
 //! (This file lives in the adapter crate, not in `sqlite3store`'s
 //! `tests/token_hashing.rs`: a dev-dependency of the core on the adapter
@@ -19,7 +20,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{Expiry, Session, SessionStore};
-use tower_sessions_sqlite3store::sqlite3store::SqliteStore;
+use tower_sessions_sqlite3store::sqlite3store::{ManualClock, SqliteStore};
 use tower_sessions_sqlite3store::SqliteSessionStore;
 
 type Result<T = (), E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
@@ -316,5 +317,58 @@ async fn without_hashing_the_file_holds_every_cookie() -> Result {
         );
     }
     assert!(files.iter().any(|(_, b)| contains(b, DATA_MARK.as_bytes())));
+    Ok(())
+}
+
+/// Every session created on a store opened with `key` (None: no hashing),
+/// then which of them a store opened with each other setting still loads.
+#[tokio::test]
+async fn changing_the_key_or_turning_hashing_on_or_off_logs_everyone_out() -> Result {
+    const OTHER_KEY: &[u8] = b"another adapter key";
+    let settings: [Option<&[u8]>; 3] = [None, Some(KEY), Some(OTHER_KEY)];
+    for created_with in settings {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("sessions.db");
+        let clock = Arc::new(ManualClock::new(SystemTime::now()));
+        let open = |key: Option<&[u8]>| {
+            let b = builder(&path).clock(clock.clone());
+            SqliteSessionStore::open_with(match key {
+                Some(key) => b.hash_tokens(key),
+                None => b,
+            })
+        };
+        let store = Arc::new(open(created_with).await?);
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            ids.push(new_session(&store, &i.to_string()).await?);
+        }
+        drop(store);
+
+        for opened_with in settings {
+            let store = open(opened_with).await?;
+            for id in &ids {
+                let loaded = store.load(id).await?.is_some();
+                assert_eq!(
+                    loaded,
+                    opened_with == created_with,
+                    "created with {created_with:?}, opened with {opened_with:?}"
+                );
+            }
+        }
+
+        // The rows nobody can find any more still expire and are cleaned
+        // up, by a store with another setting.
+        let other = if created_with.is_none() {
+            Some(KEY)
+        } else {
+            None
+        };
+        let store = open(other).await?;
+        assert_eq!(store.inner().stats().await?.active, 3);
+        clock.advance(Duration::from_secs(2 * 3600));
+        assert_eq!(store.inner().delete_expired().await?, 3);
+        let stats = store.inner().stats().await?;
+        assert_eq!((stats.active, stats.expired), (0, 0));
+    }
     Ok(())
 }
