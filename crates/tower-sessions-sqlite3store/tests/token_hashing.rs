@@ -6,7 +6,8 @@
 //! Rows in the adapter's old layout (the whole `Record`, id included) still
 //! load. Without hashing, the file holds every cookie, and session data is
 //! plaintext either way. Changing the key, or turning hashing on or off,
-//! logs everyone out.
+//! logs everyone out. A deleted session's data stays in the files until
+//! `vacuum()`.
 //!
 //! (This file lives in the adapter crate, not in `sqlite3store`'s
 //! `tests/token_hashing.rs`: a dev-dependency of the core on the adapter
@@ -370,5 +371,32 @@ async fn changing_the_key_or_turning_hashing_on_or_off_logs_everyone_out() -> Re
         let stats = store.inner().stats().await?;
         assert_eq!((stats.active, stats.expired), (0, 0));
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleted_session_data_stays_in_the_files_until_vacuum() -> Result {
+    const GONE: &str = "DELETED-SESSION-DATA-5e1f";
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("sessions.db");
+    let store = Arc::new(SqliteSessionStore::open_with(builder(&path).hash_tokens(KEY)).await?);
+    new_session(&store, "kept").await?;
+    let s = session(None, &store);
+    s.insert("value", GONE).await?;
+    s.save().await?;
+    s.delete().await?;
+    assert_eq!(store.load(&s.id().ok_or("saved")?).await?, None);
+
+    let in_files = || -> Result<bool> {
+        Ok(files(&path)?
+            .iter()
+            .any(|(_, b)| contains(b, GONE.as_bytes())))
+    };
+    assert!(in_files()?, "a delete does not scrub the bytes");
+    store.inner().vacuum().await?;
+    assert!(!in_files()?, "vacuum() rewrites the file without them");
+    assert!(files(&path)?
+        .iter()
+        .any(|(_, b)| contains(b, DATA_MARK.as_bytes())));
     Ok(())
 }
