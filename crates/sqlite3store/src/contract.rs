@@ -100,6 +100,11 @@ mod async_front {
         fn stop_cleanup(&self) {
             crate::AsyncSqliteStore::stop_cleanup(self);
         }
+
+        /// The store's injectable clock (see `Builder::clock`).
+        fn now(&self) -> SystemTime {
+            self.as_sync().now()
+        }
     }
 }
 
