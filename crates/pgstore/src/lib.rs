@@ -60,8 +60,8 @@
 
 mod builder;
 mod cleanup;
+mod contract;
 mod error;
-mod hash;
 mod schema;
 mod store;
 

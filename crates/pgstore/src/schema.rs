@@ -114,9 +114,12 @@ impl Sql {
                 "INSERT INTO {t} (token, data, expiry) VALUES ($1, $2, $3) \
                  ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry"
             ),
+            // The conflicting row is locked while the WHERE is checked, so
+            // concurrent creates of one token store it once.
             create: format!(
-                "INSERT INTO {t} (token, data, expiry) VALUES ($1, $2, $3) \
-                 ON CONFLICT (token) DO NOTHING"
+                "INSERT INTO {t} AS s (token, data, expiry) VALUES ($1, $2, $3) \
+                 ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry \
+                 WHERE s.expiry <= {now}"
             ),
             delete: format!("DELETE FROM {t} WHERE token = $1"),
             all: format!("SELECT token, data FROM {t} WHERE {now} < expiry"),

@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use session_contract::TokenHasher;
 
 use crate::builder::{millis_setting, Builder};
 use crate::cleanup::{self, CleanupOptions, CleanupReport, Outcome};
 use crate::error::{Error, Result};
-use crate::hash::TokenHasher;
 use crate::schema::{self, Sql, TableName};
 
 /// A session store in a PostgreSQL table, sharing Go scs
@@ -139,12 +139,7 @@ impl PgStore {
                 .map_err(|e| Error::from_pool(e, b.wait_timeout))?;
             schema::prepare(&mut client, &name, b.create_if_missing).await?
         };
-        let hasher = match &b.token_hash_key {
-            Some(key) => Some(TokenHasher::new(key).ok_or_else(|| {
-                Error::InvalidConfig("the token hashing key is not usable".into())
-            })?),
-            None => None,
-        };
+        let hasher = b.token_hash_key.as_deref().map(TokenHasher::new);
         let inner = Arc::new(Inner {
             pool,
             sql: Sql::new(&name, expiry_type),
@@ -210,10 +205,11 @@ impl PgStore {
         Ok(())
     }
 
-    /// Stores a new session only if no row holds `token` (a live one, or an
-    /// expired one cleanup has not removed yet); returns whether it was
-    /// stored. One statement (`INSERT ... ON CONFLICT DO NOTHING`), so of
-    /// several replicas creating the same token at once exactly one wins.
+    /// Stores a new session unless a live one holds `token`; returns whether
+    /// it was stored. An expired row with that token (not yet cleaned up)
+    /// counts as gone and is replaced. One statement (`INSERT ... ON
+    /// CONFLICT DO UPDATE ... WHERE` the held row is expired), so of several
+    /// replicas creating the same token at once exactly one wins.
     pub async fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
         let key = self.inner.commit_key(token, data)?;
         let client = self.inner.client().await?;
