@@ -39,6 +39,7 @@ mod background;
 mod builder;
 mod checkpoint;
 mod clock;
+pub mod contract;
 mod error;
 mod hash;
 mod julian;
