@@ -85,7 +85,11 @@ mod tests {
         let cases = [
             (Error::EmptyToken, ErrorKind::InvalidInput, false),
             (Error::NulInToken, ErrorKind::InvalidInput, false),
-            (Error::PoolTimeout(std::time::Duration::from_secs(1)), ErrorKind::Busy, true),
+            (
+                Error::PoolTimeout(std::time::Duration::from_secs(1)),
+                ErrorKind::Busy,
+                true,
+            ),
             (Error::Connect(None), ErrorKind::ConnectionLost, true),
             (Error::Closed, ErrorKind::Closed, false),
         ];

@@ -508,7 +508,10 @@ pub async fn list_is_soonest_first_and_limited<H: Harness>() -> TestResult {
     assert!(store.list(0).await?.is_empty());
     assert_eq!(store.list(usize::MAX).await?.len(), 5);
     h.advance(MINUTE).await?; // t0 expires
-    assert_eq!(store.list(10).await?, want[1..]);
+                              // Tokens only: a harness may move time by moving the stored expiries
+                              // back (PostgreSQL's, whose clock is the server's).
+    let tokens = |l: &[Listed]| l.iter().map(|l| l.token.clone()).collect::<Vec<_>>();
+    assert_eq!(tokens(&store.list(10).await?), tokens(&want[1..]));
     Ok(())
 }
 

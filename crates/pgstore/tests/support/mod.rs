@@ -45,7 +45,11 @@ pub fn unique_table(tag: &str) -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(24).collect();
+    let tag: String = tag
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(24)
+        .collect();
     format!("t_{tag}_{}_{n}_{nanos}", std::process::id())
 }
 
