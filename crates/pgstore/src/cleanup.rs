@@ -14,6 +14,7 @@
 //! the pool whenever the unlock did not certainly happen (an error, or the
 //! run being cancelled): closing it releases the lock on the server.
 
+use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -141,6 +142,9 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
         tx.commit().await?;
         removed += n;
         batches += 1;
+        // Counted per committed batch, so a run that fails later still
+        // counts what it removed.
+        inner.cleaned_total.fetch_add(n, Ordering::Relaxed);
         if n < options.batch_size.unsigned_abs() {
             break;
         }

@@ -1,6 +1,7 @@
 //! The operations, and nothing else.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,6 +40,9 @@ pub struct Stats {
     pub pool_max: usize,
     /// The last cleanup run of this store (not of other replicas), if any.
     pub last_cleanup: Option<CleanupReport>,
+    /// Expired rows this store's cleanup (task and explicit calls) removed
+    /// since it opened.
+    pub cleaned_total: u64,
 }
 
 pub(crate) struct Inner {
@@ -52,6 +56,7 @@ pub(crate) struct Inner {
     pub(crate) cleanup_options: CleanupOptions,
     cleanup_task: Mutex<Option<cleanup::Task>>,
     pub(crate) last_cleanup: Mutex<Option<CleanupReport>>,
+    pub(crate) cleaned_total: AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -154,6 +159,7 @@ impl PgStore {
             },
             cleanup_task: Mutex::new(None),
             last_cleanup: Mutex::new(None),
+            cleaned_total: AtomicU64::new(0),
         });
         if !b.cleanup_interval.is_zero() {
             let task = cleanup::Task::spawn(Arc::downgrade(&inner), b.cleanup_interval);
@@ -302,6 +308,7 @@ impl PgStore {
             pool_connections: status.size,
             pool_max: status.max_size,
             last_cleanup: *inner.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()),
+            cleaned_total: inner.cleaned_total.load(Ordering::Relaxed),
         })
     }
 
