@@ -254,6 +254,9 @@ impl Builder {
                 return bad(format!("{what} must be more than zero"));
             }
         }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return bad("PgStore needs a tokio runtime (build it inside one)".into());
+        }
         if self.token_hash_key.as_ref().is_some_and(|k| k.is_empty()) {
             return bad("the token hashing key must not be empty".into());
         }
