@@ -123,6 +123,17 @@ pub(crate) fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(os)
 }
 
+/// Removes the `-wal` and `-shm` files beside a database, if any.
+pub(crate) fn remove_sidecars(path: &Path) -> TestResult {
+    for suffix in ["-wal", "-shm"] {
+        match std::fs::remove_file(sidecar(path, suffix)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// `PRAGMA integrity_check` through a plain connection; `["ok"]` when sound.
 pub(crate) fn integrity_check(path: &Path) -> TestResult<Vec<String>> {
     let conn = rusqlite::Connection::open(path)?;
@@ -138,6 +149,34 @@ pub(crate) fn assert_intact(path: &Path) -> TestResult {
     let report = integrity_check(path)?;
     assert_eq!(report, ["ok"], "integrity_check of {}", path.display());
     Ok(())
+}
+
+/// How long an open of a damaged or odd file may take before the test
+/// calls it a hang: generous, for a loaded machine.
+pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `f` (an open) on its own thread and waits for it at most
+/// [`OPEN_TIMEOUT`]; a call that does not return by then fails the test
+/// (its thread is left behind).
+pub(crate) fn within<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> TestResult<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // The receiver is gone only once the test has failed.
+        tx.send(f()).ok();
+    });
+    rx.recv_timeout(OPEN_TIMEOUT)
+        .map_err(|_| format!("{what}: no answer within {OPEN_TIMEOUT:?}").into())
+}
+
+/// Opens `builder`'s store, failing the test if that hangs (see [`within`]).
+pub(crate) fn open_within(
+    builder: Builder,
+    what: &str,
+) -> TestResult<sqlite3store::Result<SqliteStore>> {
+    within(what, move || builder.build())
 }
 
 // ---- child processes -------------------------------------------------------
