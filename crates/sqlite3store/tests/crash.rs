@@ -105,14 +105,17 @@ fn crash_test(test: &str, durability: Durability) -> TestResult {
             model.apply(&line, &mut pending, &mut totals)?;
         }
         totals.kills += 1;
+        // A write was announced and not acknowledged: the kill landed in it.
+        totals.mid_write += u64::from(!pending.is_empty());
         model.verify(&path, &pending, durability, &mut totals)?;
         assert!(killed, "round {round}: the child was not killed");
     }
     println!(
-        "crash[{durability:?}]: {} kills survived, {} acknowledged writes \
+        "crash[{durability:?}]: {} kills survived ({} mid-write), {} acknowledged writes \
          ({} commits, {} creates, {} deletes), {} key states checked, \
          {} unacknowledged in-flight writes found applied",
         totals.kills,
+        totals.mid_write,
         totals.commits + totals.creates + totals.deletes,
         totals.commits,
         totals.creates,
@@ -123,6 +126,15 @@ fn crash_test(test: &str, durability: Durability) -> TestResult {
     assert!(
         totals.commits > 0,
         "no commit was acknowledged in {kills} runs"
+    );
+    // Most kills are planned after some acknowledgements, while every
+    // thread is writing: at least half must land inside a write, or the
+    // test did not test what it claims.
+    assert!(
+        totals.mid_write * 2 >= totals.kills,
+        "only {} of {} kills landed mid-write",
+        totals.mid_write,
+        totals.kills
     );
     Ok(())
 }
@@ -144,6 +156,8 @@ fn kill(child: &mut Child) -> TestResult<bool> {
 #[derive(Debug, Default)]
 struct Totals {
     kills: u64,
+    /// Kills that landed while a write was in flight.
+    mid_write: u64,
     commits: u64,
     creates: u64,
     deletes: u64,
