@@ -299,6 +299,14 @@ pub fn stop_without_cleanup<F: Front>() -> Result<()> {
     let store = F::open(fx.builder().cleanup_interval(Duration::ZERO))?;
     store.stop_cleanup();
     store.stop_cleanup(); // idempotent
+    // The store works on after the stops; expired rows wait for a cleanup
+    // on demand, which still runs.
+    store.commit("live", b"x", fx.now() + MINUTE)?;
+    store.commit("old", b"y", fx.now() - MINUTE)?;
+    assert_eq!(store.find("live")?, Some(b"x".to_vec()));
+    assert_eq!(fx.rows(), 2);
+    assert_eq!(store.delete_expired()?, 1);
+    assert_eq!(fx.rows(), 1);
     Ok(())
 }
 
