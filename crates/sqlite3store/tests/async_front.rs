@@ -2,6 +2,7 @@
 //! futures are dropped.
 
 mod common;
+mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -245,15 +245,11 @@ fn stop_cleanup_stops_further_runs() -> support::TestResult {
     if support::child_role().is_some() {
         return stop_child();
     }
-    let mut child = support::child_command(STOP_TEST, "stop")?.spawn()?;
-    let lines: Vec<String> = support::lines(child.stdout.take().ok_or("no stdout")?)
-        .iter()
-        .collect();
-    let status = child.wait()?;
-    match lines.last().map(String::as_str) {
-        Some(line) if line.starts_with("skip ") => support::skip(&line[5..]),
-        Some("done") if status.success() => Ok(()),
-        _ => Err(format!("child: {status}, said {lines:?}").into()),
+    let ended = support::run_to_end(&mut support::child_command(STOP_TEST, "stop")?)?;
+    match ended.lines.last().and_then(|l| l.strip_prefix("skip ")) {
+        Some(reason) => support::skip(reason),
+        None if ended.done() => Ok(()),
+        None => Err(format!("child: {ended:?}").into()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Many threads at once: nothing lost, nothing mixed up, no lock errors.
 
 mod common;
+mod support;
 
 use std::sync::{Arc, Barrier};
 use std::thread;

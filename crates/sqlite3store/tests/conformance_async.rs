@@ -2,5 +2,6 @@
 //! runtime.
 
 mod common;
+mod support;
 
-conformance!(common::AsyncFront);
+conformance!(support::AsyncFront);

@@ -431,25 +431,25 @@ fn power_loss_mode_syncs_the_wal_before_each_acknowledgement() -> TestResult {
             trace_arg.as_str(),
         ];
         let mut cmd = support::wrapped_child_command(&strace, SYNC_TEST, role)?;
-        let child = cmd
-            .env("SYNC_DB", dir.path().join("sessions.db"))
-            .stderr(std::process::Stdio::piped())
-            .spawn();
-        let child = match child {
-            Ok(child) => child,
-            Err(err) => return support::skip(&format!("cannot run strace: {err}")),
+        cmd.env("SYNC_DB", dir.path().join("sessions.db"))
+            .stderr(std::process::Stdio::piped());
+        let ended = match support::run_to_end(&mut cmd) {
+            Ok(ended) => ended,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return support::skip(&format!("cannot run strace: {err}"))
+            }
+            Err(err) => return Err(err.into()),
         };
-        let out = child.wait_with_output()?;
         let text = std::fs::read_to_string(&trace).unwrap_or_default();
-        if !out.status.success() {
+        if !ended.status.success() {
             if text.is_empty() {
                 return support::skip(&format!(
                     "strace cannot trace here ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
+                    ended.status,
+                    ended.stderr.trim()
                 ));
             }
-            return Err(format!("sync child ({role}) failed: {}", out.status).into());
+            return Err(format!("sync child ({role}) failed: {ended:?}").into());
         }
         let (acks, unsynced) = acks_after_sync(&text);
         println!(

@@ -245,29 +245,23 @@ fn a_really_full_disk_gives_disk_full_and_recovers_when_space_returns() -> TestR
     );
     let mut wrapper = namespace.to_vec();
     wrapper.extend(["sh", "-c", script.as_str(), "sh"]);
-    let mut child = support::wrapped_child_command(&wrapper, ENOSPC_TEST, "enospc")?
-        .env("ENOSPC_DIR", &mnt)
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let lines = support::lines(child.stdout.take().ok_or("no stdout")?);
-    let output = child.wait_with_output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<String> = lines.iter().collect();
-    match output.status.code() {
-        Some(0) if lines.iter().any(|l| l.starts_with("done")) => {
-            println!("faults[full disk]: {}", lines.join("; "));
+    let ended = support::run_to_end(
+        support::wrapped_child_command(&wrapper, ENOSPC_TEST, "enospc")?
+            .env("ENOSPC_DIR", &mnt)
+            .stderr(Stdio::piped()),
+    )?;
+    match ended.status.code() {
+        Some(0) if ended.done() => {
+            println!("faults[full disk]: {}", ended.lines.join("; "));
             Ok(())
         }
-        Some(ENOSPC_SKIP) => {
-            support::skip(&format!("cannot mount a private tmpfs: {}", stderr.trim()))
-        }
+        Some(ENOSPC_SKIP) => support::skip(&format!(
+            "cannot mount a private tmpfs: {}",
+            ended.stderr.trim()
+        )),
         // A panic, an error returned, a signal (code None), or an exit
         // without finishing.
-        _ => Err(format!(
-            "full-disk child ended with {}: {lines:?}\n{stderr}",
-            output.status
-        )
-        .into()),
+        _ => Err(format!("full-disk child ended badly: {ended:?}").into()),
     }
 }
 
@@ -1143,19 +1137,17 @@ fn a_relative_path_keeps_naming_the_opened_file_after_a_chdir() -> TestResult {
         SqliteStore::with_cleanup_interval(elsewhere.path().join("sessions.db"), Duration::ZERO)?;
     decoy.commit("decoy", b"decoy", far_future())?;
     drop(decoy);
-    let mut child = support::child_command(CHDIR_TEST, "chdir")?
-        .current_dir(home.path())
-        .env("CHDIR_TO", elsewhere.path())
-        .spawn()?;
-    let lines: Vec<String> = support::lines(child.stdout.take().ok_or("no stdout")?)
+    let ended = support::run_to_end(
+        support::child_command(CHDIR_TEST, "chdir")?
+            .current_dir(home.path())
+            .env("CHDIR_TO", elsewhere.path()),
+    )?;
+    assert!(ended.done(), "child: {ended:?}");
+    let problems: Vec<&String> = ended
+        .lines
         .iter()
+        .filter(|l| l.starts_with("problem"))
         .collect();
-    let status = child.wait()?;
-    assert!(
-        status.success() && lines.iter().any(|l| l == "done"),
-        "child: {status}, said {lines:?}"
-    );
-    let problems: Vec<&String> = lines.iter().filter(|l| l.starts_with("problem")).collect();
     assert!(problems.is_empty(), "after a chdir: {problems:#?}");
     let store =
         SqliteStore::with_cleanup_interval(home.path().join("sessions.db"), Duration::ZERO)?;

@@ -3,6 +3,7 @@
 //! own queries.
 
 mod common;
+mod support;
 
 use std::time::{Duration, SystemTime};
 

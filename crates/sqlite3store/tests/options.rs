@@ -2,6 +2,7 @@
 //! that works, or is refused with `Error::InvalidConfig`; none panics.
 
 mod common;
+mod support;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;

@@ -3,12 +3,11 @@
 //! wrappers for one front. Most cases port Go's own sqlite3store tests.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use sqlite3store::{AsyncSqliteStore, Builder, ManualClock, Result, SqliteStore};
+use sqlite3store::{Builder, ManualClock, Result, SqliteStore};
 use tempfile::TempDir;
 
 /// A temp dir with a database path and a manual clock.
@@ -59,82 +58,8 @@ impl Fixture {
     }
 }
 
-/// One face of the store, sync or async, behind the same calls.
-pub trait Front: Sized {
-    fn open(builder: Builder) -> Result<Self>;
-    fn find(&self, token: &str) -> Result<Option<Vec<u8>>>;
-    fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()>;
-    fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool>;
-    fn delete(&self, token: &str) -> Result<bool>;
-    fn all(&self) -> Result<HashMap<String, Vec<u8>>>;
-    fn delete_expired(&self) -> Result<u64>;
-    fn stop_cleanup(&self);
-}
-
-impl Front for SqliteStore {
-    fn open(builder: Builder) -> Result<Self> {
-        builder.build()
-    }
-    fn find(&self, token: &str) -> Result<Option<Vec<u8>>> {
-        SqliteStore::find(self, token)
-    }
-    fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
-        SqliteStore::commit(self, token, data, expiry)
-    }
-    fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
-        SqliteStore::create(self, token, data, expiry)
-    }
-    fn delete(&self, token: &str) -> Result<bool> {
-        SqliteStore::delete(self, token)
-    }
-    fn all(&self) -> Result<HashMap<String, Vec<u8>>> {
-        SqliteStore::all(self)
-    }
-    fn delete_expired(&self) -> Result<u64> {
-        SqliteStore::delete_expired(self)
-    }
-    fn stop_cleanup(&self) {
-        SqliteStore::stop_cleanup(self)
-    }
-}
-
-/// The async front, driven from a current-thread runtime: the strictest
-/// setting, where any blocking call would stall the only worker.
-pub struct AsyncFront {
-    rt: tokio::runtime::Runtime,
-    store: AsyncSqliteStore,
-}
-
-impl Front for AsyncFront {
-    fn open(builder: Builder) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let store = rt.block_on(AsyncSqliteStore::open(builder))?;
-        Ok(Self { rt, store })
-    }
-    fn find(&self, token: &str) -> Result<Option<Vec<u8>>> {
-        self.rt.block_on(self.store.find(token))
-    }
-    fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
-        self.rt.block_on(self.store.commit(token, data, expiry))
-    }
-    fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
-        self.rt.block_on(self.store.create(token, data, expiry))
-    }
-    fn delete(&self, token: &str) -> Result<bool> {
-        self.rt.block_on(self.store.delete(token))
-    }
-    fn all(&self) -> Result<HashMap<String, Vec<u8>>> {
-        self.rt.block_on(self.store.all())
-    }
-    fn delete_expired(&self) -> Result<u64> {
-        self.rt.block_on(self.store.delete_expired())
-    }
-    fn stop_cleanup(&self) {
-        self.store.stop_cleanup()
-    }
-}
+// One front trait for sync and async, shared with the other suites.
+use crate::support::Front;
 
 /// Inserts a row the way Go's package does (its Commit statement).
 pub fn go_insert(conn: &rusqlite::Connection, token: &str, data: &[u8], expiry: SystemTime) {
@@ -299,8 +224,8 @@ pub fn stop_without_cleanup<F: Front>() -> Result<()> {
     let store = F::open(fx.builder().cleanup_interval(Duration::ZERO))?;
     store.stop_cleanup();
     store.stop_cleanup(); // idempotent
-    // The store works on after the stops; expired rows wait for a cleanup
-    // on demand, which still runs.
+                          // The store works on after the stops; expired rows wait for a cleanup
+                          // on demand, which still runs.
     store.commit("live", b"x", fx.now() + MINUTE)?;
     store.commit("old", b"y", fx.now() - MINUTE)?;
     assert_eq!(store.find("live")?, Some(b"x".to_vec()));
