@@ -138,11 +138,20 @@ fn run(test: &str, crasher: bool) -> TestResult {
         assert_eq!(store.find(&key)?, Some(value(winners[0], 0)), "{key}");
         checked += 1;
     }
+    // Every write a killed process acknowledged is there too.
+    checked += kills.verify(&store)?;
     let acked: u64 = reports.iter().map(|r| r.acked).sum();
     println!(
         "multiprocess: {processes} processes, {acked} acknowledged writes, \
          {checked} final states checked, no error reached a caller; \
-         writer processes killed meanwhile: {kills:?}"
+         writer processes killed meanwhile: {} ({} after writes, {} mid-write, \
+         {} mid-VACUUM; {} of their writes acknowledged, {} keys checked)",
+        kills.total,
+        kills.after_writes,
+        kills.mid_write,
+        kills.mid_vacuum,
+        kills.acked,
+        kills.keys.len(),
     );
     if crasher {
         // The kills landed where they are meant to: after acknowledged
@@ -192,6 +201,31 @@ struct Kills {
     mid_vacuum: u64,
     /// Writes all crashers acknowledged.
     acked: u64,
+    /// Per crasher key: the state its last acknowledged write left (the
+    /// data's length, or None once deleted), and the states writes in
+    /// flight when their process was killed, since then, would have left.
+    #[allow(clippy::type_complexity)]
+    keys: HashMap<String, (Option<usize>, Vec<Option<usize>>)>,
+}
+
+impl Kills {
+    /// Checks every crasher key in the final file: it holds its last
+    /// acknowledged state, or what the write in flight at a kill made it.
+    fn verify(&self, store: &SqliteStore) -> TestResult<u64> {
+        for (key, (acked, in_flight)) in &self.keys {
+            let found = store.find(key)?;
+            let thread = key.split('-').nth(1).ok_or("crasher key")?.parse::<u8>()?;
+            if let Some(data) = &found {
+                assert!(data.iter().all(|&b| b == thread), "{key}: foreign data");
+            }
+            let found = found.map(|d| d.len());
+            assert!(
+                found == *acked || in_flight.contains(&found),
+                "{key}: found {found:?}, acknowledged {acked:?}, in flight {in_flight:?}"
+            );
+        }
+        Ok(self.keys.len() as u64)
+    }
 }
 
 /// Starts a writer process, lets it run a few milliseconds, kills it, and
@@ -209,6 +243,16 @@ fn kill_loop(test: &str, path: &Path, seed: u64, done: &AtomicBool) -> TestResul
             .env("MP_VACUUMS", vacuums.to_string())
             .spawn()?;
         let lines = support::lines(child.stdout.take().ok_or("no stdout")?);
+        // Most kills come a few milliseconds after the crasher started
+        // writing (however slow its start); one in four blind, which may
+        // land while it opens (recovers) the file.
+        let mut seen = Vec::new();
+        if !rng.chance(25) {
+            let line = lines
+                .recv_timeout(DEADLINE)
+                .map_err(|_| "the crasher never started writing")?;
+            seen.push(line);
+        }
         std::thread::sleep(Duration::from_millis(5 + rng.below(60)));
         if let Some(status) = child.try_wait()? {
             return Err(format!("the crasher ended by itself: {status}").into());
@@ -217,19 +261,26 @@ fn kill_loop(test: &str, path: &Path, seed: u64, done: &AtomicBool) -> TestResul
         child.wait()?;
         // Everything it wrote before it died is in the pipe. Per thread,
         // the operation started and not yet acknowledged.
-        let mut open: HashMap<String, String> = HashMap::new();
+        // (operation, key, the state it leaves)
+        let mut open: HashMap<String, (String, String, Option<usize>)> = HashMap::new();
         let mut acked = 0;
-        for line in lines.iter() {
+        for line in seen.into_iter().chain(lines.iter()) {
             match line.split(' ').collect::<Vec<_>>().as_slice() {
-                ["start", thread, op] => {
-                    open.insert((*thread).to_owned(), (*op).to_owned());
+                ["start", thread, op, key, len] => {
+                    let leaves = len.parse().ok();
+                    let started = ((*op).to_owned(), (*key).to_owned(), leaves);
+                    open.insert((*thread).to_owned(), started);
                 }
                 ["ack", thread, op] => {
-                    if open.remove(*thread).as_deref() != Some(*op) {
+                    let Some((started, key, leaves)) = open.remove(*thread) else {
                         return Err(format!("crasher: ack without start: {line}").into());
+                    };
+                    if started != *op {
+                        return Err(format!("crasher: ack of {started}: {line}").into());
                     }
                     if *op != "vacuum" {
                         acked += 1;
+                        kills.keys.insert(key, (leaves, Vec::new()));
                     }
                 }
                 ["error", ..] => {
@@ -241,8 +292,13 @@ fn kill_loop(test: &str, path: &Path, seed: u64, done: &AtomicBool) -> TestResul
         kills.total += 1;
         kills.acked += acked;
         kills.after_writes += u64::from(acked > 0);
-        kills.mid_write += u64::from(open.values().any(|op| op != "vacuum"));
-        kills.mid_vacuum += u64::from(open.values().any(|op| op == "vacuum"));
+        kills.mid_write += u64::from(open.values().any(|(op, ..)| op != "vacuum"));
+        kills.mid_vacuum += u64::from(open.values().any(|(op, ..)| op == "vacuum"));
+        for (op, key, leaves) in open.into_values() {
+            if op != "vacuum" {
+                kills.keys.entry(key).or_default().1.push(leaves);
+            }
+        }
     }
     Ok(kills)
 }
@@ -271,13 +327,17 @@ fn crasher_main() -> TestResult {
                         // Killed mid-VACUUM too, while the others work.
                         _ => "vacuum",
                     };
-                    emit(&format!("start {t} {op}"));
+                    let len = rng.below(3000) as usize;
+                    // The state the operation leaves: the data's length,
+                    // or "-" for none.
+                    let leaves = if op == "commit" {
+                        len.to_string()
+                    } else {
+                        "-".into()
+                    };
+                    emit(&format!("start {t} {op} {key} {leaves}"));
                     let result = match op {
-                        "commit" => store.commit(
-                            &key,
-                            &vec![t as u8; rng.below(3000) as usize],
-                            far_future(),
-                        ),
+                        "commit" => store.commit(&key, &vec![t as u8; len], far_future()),
                         "delete" => store.delete(&key).map(drop),
                         _ => store.vacuum(),
                     };
