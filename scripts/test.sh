@@ -5,6 +5,9 @@
 # then the demo driven by headless Chromium (installed when missing).
 # strace is installed first when missing: the PowerLoss fsync test needs it,
 # and under CI a test that cannot do its real check fails.
+# The PostgreSQL tests use PGSTORE_TEST_URL when set, else a private server
+# that scripts/pg-test-server.sh starts (installing postgresql when missing)
+# and stops around the whole cargo test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,5 +25,5 @@ if ! command -v strace >/dev/null 2>&1; then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
 fi
 
-cargo test --workspace --all-features
+bash scripts/pg-test-server.sh run cargo test --workspace --all-features
 bash scripts/browser-test.sh

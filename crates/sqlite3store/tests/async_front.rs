@@ -2,7 +2,6 @@
 //! futures are dropped.
 
 mod common;
-mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

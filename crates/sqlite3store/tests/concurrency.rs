@@ -1,7 +1,6 @@
 //! Many threads at once: nothing lost, nothing mixed up, no lock errors.
 
 mod common;
-mod support;
 
 use std::sync::{Arc, Barrier};
 use std::thread;

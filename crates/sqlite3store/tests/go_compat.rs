@@ -3,7 +3,6 @@
 //! own queries.
 
 mod common;
-mod support;
 
 use std::time::{Duration, SystemTime};
 

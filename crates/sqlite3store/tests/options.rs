@@ -2,7 +2,6 @@
 //! that works, or is refused with `Error::InvalidConfig`; none panics.
 
 mod common;
-mod support;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
