@@ -98,6 +98,12 @@ pub(crate) struct Sql {
     pub(crate) count: String,
     pub(crate) size: String,
     pub(crate) delete_batch: String,
+    /// `$1` after, `$2` limit: live sessions with data and expiry, in token
+    /// order after `$1` (keyset pages through the primary key).
+    pub(crate) export_page: String,
+    /// Reclaims dead rows' space for reuse and refreshes the planner's
+    /// statistics; takes no lock that blocks reads or writes.
+    pub(crate) vacuum: String,
 }
 
 impl Sql {
@@ -137,6 +143,11 @@ impl Sql {
                 "DELETE FROM {t} WHERE ctid = ANY(ARRAY(\
                  SELECT ctid FROM {t} WHERE expiry < $1 ORDER BY expiry LIMIT $2 FOR UPDATE SKIP LOCKED))"
             ),
+            export_page: format!(
+                "SELECT token, data, expiry FROM {t} WHERE token > $1 AND {now} < expiry \
+                 ORDER BY token LIMIT $2"
+            ),
+            vacuum: format!("VACUUM (ANALYZE) {t}"),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use session_contract::TokenHasher;
+use session_contract::{Session, TokenHasher};
 
 use crate::builder::{millis_setting, Builder};
 use crate::cleanup::{self, CleanupOptions, CleanupReport, Outcome};
@@ -261,6 +261,32 @@ impl PgStore {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
+    }
+
+    /// Up to `limit` live sessions whose stored key sorts after `after`
+    /// (`""` for the first page), in key order, as (stored key,
+    /// [`Session`]): pages through the whole table without holding it in
+    /// memory, for exports and migrations. Pass the last key of one page as
+    /// `after` to get the next; an empty page is the end.
+    pub async fn export_page(&self, after: &str, limit: usize) -> Result<Vec<(String, Session)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.export_page).await?;
+        let rows = client.query(&stmt, &[&after, &limit]).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, Session::new(r.try_get(1)?, r.try_get(2)?))))
+            .collect()
+    }
+
+    /// Runs `VACUUM (ANALYZE)` on the table: the space of deleted and
+    /// updated rows becomes reusable and the planner's statistics are
+    /// refreshed. Unlike `VACUUM FULL` it takes no lock that blocks finds or
+    /// commits, and it gives space back to the operating system only from
+    /// the end of the table.
+    pub async fn vacuum(&self) -> Result<()> {
+        let client = self.inner.client().await?;
+        client.batch_execute(&self.inner.sql.vacuum).await?;
+        Ok(())
     }
 
     /// Deletes every session expired as of now (the database's clock) and

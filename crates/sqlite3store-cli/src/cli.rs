@@ -1,6 +1,6 @@
 //! The command line, as clap parses it.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -17,12 +17,18 @@ Examples:
   sqlite3store --db sessions.db purge
   sqlite3store --db sessions.db vacuum
   sqlite3store --db app.db --table web_sessions list
+  sqlite3store --db postgres://app@db.internal/app stats
+  sqlite3store --db 'host=/run/postgresql dbname=app' list
+  sqlite3store migrate --from sessions.db --to postgres://app@db.internal/app
   SQLITE3STORE_DB=sessions.db sqlite3store stats
   sqlite3store bench
 
+--db is a SQLite file, or a PostgreSQL server as a postgres:// URL or a
+libpq key=value string (the table is Go scs postgresstore's).
 stats, list and show open the file read-only and never write to it (SQLite
-may leave its empty -wal and -shm files beside a WAL-mode database); no
-command creates a database or a table. Set SQLITE3STORE_LOG (e.g. `debug`) to see
+may leave its empty -wal and -shm files beside a WAL-mode database); on
+PostgreSQL they run in read-only transactions. No command but migrate
+(on its --to side) creates a database or a table. Set SQLITE3STORE_LOG (e.g. `debug`) to see
 what the store logs; warnings are shown by default.
 
 Exit codes:
@@ -30,7 +36,8 @@ Exit codes:
   1  show: no active session with that token
   2  usage error (bad arguments, missing --db, invalid --table name)
   3  the file is missing, is not a SQLite database, is corrupt, or has no
-     session table of the expected schema
+     session table of the expected schema; or the PostgreSQL server cannot
+     be reached
   4  any other error (database busy, read-only file, I/O, ...)";
 
 /// Inspect and maintain a sqlite3store session database (the file format of
@@ -38,9 +45,11 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "sqlite3store", version, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
-    /// The session database file. Required by every command but `bench`.
-    #[arg(long, env = "SQLITE3STORE_DB", global = true, value_name = "PATH")]
-    pub(crate) db: Option<PathBuf>,
+    /// The session database: a SQLite file, or a PostgreSQL `postgres://`
+    /// URL or libpq `key=value` string. Required by every command but
+    /// `bench` and `migrate`.
+    #[arg(long, env = "SQLITE3STORE_DB", global = true, value_name = "PATH|URL")]
+    pub(crate) db: Option<OsString>,
 
     /// The sessions table.
     #[arg(long, global = true, value_name = "NAME", default_value = "sessions")]
@@ -57,6 +66,10 @@ pub(crate) enum Command {
     /// The commands that work on the `--db` file.
     #[command(flatten)]
     Store(StoreCommand),
+    /// Copies the active sessions from one store to another (SQLite or
+    /// PostgreSQL, either way), keeping tokens, data and expiries; does not
+    /// use --db.
+    Migrate(MigrateArgs),
     /// Runs the project's benchmark (takes a while; does not use --db).
     Bench(bench::BenchArgs),
 }
@@ -78,8 +91,33 @@ pub(crate) enum StoreCommand {
     /// pages back to the file system if the file uses incremental vacuum.
     Purge,
     /// Rebuilds the file to give all free space back (holds the write lock
-    /// while it runs).
+    /// while it runs). On PostgreSQL: `VACUUM (ANALYZE)` of the table, which
+    /// blocks nothing.
     Vacuum,
+}
+
+/// Options of `migrate`.
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// The store to copy from (a SQLite path or a PostgreSQL URL/conninfo);
+    /// only read.
+    #[arg(long, value_name = "PATH|URL")]
+    pub(crate) from: OsString,
+    /// The store to copy to; the file or table is created when missing.
+    /// Sessions it holds already are kept, except those with a token the
+    /// source has: those take the source's data and expiry.
+    #[arg(long, value_name = "PATH|URL")]
+    pub(crate) to: OsString,
+    /// The table on the source side (default: --table).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) from_table: Option<String>,
+    /// The table on the target side (default: --table).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) to_table: Option<String>,
+    /// Sessions read and written per batch.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) batch_size: u32,
 }
 
 /// Options of `stats`.

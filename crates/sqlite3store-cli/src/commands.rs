@@ -1,4 +1,4 @@
-//! One function per subcommand, and how each opens the store.
+//! One function per subcommand, on whichever backend `--db` names.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -9,33 +9,30 @@ use clap::error::ErrorKind;
 use clap::CommandFactory;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use sqlite3store::{CleanupReport, SqliteStore, Stats};
+use sqlite3store::Stats;
+
+use crate::backend::{Access, Backend, Location, StoreStats};
 
 use crate::cli::{Cli, Command, ListArgs, RevokeArgs, ShowArgs, StatsArgs, StoreCommand};
 use crate::failure::Failure;
+use crate::migrate;
 use crate::output::{self, Data};
 
 /// How often `purge` redraws its progress from the expired count.
 const PROGRESS_TICK: Duration = Duration::from_millis(250);
 
-/// What a command does to the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Read,
-    Write,
-}
-
 /// Runs the command the command line names, writing its output to stdout.
 pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     let command = match cli.command {
         Command::Store(command) => command,
+        Command::Migrate(args) => return migrate::run(&args, &cli.table),
         Command::Bench(args) => return bench(&args),
     };
     let Some(db) = cli.db else {
         Cli::command()
             .error(
                 ErrorKind::MissingRequiredArgument,
-                "--db <PATH> (or SQLITE3STORE_DB) is required",
+                "--db <PATH|URL> (or SQLITE3STORE_DB) is required",
             )
             .exit()
     };
@@ -43,7 +40,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
         StoreCommand::Stats(_) | StoreCommand::List(_) | StoreCommand::Show(_) => Access::Read,
         StoreCommand::Revoke(_) | StoreCommand::Purge | StoreCommand::Vacuum => Access::Write,
     };
-    let store = open(&db, &cli.table, access)?;
+    let store = Backend::open(&Location::parse(&db), &cli.table, access)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let out: &mut dyn Write = &mut out;
     match command {
@@ -56,32 +53,6 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     }?;
     out.flush()?;
     Ok(())
-}
-
-/// Opens the store without a cleanup thread. Read access never writes the
-/// file; write access never creates a database or a table it did not find.
-fn open(db: &Path, table: &str, access: Access) -> Result<SqliteStore, Failure> {
-    // The store would refuse these too; checking first makes the message plain.
-    match std::fs::metadata(db) {
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(Failure::Missing(db.to_path_buf()))
-        }
-        Ok(meta) if meta.is_dir() => return Err(Failure::Directory(db.to_path_buf())),
-        _ => {}
-    }
-    let builder = SqliteStore::builder(db)
-        .table(table)
-        .cleanup_interval(Duration::ZERO)
-        .readers(1)
-        .create_if_missing(false);
-    if access == Access::Read {
-        return Ok(builder.read_only(true).build()?);
-    }
-    let store = builder.build()?;
-    if store.is_read_only() {
-        return Err(Failure::NotWritable(db.to_path_buf()));
-    }
-    Ok(store)
 }
 
 /// `stats`, as printed by `--json`.
@@ -112,8 +83,19 @@ impl From<&Stats> for StatsView {
     }
 }
 
-fn stats(store: &SqliteStore, args: &StatsArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let s = store.stats()?;
+/// `stats --json` of a PostgreSQL table.
+#[derive(Debug, Serialize)]
+struct PgStatsView {
+    active: u64,
+    expired: u64,
+    table_bytes: u64,
+}
+
+fn stats(store: &Backend, args: &StatsArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let s = match store.stats()? {
+        StoreStats::Sqlite(s) => s,
+        StoreStats::Postgres(s) => return pg_stats(&s, args, out),
+    };
     if args.json {
         output::json(out, &StatsView::from(&s))?;
         return Ok(());
@@ -133,6 +115,22 @@ fn stats(store: &SqliteStore, args: &StatsArgs, out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
+fn pg_stats(s: &pgstore::Stats, args: &StatsArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    if args.json {
+        let view = PgStatsView {
+            active: s.active,
+            expired: s.expired,
+            table_bytes: s.table_bytes,
+        };
+        output::json(out, &view)?;
+        return Ok(());
+    }
+    writeln!(out, "active sessions:    {}", s.active)?;
+    writeln!(out, "expired sessions:   {}", s.expired)?;
+    writeln!(out, "table size:         {}", output::bytes(s.table_bytes))?;
+    Ok(())
+}
+
 /// One session of `list --json`.
 #[derive(Debug, Serialize)]
 struct ListEntry<'a> {
@@ -140,7 +138,7 @@ struct ListEntry<'a> {
     expiry: String,
 }
 
-fn list(store: &SqliteStore, args: &ListArgs, out: &mut dyn Write) -> Result<(), Failure> {
+fn list(store: &Backend, args: &ListArgs, out: &mut dyn Write) -> Result<(), Failure> {
     // One more than asked, to tell whether the listing is cut short.
     let mut sessions = store.list(args.limit.saturating_add(1))?;
     let more = sessions.len() > args.limit;
@@ -190,7 +188,7 @@ struct ShowView<'a> {
     data: Data<'a>,
 }
 
-fn show(store: &SqliteStore, args: &ShowArgs, out: &mut dyn Write) -> Result<(), Failure> {
+fn show(store: &Backend, args: &ShowArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let Some((bytes, expiry)) = store.find_with_expiry(&args.token)? else {
         return Err(Failure::NotFound(
             output::token(&args.token, false).into_owned(),
@@ -221,7 +219,7 @@ fn show(store: &SqliteStore, args: &ShowArgs, out: &mut dyn Write) -> Result<(),
     Ok(())
 }
 
-fn revoke(store: &SqliteStore, args: &RevokeArgs, out: &mut dyn Write) -> Result<(), Failure> {
+fn revoke(store: &Backend, args: &RevokeArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let mut missing = Vec::new();
     for token in &args.tokens {
         if !store.delete(token)? {
@@ -236,8 +234,8 @@ fn revoke(store: &SqliteStore, args: &RevokeArgs, out: &mut dyn Write) -> Result
     Ok(())
 }
 
-fn purge(store: &SqliteStore, out: &mut dyn Write) -> Result<(), Failure> {
-    let backlog = store.stats()?.expired;
+fn purge(store: &Backend, out: &mut dyn Write) -> Result<(), Failure> {
+    let backlog = store.stats()?.expired();
     let bar = ProgressBar::new(backlog);
     if let Ok(style) = ProgressStyle::with_template(
         "{spinner} deleting expired sessions {wide_bar} {pos}/{len} ({eta})",
@@ -246,12 +244,8 @@ fn purge(store: &SqliteStore, out: &mut dyn Write) -> Result<(), Failure> {
     }
     let report = delete_expired_with_progress(store, backlog, &bar);
     bar.finish_and_clear();
-    let report = report?;
-    writeln!(
-        out,
-        "removed {} expired sessions in {:.2?}",
-        report.removed, report.duration
-    )?;
+    let (removed, duration) = report?;
+    writeln!(out, "removed {removed} expired sessions in {duration:.2?}")?;
     Ok(())
 }
 
@@ -259,16 +253,16 @@ fn purge(store: &SqliteStore, out: &mut dyn Write) -> Result<(), Failure> {
 /// hidden, as when stderr is not a terminal) follows the expired count down
 /// from `backlog`.
 fn delete_expired_with_progress(
-    store: &SqliteStore,
+    store: &Backend,
     backlog: u64,
     bar: &ProgressBar,
-) -> sqlite3store::Result<CleanupReport> {
+) -> Result<(u64, Duration), Failure> {
     std::thread::scope(|scope| {
         let (done, finished) = mpsc::channel::<()>();
         let worker = scope.spawn(move || {
             // Dropped when the cleanup returns (or unwinds), which ends the wait.
             let _done = done;
-            store.delete_expired_report()
+            store.delete_expired()
         });
         bar.enable_steady_tick(Duration::from_millis(100));
         while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(PROGRESS_TICK) {
@@ -277,7 +271,7 @@ fn delete_expired_with_progress(
             }
             // Progress is only a display: a failed count is skipped.
             if let Ok(now) = store.stats() {
-                bar.set_position(backlog.saturating_sub(now.expired));
+                bar.set_position(backlog.saturating_sub(now.expired()));
             }
         }
         worker
@@ -286,7 +280,18 @@ fn delete_expired_with_progress(
     })
 }
 
-fn vacuum(store: SqliteStore, out: &mut dyn Write) -> Result<(), Failure> {
+fn vacuum(store: Backend, out: &mut dyn Write) -> Result<(), Failure> {
+    let store = match store {
+        Backend::Sqlite(store) => store,
+        Backend::Postgres(pg) => {
+            pg.vacuum()?;
+            writeln!(
+                out,
+                "vacuumed the table: the space of deleted sessions is reusable"
+            )?;
+            return Ok(());
+        }
+    };
     let before = store.stats()?.file_size;
     store.vacuum()?;
     let path = store.path().to_path_buf();

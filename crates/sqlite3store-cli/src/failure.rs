@@ -10,7 +10,7 @@ const EXIT_NOT_FOUND: u8 = 1;
 /// Exit code: bad usage (clap uses it for its own errors too).
 const EXIT_USAGE: u8 = 2;
 /// Exit code: the file is missing, not a database, corrupt, or has no
-/// session table.
+/// session table; or the PostgreSQL server cannot be reached.
 const EXIT_BAD_FILE: u8 = 3;
 /// Exit code: anything else (busy, read-only, I/O).
 const EXIT_OTHER: u8 = 4;
@@ -30,9 +30,31 @@ pub(crate) enum Failure {
     /// A command that writes was given a file it cannot write.
     #[error("session database {0:?} is read-only; this command needs to write it")]
     NotWritable(PathBuf),
-    /// The store failed.
+    /// The SQLite store failed.
     #[error(transparent)]
     Store(#[from] sqlite3store::Error),
+    /// The PostgreSQL store failed.
+    #[error(transparent)]
+    Postgres(#[from] pgstore::Error),
+    /// The runtime that drives PostgreSQL calls could not start or lost a
+    /// task.
+    #[error("cannot run the PostgreSQL client")]
+    Runtime(#[source] io::Error),
+    /// `migrate` was given the same store and table on both sides.
+    #[error("--from and --to name the same store and table")]
+    SameStore,
+    /// A migration stopped partway; what it copied stays copied.
+    #[error(
+        "migration stopped after copying {copied} sessions; \
+         run it again to copy the rest (copying again is harmless)"
+    )]
+    Migration {
+        /// Sessions copied by this run before it stopped.
+        copied: u64,
+        /// Why it stopped.
+        #[source]
+        cause: Box<Failure>,
+    },
     /// Writing to stdout failed.
     #[error("cannot write the output")]
     Output(#[from] io::Error),
@@ -50,17 +72,25 @@ impl Failure {
             return ExitCode::SUCCESS;
         }
         eprintln!("error: {}", sqlite3store::error_chain(self));
-        if let Failure::Store(sqlite3store::Error::SchemaMismatch { .. }) = self {
+        if let Failure::Store(sqlite3store::Error::SchemaMismatch { .. })
+        | Failure::Postgres(pgstore::Error::SchemaMismatch { .. }) = self
+        {
             eprintln!("hint: check that --db names the right file and --table the right table");
         }
         ExitCode::from(self.exit_code())
     }
 
     fn exit_code(&self) -> u8 {
+        use pgstore::Error as P;
         use sqlite3store::Error as E;
         match self {
+            Failure::Migration { cause, .. } => cause.exit_code(),
+            Failure::SameStore => EXIT_USAGE,
             Failure::NotFound(_) => EXIT_NOT_FOUND,
-            Failure::Store(E::InvalidConfig(_)) => EXIT_USAGE,
+            Failure::Store(E::InvalidConfig(_)) | Failure::Postgres(P::InvalidConfig(_)) => {
+                EXIT_USAGE
+            }
+            Failure::Postgres(P::Connect(_) | P::SchemaMismatch { .. }) => EXIT_BAD_FILE,
             Failure::Missing(_)
             | Failure::Directory(_)
             | Failure::Store(

@@ -6,9 +6,11 @@
 //! cleanup thread or creates a database. Run `sqlite3store --help` for the
 //! commands, examples and exit codes.
 
+mod backend;
 mod cli;
 mod commands;
 mod failure;
+mod migrate;
 mod output;
 
 use std::process::ExitCode;

@@ -45,6 +45,10 @@ pub(crate) struct Sql {
     /// `?1` now, `?2` limit: tokens and expiries of active sessions,
     /// soonest to expire first.
     pub(crate) list: String,
+    /// `?1` now, `?2` after, `?3` limit: active sessions with their data
+    /// and expiry, in token order after `?2` (keyset pages through the
+    /// primary key).
+    pub(crate) export_page: String,
 }
 
 impl Sql {
@@ -81,6 +85,10 @@ impl Sql {
             count_expired: format!("SELECT count(*) FROM {t} WHERE expiry <= ?1"),
             list: format!(
                 "SELECT token, expiry FROM {t} WHERE expiry > ?1 ORDER BY expiry LIMIT ?2"
+            ),
+            export_page: format!(
+                "SELECT token, data, expiry FROM {t} WHERE token > ?2 AND expiry > ?1 \
+                 ORDER BY token LIMIT ?3"
             ),
         })
     }

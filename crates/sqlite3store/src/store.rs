@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use session_contract::Session;
 
 use crate::background::Background;
 use crate::builder::Builder;
@@ -336,6 +337,24 @@ impl SqliteStore {
             let mut stmt = conn.prepare_cached(&inner.sql.list)?;
             let rows = stmt.query_map(params![now, limit], |r| {
                 Ok((r.get::<_, String>(0)?, from_julian(r.get::<_, f64>(1)?)))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Up to `limit` active sessions whose stored key sorts after `after`
+    /// (`""` for the first page), in key order, as (stored key, [`Session`]): pages through the whole store without holding it in memory,
+    /// for exports and migrations. Pass the last key of one page as `after`
+    /// to get the next; an empty page is the end.
+    pub fn export_page(&self, after: &str, limit: usize) -> Result<Vec<(String, Session)>> {
+        let inner = &self.inner;
+        let now = inner.now();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        inner.read(|conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.export_page)?;
+            let rows = stmt.query_map(params![now, after, limit], |r| {
+                let session = Session::new(r.get(1)?, from_julian(r.get::<_, f64>(2)?));
+                Ok((r.get::<_, String>(0)?, session))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
