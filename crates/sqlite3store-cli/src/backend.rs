@@ -245,11 +245,15 @@ fn open_sqlite(db: &Path, table: &str, access: Access) -> Result<SqliteStore, Fa
         Ok(meta) if meta.is_dir() => return Err(Failure::Directory(db.to_path_buf())),
         _ => {}
     }
-    let builder = SqliteStore::builder(db)
+    let mut builder = SqliteStore::builder(db)
         .table(table)
         .cleanup_interval(Duration::ZERO)
         .readers(1)
         .create_if_missing(access == Access::Create);
+    if access == Access::Create {
+        // A migration target takes whatever the source holds.
+        builder = builder.max_data_len(sqlite3store::MAX_DATA_LEN_LIMIT);
+    }
     if access == Access::Read {
         return Ok(builder.read_only(true).build()?);
     }
@@ -274,14 +278,16 @@ fn open_postgres(conninfo: &str, table: &str, access: Access) -> Result<Postgres
         .enable_all()
         .build()
         .map_err(Failure::Runtime)?;
-    let store = runtime.block_on(
-        PgStore::builder_from_config(config)
-            .table(table)
-            .cleanup_interval(Duration::ZERO)
-            .pool_size(PG_CONNECTIONS)
-            .create_if_missing(access == Access::Create)
-            .build(),
-    )?;
+    let mut builder = PgStore::builder_from_config(config)
+        .table(table)
+        .cleanup_interval(Duration::ZERO)
+        .pool_size(PG_CONNECTIONS)
+        .create_if_missing(access == Access::Create);
+    if access == Access::Create {
+        // A migration target takes whatever the source holds.
+        builder = builder.max_data_len(pgstore::MAX_DATA_LEN_LIMIT);
+    }
+    let store = runtime.block_on(builder.build())?;
     Ok(Postgres { store, runtime })
 }
 
