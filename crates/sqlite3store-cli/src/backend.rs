@@ -16,6 +16,11 @@ use crate::failure::Failure;
 /// with up to this many commits in flight).
 const PG_CONNECTIONS: usize = 8;
 
+/// The longest token a migration target takes (both stores' default); its
+/// data limit is the store's ceiling less this, so it takes whatever the
+/// source holds.
+const TARGET_MAX_TOKEN_LEN: usize = 1024;
+
 /// What a command does to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -252,7 +257,9 @@ fn open_sqlite(db: &Path, table: &str, access: Access) -> Result<SqliteStore, Fa
         .create_if_missing(access == Access::Create);
     if access == Access::Create {
         // A migration target takes whatever the source holds.
-        builder = builder.max_data_len(sqlite3store::MAX_DATA_LEN_LIMIT);
+        builder = builder
+            .max_token_len(TARGET_MAX_TOKEN_LEN)
+            .max_data_len(sqlite3store::MAX_DATA_LEN_LIMIT - TARGET_MAX_TOKEN_LEN);
     }
     if access == Access::Read {
         return Ok(builder.read_only(true).build()?);
@@ -285,7 +292,9 @@ fn open_postgres(conninfo: &str, table: &str, access: Access) -> Result<Postgres
         .create_if_missing(access == Access::Create);
     if access == Access::Create {
         // A migration target takes whatever the source holds.
-        builder = builder.max_data_len(pgstore::MAX_DATA_LEN_LIMIT);
+        builder = builder
+            .max_token_len(TARGET_MAX_TOKEN_LEN)
+            .max_data_len(pgstore::MAX_DATA_LEN_LIMIT - TARGET_MAX_TOKEN_LEN);
     }
     let store = runtime.block_on(builder.build())?;
     Ok(Postgres { store, runtime })

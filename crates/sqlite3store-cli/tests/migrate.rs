@@ -1,0 +1,280 @@
+//! `sqlite3store migrate`: active sessions copied between SQLite and
+//! PostgreSQL with tokens, data and expiries exact to the millisecond.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pgstore::PgStore;
+use predicates::prelude::*;
+use sqlite3store::SqliteStore;
+use support::{bin, runtime, unique_table, Result};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Session `i`: a token, data of varying length and bytes (some not UTF-8),
+/// and an expiry with a distinct millisecond part, all in the future.
+fn session(i: u64, base: SystemTime) -> (String, Vec<u8>, SystemTime) {
+    let token = format!("tok{i:08}-{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let len = (i % 200) as usize;
+    let data: Vec<u8> = (0..len).map(|j| (i as usize + j * 7) as u8).collect();
+    let expiry = base + HOUR + Duration::from_millis(i * 37 % 86_400_000);
+    (token, data, expiry)
+}
+
+/// Whole milliseconds since 1970 (what both stores keep exactly).
+fn millis(t: SystemTime) -> Result<u128> {
+    Ok(t.duration_since(UNIX_EPOCH)?.as_millis())
+}
+
+fn sqlite_store(path: &std::path::Path) -> Result<SqliteStore> {
+    Ok(SqliteStore::builder(path)
+        .cleanup_interval(Duration::ZERO)
+        .build()?)
+}
+
+/// Fills a SQLite store with `n` active sessions from 4 threads (the store
+/// groups their commits), plus `expired` expired ones.
+fn fill_sqlite(store: &SqliteStore, n: u64, expired: u64, base: SystemTime) -> Result {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                scope.spawn(move || -> sqlite3store::Result<()> {
+                    for i in (w..n).step_by(4) {
+                        let (token, data, expiry) = session(i, base);
+                        store.commit(&token, &data, expiry)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| "a filling thread panicked")??;
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
+    for i in 0..expired {
+        store.commit(&format!("expired{i}"), b"gone", base - HOUR)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn sqlite_to_postgres_100k_sessions_every_token_found_exactly() -> Result {
+    let url = pg_url!("sqlite_to_postgres_100k_sessions_every_token_found_exactly");
+    const N: u64 = 100_000;
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("sessions.db");
+    let base = SystemTime::now();
+    let source = sqlite_store(&db)?;
+    fill_sqlite(&source, N, 10, base)?;
+    drop(source);
+    let table = unique_table("m100k");
+
+    let started = std::time::Instant::now();
+    bin()?
+        .arg("migrate")
+        .arg("--from")
+        .arg(&db)
+        .args(["--to", &url, "--to-table", &table])
+        .timeout(Duration::from_secs(600))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "copied {N} active sessions from SQLite to PostgreSQL"
+        )));
+    eprintln!("migrated {N} sessions in {:.1?}", started.elapsed());
+
+    let rt = runtime()?;
+    rt.block_on(async {
+        let target = PgStore::builder(&url)
+            .table(&table)
+            .cleanup_interval(Duration::ZERO)
+            .create_if_missing(false)
+            .build()
+            .await?;
+        let stats = target.stats().await?;
+        assert_eq!(
+            (stats.active, stats.expired),
+            (N, 0),
+            "expired ones are not copied"
+        );
+        // Every token, found on the target: 8 tasks, each a slice.
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..8 {
+            let target = target.clone();
+            tasks.spawn(async move {
+                for i in (w..N).step_by(8) {
+                    let (token, data, expiry) = session(i, base);
+                    let Some((found, found_expiry)) = target.find_with_expiry(&token).await? else {
+                        return Err(format!("session {i} is missing on the target").into());
+                    };
+                    if found != data {
+                        return Err(format!("session {i}: data differs").into());
+                    }
+                    if millis(found_expiry)? != millis(expiry)? {
+                        return Err(format!(
+                            "session {i}: expiry {found_expiry:?} is not {expiry:?} to the ms"
+                        )
+                        .into());
+                    }
+                }
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done??;
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
+    rt.block_on(support::drop_table(&url, &table))
+}
+
+#[test]
+fn postgres_to_sqlite_keeps_the_millisecond_and_running_again_changes_nothing() -> Result {
+    let url = pg_url!("postgres_to_sqlite_keeps_the_millisecond_and_running_again_changes_nothing");
+    const N: u64 = 2_000;
+    let table = unique_table("back");
+    let base = SystemTime::now();
+    let rt = runtime()?;
+    rt.block_on(async {
+        let source = PgStore::builder(&url)
+            .table(&table)
+            .cleanup_interval(Duration::ZERO)
+            .build()
+            .await?;
+        for i in 0..N {
+            let (token, data, expiry) = session(i, base);
+            // A sub-millisecond part, which PostgreSQL keeps and SQLite drops.
+            source
+                .commit(&token, &data, expiry + Duration::from_micros(i % 1000))
+                .await?;
+        }
+        source.commit("expired", b"gone", base - HOUR).await?;
+        Ok::<_, pgstore::Error>(())
+    })?;
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("target.db");
+    // The target has a session of its own, and a stale copy of session 0.
+    let target = sqlite_store(&db)?;
+    target.commit("own", b"mine", base + HOUR)?;
+    let (token0, _, _) = session(0, base);
+    target.commit(&token0, b"stale", base + 5 * HOUR)?;
+    drop(target);
+
+    let migrate = || -> Result<assert_cmd::Command> {
+        let mut cmd = bin()?;
+        cmd.args([
+            "migrate",
+            "--batch-size",
+            "300",
+            "--from",
+            &url,
+            "--from-table",
+            &table,
+        ])
+        .arg("--to")
+        .arg(&db)
+        .timeout(Duration::from_secs(300));
+        Ok(cmd)
+    };
+    let mut snapshots = Vec::new();
+    for _ in 0..2 {
+        migrate()?
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "copied {N} active sessions from PostgreSQL to SQLite"
+            )));
+        let target = sqlite_store(&db)?;
+        let mut rows = HashMap::new();
+        let mut after = String::new();
+        loop {
+            let page = target.export_page(&after, 500)?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            rows.extend(page);
+        }
+        snapshots.push(rows);
+    }
+    assert_eq!(snapshots[0], snapshots[1], "a second run changes nothing");
+    let rows = &snapshots[1];
+    assert_eq!(
+        rows.len() as u64,
+        N + 1,
+        "the copies and the target's own session"
+    );
+    assert_eq!(
+        rows.get("own").map(|s| s.data.as_slice()),
+        Some(&b"mine"[..])
+    );
+    assert!(!rows.contains_key("expired"));
+    for i in 0..N {
+        let (token, data, expiry) = session(i, base);
+        let got = rows
+            .get(&token)
+            .ok_or_else(|| format!("session {i} missing"))?;
+        assert_eq!(got.data, data, "session {i}: data (the source wins)");
+        // PostgreSQL held the microseconds; SQLite keeps their millisecond.
+        let held = expiry + Duration::from_micros(i % 1000);
+        assert_eq!(millis(got.expiry)?, millis(held)?, "session {i}: expiry");
+    }
+    rt.block_on(support::drop_table(&url, &table))
+}
+
+#[test]
+fn sqlite_to_sqlite_copies_and_the_same_store_is_refused() -> Result {
+    let dir = tempfile::tempdir()?;
+    let from = dir.path().join("from.db");
+    let to = dir.path().join("to.db");
+    let base = SystemTime::now();
+    let source = sqlite_store(&from)?;
+    fill_sqlite(&source, 1_000, 3, base)?;
+    drop(source);
+    bin()?
+        .arg("migrate")
+        .arg("--from")
+        .arg(&from)
+        .arg("--to")
+        .arg(&to)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("copied 1000 active sessions"));
+    let target = sqlite_store(&to)?;
+    for i in 0..1_000 {
+        let (token, data, expiry) = session(i, base);
+        let (found, found_expiry) = target
+            .find_with_expiry(&token)?
+            .ok_or_else(|| format!("session {i} missing"))?;
+        assert_eq!(found, data);
+        assert_eq!(millis(found_expiry)?, millis(expiry)?);
+    }
+    assert_eq!(target.stats()?.expired, 0);
+    bin()?
+        .arg("migrate")
+        .arg("--from")
+        .arg(&from)
+        .arg("--to")
+        .arg(&from)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("same store"));
+    Ok(())
+}
+
+#[test]
+fn a_missing_source_exits_3_and_creates_no_target() -> Result {
+    let dir = tempfile::tempdir()?;
+    let to = dir.path().join("to.db");
+    bin()?
+        .arg("migrate")
+        .arg("--from")
+        .arg(dir.path().join("nope.db"))
+        .arg("--to")
+        .arg(&to)
+        .assert()
+        .code(3);
+    assert!(!to.exists());
+    Ok(())
+}
