@@ -3,7 +3,9 @@
 # server driven by headless Chromium through chromedriver (WebDriver).
 # Installs Debian's chromium and chromium-driver first when either
 # /usr/bin/chromium or /usr/bin/chromedriver (the paths the test runs) is
-# missing. Extra arguments go to the test binary.
+# missing. Runs inside scripts/pg-test-server.sh, so the PostgreSQL run
+# uses PGSTORE_TEST_URL when set, else a private server started (and
+# stopped) for it. Extra arguments go to the test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +25,5 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 fi
 
-exec cargo test -p demo --test browser -- --ignored --nocapture "$@"
+exec bash scripts/pg-test-server.sh run \
+    cargo test -p demo --test browser -- --ignored --nocapture "$@"

@@ -7,9 +7,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use pgstore::PgStore;
 use serde::Deserialize;
 use tower_sessions::cookie::time::Duration;
-use tower_sessions::{Expiry, Session, SessionManagerLayer};
+use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
+use tower_sessions_contract::ContractStore;
 use tower_sessions_sqlite3store::SqliteSessionStore;
 
 /// Session key of the visit counter.
@@ -22,8 +24,43 @@ const MAX_NAME_CHARS: usize = 64;
 const CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
 
-pub(crate) fn router(store: SqliteSessionStore) -> Router {
-    let sessions = SessionManagerLayer::new(store.clone())
+/// Where the sessions live: one tower-sessions store per backend, both over
+/// the same adapter, so the routes are the same.
+#[derive(Clone, Debug)]
+pub(crate) enum Sessions {
+    /// A SQLite file.
+    Sqlite(SqliteSessionStore),
+    /// A PostgreSQL table (Go scs postgresstore's).
+    Postgres(ContractStore<PgStore>),
+}
+
+impl Sessions {
+    /// Active sessions in the store.
+    async fn active(&self) -> Result<u64, AppError> {
+        Ok(match self {
+            Self::Sqlite(store) => store.inner().stats().await?.active,
+            Self::Postgres(store) => store.inner().stats().await?.active,
+        })
+    }
+
+    /// Where the sessions are, for the page.
+    fn place(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "a SQLite file",
+            Self::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
+pub(crate) fn router(sessions: Sessions) -> Router {
+    match &sessions {
+        Sessions::Sqlite(store) => routes(store.clone(), sessions),
+        Sessions::Postgres(store) => routes(store.clone(), sessions),
+    }
+}
+
+fn routes<S: SessionStore + Clone>(store: S, sessions: Sessions) -> Router {
+    let layer = SessionManagerLayer::new(store)
         // The demo serves plain HTTP on 127.0.0.1; behind TLS keep the
         // default (Secure cookies).
         .with_secure(false)
@@ -32,14 +69,11 @@ pub(crate) fn router(store: SqliteSessionStore) -> Router {
         .route("/", get(index))
         .route("/login", post(login))
         .route("/logout", post(logout))
-        .with_state(store)
-        .layer(sessions)
+        .with_state(sessions)
+        .layer(layer)
 }
 
-async fn index(
-    State(store): State<SqliteSessionStore>,
-    session: Session,
-) -> Result<Response, AppError> {
+async fn index(State(sessions): State<Sessions>, session: Session) -> Result<Response, AppError> {
     let visits = session
         .get::<u64>(VISITS)
         .await?
@@ -49,10 +83,10 @@ async fn index(
     let user = session.get::<String>(USER).await?;
     // This request's session is stored after the handler, so a first visit
     // is not counted yet.
-    let active = store.inner().stats().await?.active;
+    let active = sessions.active().await?;
     Ok(html_page(
         StatusCode::OK,
-        &index_body(visits, user.as_deref(), active),
+        &index_body(visits, user.as_deref(), active, sessions.place()),
     ))
 }
 
@@ -96,7 +130,7 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn index_body(visits: u64, user: Option<&str>, active: u64) -> String {
+fn index_body(visits: u64, user: Option<&str>, active: u64, place: &str) -> String {
     let mut body = String::new();
     let times = if visits == 1 { "time" } else { "times" };
     let _ = writeln!(
@@ -126,8 +160,8 @@ fn index_body(visits: u64, user: Option<&str>, active: u64) -> String {
     let _ = writeln!(
         body,
         "<p>Active sessions in the store: <strong id=\"active\">{active}</strong></p>\n\
-         <p><small>Sessions live in a SQLite file: restart the server and you are still \
-         logged in.</small></p>"
+         <p><small>Sessions live in <span id=\"place\">{place}</span>: restart the server \
+         and you are still logged in.</small></p>"
     );
     body
 }
@@ -184,6 +218,12 @@ impl From<sqlite3store::Error> for AppError {
     }
 }
 
+impl From<pgstore::Error> for AppError {
+    fn from(err: pgstore::Error) -> Self {
+        Self(pgstore::error_chain(&err))
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         tracing::error!(err = %self.0, "request failed");
@@ -232,7 +272,7 @@ mod tests {
         async fn new() -> Result<Self> {
             let dir = tempfile::tempdir()?;
             let store = SqliteSessionStore::open(dir.path().join("sessions.db")).await?;
-            let app = router(store.clone());
+            let app = router(Sessions::Sqlite(store.clone()));
             Ok(Self {
                 _dir: dir,
                 store,

@@ -1,7 +1,8 @@
 //! The demo in a real browser: headless Chromium driven over WebDriver
-//! (chromedriver) with fantoccini. Needs `/usr/bin/chromium` and
-//! `/usr/bin/chromedriver`; `scripts/browser-test.sh` installs them and runs
-//! this test.
+//! (chromedriver) with fantoccini, once on a SQLite file and once on
+//! PostgreSQL. Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`;
+//! `scripts/browser-test.sh` installs them and runs this test inside
+//! `scripts/pg-test-server.sh`, which provides `PGSTORE_TEST_URL`.
 //!
 //! Every process started here leads its own process group, and a guard kills
 //! the group when dropped, so nothing outlives the test, failed or not.
@@ -10,7 +11,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use pgstore::PgStore;
 use serde_json::json;
 use sqlite3store::SqliteStore;
 
@@ -37,15 +39,101 @@ const SCENARIO: Duration = Duration::from_secs(120);
 async fn sessions_work_and_survive_a_restart_in_a_real_browser() -> Result {
     // Declared first, so dropped last: after the processes that use it.
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("sessions.db");
-    let profile = dir.path().join("chromium-profile");
+    let backend = Backend::Sqlite(dir.path().join("sessions.db"));
+    in_browser(&backend, dir.path()).await
+}
 
-    let mut demo = Demo::start(&db, 0)?;
+#[tokio::test]
+#[ignore = "needs chromium; run by scripts/browser-test.sh"]
+async fn sessions_work_and_survive_a_restart_in_a_real_browser_on_postgres() -> Result {
+    const TEST: &str = "sessions_work_and_survive_a_restart_in_a_real_browser_on_postgres";
+    let url = match std::env::var("PGSTORE_TEST_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var_os("CI").is_some() => {
+            return Err(format!(
+                "{TEST}: PGSTORE_TEST_URL is not set under CI; run scripts/browser-test.sh"
+            )
+            .into())
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED {TEST}: PGSTORE_TEST_URL is not set (scripts/browser-test.sh \
+                 starts a private PostgreSQL server and sets it)"
+            );
+            return Ok(());
+        }
+    };
+    let dir = tempfile::tempdir()?;
+    let table = format!("demo_browser_{}", std::process::id());
+    let backend = Backend::Postgres { url, table };
+    let outcome = in_browser(&backend, dir.path()).await;
+    let dropped = backend.drop_table().await;
+    outcome?;
+    dropped
+}
+
+/// Where the demo keeps its sessions in a run.
+enum Backend {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A table of its own on the test server.
+    Postgres { url: String, table: String },
+}
+
+impl Backend {
+    /// Where the demo's page says the sessions live.
+    fn place(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "a SQLite file",
+            Self::Postgres { .. } => "PostgreSQL",
+        }
+    }
+
+    /// Whether a session is found in the store, looked up behind the demo's
+    /// back.
+    async fn holds(&self, id: &str) -> Result<bool> {
+        match self {
+            Self::Sqlite(db) => {
+                let store = SqliteStore::builder(db).read_only(true).build()?;
+                Ok(store.find(id)?.is_some())
+            }
+            Self::Postgres { url, table } => {
+                let store = PgStore::builder(url)
+                    .table(table)
+                    .cleanup_interval(Duration::ZERO)
+                    .create_if_missing(false)
+                    .build()
+                    .await?;
+                Ok(store.find(id).await?.is_some())
+            }
+        }
+    }
+
+    async fn drop_table(&self) -> Result {
+        let Self::Postgres { url, table } = self else {
+            return Ok(());
+        };
+        let (client, conn) =
+            pgstore::tokio_postgres::connect(url, pgstore::tokio_postgres::NoTls).await?;
+        let conn = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
+            .await?;
+        drop(client);
+        conn.await??;
+        Ok(())
+    }
+}
+
+/// The whole scenario in a fresh browser profile under `dir`.
+async fn in_browser(backend: &Backend, dir: &Path) -> Result {
+    let profile = dir.join("chromium-profile");
+    let mut demo = Demo::start(backend, 0)?;
     let driver = ChromeDriver::start()?;
     let client = tokio::time::timeout(STARTUP, driver.connect(&profile))
         .await
         .map_err(|_| "chromium did not start in time")??;
-    let outcome = tokio::time::timeout(SCENARIO, scenario(&client, &mut demo, &db)).await;
+    let outcome = tokio::time::timeout(SCENARIO, scenario(&client, &mut demo, backend)).await;
     // Ends the WebDriver session, which quits chromium; the guards then kill
     // whatever is left. The scenario's own failure is reported first.
     let closed = tokio::time::timeout(STARTUP, client.close()).await;
@@ -54,10 +142,11 @@ async fn sessions_work_and_survive_a_restart_in_a_real_browser() -> Result {
     Ok(())
 }
 
-async fn scenario(client: &Client, demo: &mut Demo, db: &Path) -> Result {
+async fn scenario(client: &Client, demo: &mut Demo, backend: &Backend) -> Result {
     step("two visits: the counter grows");
     client.goto(&demo.url).await?;
     assert_eq!(text(client, "#visits").await?, "1");
+    assert_eq!(text(client, "#place").await?, backend.place());
     client.goto(&demo.url).await?;
     assert_eq!(text(client, "#visits").await?, "2");
     let first_id = session_cookie(client)
@@ -83,8 +172,8 @@ async fn scenario(client: &Client, demo: &mut Demo, db: &Path) -> Result {
         .ok_or("no session cookie after login")?;
     assert_ne!(logged_in_id, first_id, "login cycles the session id");
 
-    step("kill the server and start it again on the same file and port");
-    demo.restart(db)?;
+    step("kill the server and start it again on the same store and port");
+    demo.restart(backend)?;
     client.goto(&demo.url).await?;
     assert_eq!(text(client, "#user").await?, name);
     assert_eq!(text(client, "#visits").await?, "4");
@@ -107,8 +196,10 @@ async fn scenario(client: &Client, demo: &mut Demo, db: &Path) -> Result {
         session_cookie(client).await?.as_deref(),
         Some(logged_in_id.as_str())
     );
-    let store = SqliteStore::builder(db).read_only(true).build()?;
-    assert_eq!(store.find(&logged_in_id)?, None);
+    assert!(
+        !backend.holds(&logged_in_id).await?,
+        "the session is deleted"
+    );
     step("done");
     Ok(())
 }
@@ -139,13 +230,18 @@ struct Demo {
 
 impl Demo {
     /// Starts the demo on `port` (0: any free one) and waits for its URL.
-    fn start(db: &Path, port: u16) -> Result<Self> {
+    fn start(backend: &Backend, port: u16) -> Result<Self> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));
         command
+            .env_remove("DATABASE_URL")
             .arg("--port")
-            .arg(port.to_string())
-            .arg("--db")
-            .arg(db);
+            .arg(port.to_string());
+        match backend {
+            Backend::Sqlite(db) => command.arg("--db").arg(db),
+            Backend::Postgres { url, table } => {
+                command.env("DATABASE_URL", url).arg("--table").arg(table)
+            }
+        };
         let (process, lines) = Process::spawn("demo", command)?;
         let url = wait_for(&lines, "demo", |line| {
             line.split_whitespace()
@@ -160,10 +256,10 @@ impl Demo {
     }
 
     /// Kills the server outright (no graceful shutdown) and starts it again
-    /// on the same database file and port.
-    fn restart(&mut self, db: &Path) -> Result {
+    /// on the same store and port.
+    fn restart(&mut self, backend: &Backend) -> Result {
         self.process.kill();
-        *self = Self::start(db, self.port)?;
+        *self = Self::start(backend, self.port)?;
         Ok(())
     }
 }
