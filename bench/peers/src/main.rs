@@ -1,7 +1,7 @@
 //! The peer side of the sqlite3store benchmark: tower-sessions-sqlx-store's
-//! `SqliteStore`, as a user gets it, under the workloads of
-//! `crates/bench/src/workload.rs` (included below by path, so both sides
-//! measure the same way).
+//! `SqliteStore`, as a user gets it, under the workloads of the
+//! `bench-workload` crate (a path dependency, so both sides measure the same
+//! way).
 //!
 //! It lives outside the workspace because sqlx links its own bundled SQLite,
 //! which clashes with rusqlite's. The `bench` binary runs it with
@@ -22,11 +22,7 @@ use tower_sessions_core::{ExpiredDeletion, SessionStore};
 use tower_sessions_sqlx_store::sqlx::{self, SqlitePool};
 use tower_sessions_sqlx_store::SqliteStore;
 
-// Shared with the bench crate, which uses parts this binary does not.
-#[allow(dead_code)]
-#[path = "../../../crates/bench/src/workload.rs"]
-mod workload;
-
+use bench_workload as workload;
 use workload::{BoxError, Config, SeedRow, System, Target, DATA_LEN, TOKEN_BYTES};
 
 /// The table `SqliteStore::new` uses.

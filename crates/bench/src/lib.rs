@@ -2,7 +2,7 @@
 //! single-writer-mutex variant, a Go-style baseline (Go's scs
 //! `sqlite3store`, reproduced through rusqlite) and, with `--peers`,
 //! tower-sessions-sqlx-store run in a separate process. Used by the `bench`
-//! binary and by `sqlite3store bench`.
+//! binary; not published, and nothing published depends on it.
 //!
 //! ```text
 //! cargo run --release -p bench -- --peers --out docs
@@ -15,7 +15,8 @@
 //!
 //! Every system gets the same tokens and data (from `--seed`), a fresh file
 //! per group of workloads in a temporary directory, and the same runner
-//! ([`workload`]), which the peers binary includes by path.
+//! ([`workload`], the `bench-workload` crate, which the peers binary uses
+//! too).
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ mod go_style;
 mod ours;
 mod peers;
 mod report;
-pub mod workload;
+pub use bench_workload as workload;
 
 use workload::{run_system, Config, Line, Memory, Row, Workload};
 
@@ -82,7 +83,7 @@ const SYSTEMS: [(&str, &[&str]); 6] = [
     (SQLX, &["sqlx", "tower-sessions-sqlx", "b"]),
 ];
 
-/// Options of a benchmark run (shared by the `bench` binary and the CLI).
+/// Options of a benchmark run (the `bench` binary's command line).
 ///
 /// [`Default`] gives the same values as the command line without flags.
 #[derive(clap::Args, Debug, Clone)]

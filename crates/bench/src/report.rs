@@ -24,7 +24,7 @@ a lower bound on the real Go package's cost per call.
 process; each worker thread blocks on the call's future. Its ids are i128 and its records carry the \
 256 bytes as a 256-character string.
 
-Reproduce with `cargo run --release -p bench -- --peers --out docs` (or `sqlite3store bench`). \
+Reproduce with `cargo run --release -p bench -- --peers --out docs`. \
 Each worker loops until the deadline; only the call is timed. Throughput workloads share one file \
 per system (reads first, inserts last); each cleanup workload gets a fresh file. Errors are counted, \
 never fatal; a failed call still counts as an operation.

@@ -1,11 +1,11 @@
 //! The workloads, the timed runner and the result rows.
 //!
-//! Shared by the `bench` binary and the peers binary (`bench/peers` includes
-//! this file by path), so every system is loaded, driven, timed and reported
-//! the same way. Nothing here touches SQLite: a system plugs in through
-//! [`System`] (create a preloaded file, open it) and [`Target`] (the
-//! operations). Keep this file free of dependencies beyond `std`,
-//! `hdrhistogram`, `serde`, `serde_json` and `base64`, which both crates have.
+//! Shared by the `bench` binary and the peers binary (`bench/peers`, outside
+//! the workspace, depends on this crate by path), so every system is loaded,
+//! driven, timed and reported the same way. Nothing here touches SQLite: a
+//! system plugs in through [`System`] (create a preloaded file, open it) and
+//! [`Target`] (the operations). Keep this crate free of SQLite: the peers
+//! binary links sqlx's bundled SQLite, which clashes with rusqlite's.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
