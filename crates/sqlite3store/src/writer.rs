@@ -13,7 +13,7 @@
 //! transaction of its own, so one bad write never fails its neighbours and
 //! every caller gets its own error.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, TransactionBehavior};
@@ -22,35 +22,62 @@ use crate::checkpoint::{checkpoint, WalState};
 use crate::error::{Error, Result};
 use crate::schema::Sql;
 
-/// The identity of the database file the writer opened, so a write into a
+/// The identity of the database file the store opened, so a write into a
 /// file that was deleted or replaced at its path (where SQLite in WAL mode
-/// would carry on, unseen, in the orphaned file) fails instead.
-#[derive(Debug, Clone)]
+/// would carry on, unseen, in the orphaned file) fails instead. Shared by
+/// the writer, the reads and the reader pool: once any of them sees the
+/// file replaced, every operation fails, so the store never answers from
+/// two different files.
+#[derive(Debug)]
 pub(crate) struct FileIdentity {
     path: std::path::PathBuf,
     #[cfg(unix)]
     id: (u64, u64),
+    /// Set once the file was seen replaced; never cleared.
+    replaced: AtomicBool,
 }
 
 impl FileIdentity {
-    pub(crate) fn of(path: &std::path::Path) -> Result<Self> {
-        Ok(Self {
+    pub(crate) fn of(path: &std::path::Path) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
             path: path.to_path_buf(),
             #[cfg(unix)]
             id: unix_id(path)?,
-        })
+            replaced: AtomicBool::new(false),
+        }))
     }
 
     /// Whether the file at the path is no longer the one opened (one
-    /// `stat` call; always false where file identity is not available).
-    fn replaced(&self) -> bool {
+    /// `stat` call until it is; always false where file identity is not
+    /// available). Once true, stays true for everyone.
+    pub(crate) fn replaced(&self) -> bool {
+        if self.known_replaced() {
+            return true;
+        }
         #[cfg(unix)]
-        return unix_id(&self.path).ok() != Some(self.id);
-        #[cfg(not(unix))]
+        if unix_id(&self.path).ok() != Some(self.id) {
+            self.replaced.store(true, Ordering::Release);
+            tracing::warn!(path = %self.path.display(), "session database was deleted or replaced while open; reopen the store");
+            return true;
+        }
         false
     }
 
-    fn error(&self) -> Error {
+    /// Whether the file was already seen replaced (no system call).
+    pub(crate) fn known_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Acquire)
+    }
+
+    /// Fails with [`Error::FileReplaced`] once the file was seen replaced.
+    pub(crate) fn check_known(&self) -> Result<()> {
+        if self.known_replaced() {
+            Err(self.error())
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn error(&self) -> Error {
         Error::FileReplaced {
             path: self.path.clone(),
         }
@@ -100,7 +127,8 @@ pub(crate) enum WriteOp {
         yield_to_writers: bool,
     },
     /// Give up to `pages` free pages back to the file system; returns the
-    /// free pages left. `yield_to_writers` as for `DeleteExpired`.
+    /// pages freed (0 when `auto_vacuum` is not incremental).
+    /// `yield_to_writers` as for `DeleteExpired`.
     IncrementalVacuum { pages: u64, yield_to_writers: bool },
     /// Run alone, outside a transaction (`VACUUM`).
     Standalone(Standalone),
@@ -155,14 +183,18 @@ impl WriteOp {
                 .prepare_cached(&sql.delete_expired_batch)?
                 .execute(params![now, i64::try_from(*limit).unwrap_or(i64::MAX)])?,
             WriteOp::IncrementalVacuum { pages, .. } => {
+                let free = |conn: &Connection| {
+                    conn.pragma_query_value(None, "freelist_count", |r| r.get::<_, i64>(0))
+                };
+                let before = free(conn)?;
                 // Frees one page per step: step it to the end (a single
-                // step, as `execute` would do, frees one page only).
+                // step, as `execute` would do, frees one page only). Ends
+                // after `pages` steps at most.
                 let mut stmt =
                     conn.prepare_cached(&format!("PRAGMA incremental_vacuum({pages})"))?;
                 let mut rows = stmt.query([])?;
                 while rows.next()?.is_some() {}
-                let left: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
-                return Ok(left as u64);
+                return Ok(before.saturating_sub(free(conn)?).max(0) as u64);
             }
             WriteOp::Standalone(_) => unreachable!("standalone ops do not run in a batch"),
         };
@@ -216,7 +248,7 @@ pub(crate) struct Writer {
     sql: Arc<Sql>,
     group_commit: bool,
     wal: Arc<WalState>,
-    file: FileIdentity,
+    file: Arc<FileIdentity>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -246,7 +278,7 @@ impl Writer {
         sql: Arc<Sql>,
         group_commit: bool,
         wal: Arc<WalState>,
-        file: FileIdentity,
+        file: Arc<FileIdentity>,
     ) -> Self {
         Self {
             conn: Mutex::new(conn),
@@ -482,12 +514,11 @@ impl Writer {
     /// never committed, so giving way costs the waiting writer little.
     fn run_yielding(&self, conn: &mut Connection, op: &WriteOp) -> Result<u64> {
         let queued = Arc::clone(&self.queued);
-        conn.progress_handler(
-            YIELD_CHECK_STEPS,
-            Some(move || queued.load(Ordering::Relaxed) > 0),
+        let result = with_progress_handler(
+            conn,
+            move || queued.load(Ordering::Relaxed) > 0,
+            |conn| self.transaction(conn, std::iter::once(op)),
         )?;
-        let result = self.transaction(conn, std::iter::once(op));
-        conn.progress_handler(0, None::<fn() -> bool>)?;
         match result {
             Ok(mut changes) => Ok(changes.pop().unwrap_or(0)),
             Err(Error::Sqlite(err))
@@ -515,6 +546,32 @@ impl Writer {
     }
 }
 
+/// Runs `f` with `interrupt` installed as `conn`'s progress handler (checked
+/// every [`YIELD_CHECK_STEPS`] VM steps; returning true interrupts the
+/// statement). The handler is removed on every way out of `f`, a panic
+/// included: left installed, it would interrupt every later write.
+fn with_progress_handler<T>(
+    conn: &mut Connection,
+    interrupt: impl FnMut() -> bool + Send + 'static,
+    f: impl FnOnce(&mut Connection) -> T,
+) -> Result<T> {
+    conn.progress_handler(YIELD_CHECK_STEPS, Some(interrupt))?;
+    let guard = ProgressHandlerGuard(conn);
+    Ok(f(&mut *guard.0))
+}
+
+/// Removes the connection's progress handler when dropped.
+struct ProgressHandlerGuard<'c>(&'c mut Connection);
+
+impl Drop for ProgressHandlerGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(err) = self.0.progress_handler(0, None::<fn() -> bool>) {
+            // Removing a handler only frees a box; SQLite cannot refuse it.
+            tracing::warn!(%err, "could not remove the cleanup progress handler");
+        }
+    }
+}
+
 /// A copy of a SQLite error, for handing one failure to several callers
 /// (rusqlite's error is not `Clone`).
 fn duplicate(err: &rusqlite::Error) -> rusqlite::Error {
@@ -527,5 +584,47 @@ fn duplicate(err: &rusqlite::Error) -> rusqlite::Error {
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
             Some(other.to_string()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic inside the guarded scope must not leave the handler (which
+    /// here interrupts everything) installed on the connection.
+    #[test]
+    fn progress_handler_is_removed_when_the_scope_panics() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")?;
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            with_progress_handler(
+                &mut conn,
+                || true,
+                |conn| {
+                    // The handler is live inside the scope.
+                    let err = conn
+                        .execute_batch(
+                            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c \
+                             WHERE n < 100000) INSERT INTO t SELECT n FROM c",
+                        )
+                        .unwrap_err();
+                    assert_eq!(
+                        err.sqlite_error_code(),
+                        Some(rusqlite::ErrorCode::OperationInterrupted)
+                    );
+                    panic!("a panic between installing and removing the handler");
+                },
+            )
+        }));
+        assert!(panicked.is_err());
+        // Ordinary work is no longer interrupted.
+        conn.execute_batch(
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c \
+             WHERE n < 100000) INSERT INTO t SELECT n FROM c",
+        )?;
+        let rows: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+        assert_eq!(rows, 100_000);
+        Ok(())
     }
 }

@@ -956,6 +956,113 @@ fn commits_after_the_file_is_replaced_are_not_silently_lost() -> TestResult {
     Ok(())
 }
 
+/// Replaces the database at `path` with a copy of it that also holds
+/// `new-only` (as `mv backup.db sessions.db` would), while a store has the
+/// original open; the original holds `old-only`.
+fn replace_with_other_copy(path: &Path) -> TestResult {
+    let backup = path.with_extension("backup");
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute("VACUUM INTO ?1", [backup.to_string_lossy()])?;
+    drop(conn);
+    let conn = rusqlite::Connection::open(&backup)?;
+    conn.execute("DELETE FROM sessions WHERE token = 'old-only'", [])?;
+    conn.execute(
+        "INSERT INTO sessions (token, data, expiry) SELECT 'new-only', data, expiry FROM sessions WHERE token = 'both'",
+        [],
+    )?;
+    drop(conn);
+    std::fs::rename(&backup, path)?;
+    Ok(())
+}
+
+fn assert_replaced<T: std::fmt::Debug>(result: sqlite3store::Result<T>, what: &str, path: &Path) {
+    match result {
+        Err(Error::FileReplaced { path: p }) => assert_eq!(p, path, "{what}"),
+        other => panic!("{what}: expected FileReplaced, got {other:?}"),
+    }
+}
+
+#[test]
+fn once_a_write_finds_the_file_replaced_reads_fail_too() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("sessions.db");
+    let store = SqliteStore::with_cleanup_interval(&path, Duration::ZERO)?;
+    for token in ["both", "old-only"] {
+        store.commit(token, b"x", far_future())?;
+    }
+    replace_with_other_copy(&path)?;
+    assert_replaced(store.commit("after", b"x", far_future()), "commit", &path);
+    // From now on no read answers, from either file.
+    for token in ["both", "old-only", "new-only"] {
+        assert_replaced(store.find(token), "find", &path);
+        assert_replaced(store.find_with_expiry(token), "find_with_expiry", &path);
+    }
+    assert_replaced(store.all(), "all", &path);
+    assert_replaced(store.list(10), "list", &path);
+    assert_replaced(store.stats(), "stats", &path);
+    assert_replaced(store.delete_expired(), "delete_expired", &path);
+    Ok(())
+}
+
+#[test]
+fn reads_never_answer_from_two_different_files() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("sessions.db");
+    let store = SqliteStore::builder(&path)
+        .cleanup_interval(Duration::ZERO)
+        .readers(16)
+        .build()?;
+    for token in ["both", "old-only"] {
+        store.commit(token, b"x", far_future())?;
+    }
+    // Enough rows that each `all()` takes a while, so concurrent ones
+    // overlap and the pool opens more connections.
+    let mut conn = rusqlite::Connection::open(&path)?;
+    let tx = conn.transaction()?;
+    for i in 0..20_000 {
+        tx.execute(
+            "INSERT INTO sessions (token, data, expiry) VALUES (?1, x'00', 5373484.0)",
+            [format!("pad{i}")],
+        )?;
+    }
+    tx.commit()?;
+    drop(conn);
+    // One reader connection is open; the others open after the file was
+    // replaced, before any write could notice.
+    replace_with_other_copy(&path)?;
+    let threads = 8;
+    let barrier = std::sync::Barrier::new(threads);
+    let (mut from_opened, mut refused) = (0, 0);
+    std::thread::scope(|s| -> TestResult {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    (0..5).map(|_| store.all()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for result in h.join().expect("reader thread") {
+                // Either the file the store opened answers (consistent with
+                // its writes), or the read is refused; never the new file.
+                match result {
+                    Ok(all) if all.contains_key("old-only") && !all.contains_key("new-only") => {
+                        from_opened += 1
+                    }
+                    Err(Error::FileReplaced { .. }) => refused += 1,
+                    Ok(_) => return Err("all() read the new file".into()),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        Ok(())
+    })?;
+    println!("reads from the opened file: {from_opened}, refused: {refused}");
+    assert_eq!(from_opened + refused, threads * 5);
+    Ok(())
+}
+
 // ---- damaged -wal and -shm files --------------------------------------------
 
 /// Copies of a database caught mid-run: sessions `0..50` checkpointed into
