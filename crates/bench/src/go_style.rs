@@ -4,7 +4,7 @@
 //!
 //! What Go's package gets, and so what this does:
 //! - rollback journal (`journal_mode=DELETE`, nothing sets WAL),
-//!   `synchronous=NORMAL` and `busy_timeout=5000` (the driver's defaults),
+//!   `synchronous=NORMAL`, which in rollback mode still syncs every commit, and `busy_timeout=5000` (the driver's defaults),
 //!   serialized connections (`SQLITE_OPEN_FULLMUTEX`, as the driver opens);
 //! - every call prepares its statement and finalizes it (the driver prepares
 //!   per query; nothing is cached);
@@ -21,7 +21,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::workload::{token_string, BoxError, SeedRow, System, Target, TOKEN_BYTES};
+use crate::workload::{
+    token_string, BoxError, Durability, Layer, SeedRow, System, Target, TOKEN_BYTES,
+};
 use crate::TokenKey;
 
 const FIND: &str = "SELECT data FROM sessions WHERE token = ? AND julianday('now') < expiry";
@@ -50,6 +52,16 @@ impl System for GoStyle {
 
     fn name(&self) -> &'static str {
         "go-style"
+    }
+
+    /// A rollback journal syncs the journal and the file on every commit,
+    /// `synchronous=NORMAL` included.
+    fn durability(&self) -> Durability {
+        Durability::PowerLoss
+    }
+
+    fn layer(&self) -> Layer {
+        Layer::Raw
     }
 
     fn create(&self, path: &Path, rows: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError> {

@@ -24,13 +24,14 @@ use std::path::PathBuf;
 use clap::Parser;
 use sqlite3store::Durability;
 
+mod adapter;
 mod go_style;
 mod ours;
 mod peers;
 mod report;
 pub use bench_workload as workload;
 
-use workload::{run_system, Config, Line, Memory, Row, Workload};
+use workload::{Config, Line, Memory, Row, Runner, Runs, Workload};
 
 /// A session as the systems in this crate address it: its token in the
 /// 43-character base64url form, its data and its expiry, built before the
@@ -61,12 +62,17 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// sqlite3store with default options (its cleanup thread off: the benchmark
 /// calls cleanup itself).
 const OURS: &str = "sqlite3store";
-/// The same store with `group_commit(false)`.
-const SINGLE_WRITER: &str = "sqlite3store single-writer";
-/// sqlite3store with `Durability::PowerLoss` (fsync per commit); opt-in.
+/// sqlite3store with `Durability::PowerLoss` (an fsync per transaction).
 const OURS_FSYNC: &str = "sqlite3store power-loss";
-/// The single-writer variant with `Durability::PowerLoss`; opt-in.
+/// The same store with `group_commit(false)`; opt-in.
+const SINGLE_WRITER: &str = "sqlite3store single-writer";
+/// The single-writer variant with `Durability::PowerLoss`, where group
+/// commit has the most to share.
 const SINGLE_WRITER_FSYNC: &str = "single-writer power-loss";
+/// sqlite3store through tower-sessions' `SessionStore` trait, defaults.
+const ADAPTER: &str = "tower-sessions-sqlite3store";
+/// The same with `Durability::PowerLoss`.
+const ADAPTER_FSYNC: &str = "tower-sessions-sqlite3store power-loss";
 /// Go's scs sqlite3store, reproduced.
 const GO_STYLE: &str = "go-style";
 /// tower-sessions-sqlx-store's SqliteStore (the peers binary).
@@ -74,13 +80,25 @@ const SQLX: &str = "tower-sessions-sqlx";
 
 /// Every system: the name in results, and the short names `--systems`
 /// accepts.
-const SYSTEMS: [(&str, &[&str]); 6] = [
+const SYSTEMS: [(&str, &[&str]); 8] = [
     (OURS, &["sqlite3store", "ours", "a"]),
-    (SINGLE_WRITER, &["single-writer", "a2"]),
     (OURS_FSYNC, &["power-loss"]),
+    (SINGLE_WRITER, &["single-writer", "a2"]),
     (SINGLE_WRITER_FSYNC, &["single-writer-power-loss"]),
+    (ADAPTER, &["adapter", "tower-sessions-sqlite3store"]),
+    (ADAPTER_FSYNC, &["adapter-power-loss"]),
     (GO_STYLE, &["go-style", "go", "c"]),
     (SQLX, &["sqlx", "tower-sessions-sqlx", "b"]),
+];
+
+/// The systems run when `--systems` is not given (sqlx too with `--peers`).
+const DEFAULT_SYSTEMS: [&str; 6] = [
+    OURS,
+    OURS_FSYNC,
+    SINGLE_WRITER_FSYNC,
+    ADAPTER,
+    ADAPTER_FSYNC,
+    GO_STYLE,
 ];
 
 /// Options of a benchmark run (the `bench` binary's command line).
@@ -116,6 +134,12 @@ pub struct BenchArgs {
     )]
     pub workers: Vec<usize>,
 
+    /// Runs of each cell (a workload at a worker count) per system; the
+    /// report gives the median and the min-max spread. Systems take turns
+    /// cell by cell, so drift hits them alike.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub repeats: usize,
+
     /// Workers of the zero-errors check (`mixed-many`).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub many_workers: usize,
@@ -130,10 +154,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub workloads: Vec<String>,
 
-    /// Systems to run, comma-separated: sqlite3store, single-writer,
-    /// go-style, sqlx (sqlx needs --peers). Default: those four (sqlx with
-    /// --peers). Also available: power-loss and single-writer-power-loss,
-    /// the first two with `Durability::PowerLoss` (an fsync per commit).
+    /// Systems to run, comma-separated: sqlite3store, power-loss
+    /// (sqlite3store with `Durability::PowerLoss`), single-writer,
+    /// single-writer-power-loss (`group_commit(false)`), adapter,
+    /// adapter-power-loss (tower-sessions-sqlite3store), go-style, sqlx
+    /// (needs --peers). Default: all but single-writer (sqlx with --peers).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub systems: Vec<String>,
 
@@ -190,6 +215,9 @@ impl BenchArgs {
         if self.workers.is_empty() || self.workers.contains(&0) || self.many_workers == 0 {
             return Err("worker counts must be at least 1".into());
         }
+        if self.repeats == 0 {
+            return Err("--repeats must be at least 1".into());
+        }
         let duration_secs = self.duration.unwrap_or(if self.quick { 0.3 } else { 2.5 });
         if !(duration_secs > 0.0 && duration_secs.is_finite()) {
             return Err("--duration must be a positive number of seconds".into());
@@ -208,6 +236,7 @@ impl BenchArgs {
             duration_secs,
             warmup_secs: (duration_secs / 10.0).clamp(0.05, 0.3),
             workers: self.workers.clone(),
+            repeats: self.repeats,
             many_workers: self.many_workers,
             cleanup_workers: self.cleanup_workers,
             workloads,
@@ -219,7 +248,7 @@ impl BenchArgs {
     /// The systems asked for, by their result names.
     fn systems(&self) -> Result<Vec<&'static str>, BoxError> {
         if self.systems.is_empty() {
-            let mut all = vec![OURS, SINGLE_WRITER, GO_STYLE];
+            let mut all = DEFAULT_SYSTEMS.to_vec();
             if self.peers.is_some() {
                 all.push(SQLX);
             }
@@ -233,8 +262,8 @@ impl BenchArgs {
                 .find(|(full, short)| *full == name || short.contains(&name))
                 .ok_or_else(|| {
                     format!(
-                        "unknown system {name:?}; expected sqlite3store, single-writer, go-style, \
-                         sqlx, power-loss or single-writer-power-loss"
+                        "unknown system {name:?}; expected sqlite3store, power-loss, single-writer, \
+                         single-writer-power-loss, adapter, adapter-power-loss, go-style or sqlx"
                     )
                 })?;
             if !chosen.contains(system) {
@@ -245,68 +274,123 @@ impl BenchArgs {
     }
 }
 
+/// An in-process system, ready to run cells.
+fn runner(system: &'static str, cfg: &Config) -> Result<Box<dyn Runs>, BoxError> {
+    let ours = |name, group_commit, durability| -> Box<dyn Runs> {
+        Box::new(Runner::new(
+            ours::Ours {
+                name,
+                group_commit,
+                durability,
+            },
+            cfg.clone(),
+        ))
+    };
+    Ok(match system {
+        OURS => ours(OURS, true, Durability::ProcessCrash),
+        OURS_FSYNC => ours(OURS_FSYNC, true, Durability::PowerLoss),
+        SINGLE_WRITER => ours(SINGLE_WRITER, false, Durability::ProcessCrash),
+        SINGLE_WRITER_FSYNC => ours(SINGLE_WRITER_FSYNC, false, Durability::PowerLoss),
+        ADAPTER => Box::new(Runner::new(
+            adapter::Adapter::new(ADAPTER, Durability::ProcessCrash)?,
+            cfg.clone(),
+        )),
+        ADAPTER_FSYNC => Box::new(Runner::new(
+            adapter::Adapter::new(ADAPTER_FSYNC, Durability::PowerLoss)?,
+            cfg.clone(),
+        )),
+        GO_STYLE => Box::new(Runner::new(go_style::GoStyle, cfg.clone())),
+        other => return Err(format!("{other} does not run in this process").into()),
+    })
+}
+
 /// Runs the benchmark, prints its tables and, with `--out`, writes them.
+///
+/// Cell by cell (a workload at a worker count), each system runs the cell
+/// once per round, `--repeats` rounds, each round starting with the next
+/// system, so drift over the run hits every system alike.
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
     let cfg = args.config()?;
     let systems = args.systems()?;
     eprintln!(
-        "benchmark: {} sessions, {} expired for cleanup, {} s per workload, workers {:?}, systems: {}",
+        "benchmark: {} sessions, {} expired for cleanup, {} s per workload, workers {:?}, \
+         {} runs per cell, systems: {}",
         cfg.sessions,
         cfg.expired,
         cfg.duration_secs,
         cfg.workers,
+        cfg.repeats,
         systems.join(", ")
     );
+    let mut runners: Vec<Box<dyn Runs>> = Vec::new();
+    let mut missing = Vec::new();
+    for system in &systems {
+        if *system == SQLX {
+            let spec = args.peers.as_deref().unwrap_or(peers::BUILD);
+            // The peers are optional: report what failed and keep the rest.
+            match peers::Remote::start(spec, &cfg) {
+                Ok(remote) => runners.push(Box::new(remote)),
+                Err(err) => {
+                    eprintln!("{SQLX}: {err}");
+                    missing.push(format!("{SQLX} did not run: {err}"));
+                }
+            }
+        } else {
+            runners.push(runner(system, &cfg)?);
+        }
+    }
     let mut rows: Vec<Row> = Vec::new();
     let mut memory: Vec<Memory> = Vec::new();
-    let mut missing = Vec::new();
-    let mut collect = |line: Line| match line {
-        Line::Row(row) => rows.push(row),
-        Line::Memory(m) => memory.push(m),
-    };
-    // Ours first, so the peak memory of each is measured before the others
-    // have grown the process.
-    for system in &systems {
-        let ours = |name, group_commit, durability| ours::Ours {
-            name,
-            group_commit,
-            durability,
-        };
-        match *system {
-            OURS => run_system(&ours(OURS, true, Durability::default()), &cfg, &mut collect)?,
-            SINGLE_WRITER => run_system(
-                &ours(SINGLE_WRITER, false, Durability::default()),
-                &cfg,
-                &mut collect,
-            )?,
-            OURS_FSYNC => run_system(
-                &ours(OURS_FSYNC, true, Durability::PowerLoss),
-                &cfg,
-                &mut collect,
-            )?,
-            SINGLE_WRITER_FSYNC => run_system(
-                &ours(SINGLE_WRITER_FSYNC, false, Durability::PowerLoss),
-                &cfg,
-                &mut collect,
-            )?,
-            GO_STYLE => run_system(&go_style::GoStyle, &cfg, &mut collect)?,
-            _ => {}
+    let cells = workload::cells(&cfg);
+    for (n, cell) in cells.iter().enumerate() {
+        for repeat in 0..cfg.repeats {
+            let turn = runners.len().max(1);
+            for i in 0..runners.len() {
+                let k = (i + n * cfg.repeats + repeat) % turn;
+                let runner = &mut runners[k];
+                match runner.run(*cell, repeat) {
+                    Ok(lines) => {
+                        for line in lines {
+                            match line {
+                                Line::Row(row) => rows.push(row),
+                                Line::Memory(m) => memory.push(m),
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        let what = format!(
+                            "{} failed at {} x{} (run {}): {err}",
+                            runner.name(),
+                            cell.workload.name(),
+                            cell.workers,
+                            repeat + 1
+                        );
+                        eprintln!("{what}");
+                        missing.push(what);
+                    }
+                }
+            }
+        }
+        let last_throughput = !cell.workload.is_cleanup()
+            && cells
+                .get(n + 1)
+                .is_none_or(|next| next.workload.is_cleanup());
+        if last_throughput {
+            for runner in &mut runners {
+                if let Err(err) = runner.finish_throughput() {
+                    missing.push(format!("{}: closing its file failed: {err}", runner.name()));
+                }
+            }
         }
     }
-    if systems.contains(&SQLX) {
-        let spec = args.peers.as_deref().unwrap_or(peers::BUILD);
-        // The peers are optional: report what failed and keep our results.
-        if let Err(err) = peers::run(spec, &cfg, &mut collect) {
-            eprintln!("tower-sessions-sqlx: {err}");
-            missing.push(format!("tower-sessions-sqlx did not run: {err}"));
-        }
-    }
+    drop(runners);
     let report = report::Report::new(
         report::Meta {
             date: utc_now(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             version: env!("CARGO_PKG_VERSION"),
             quick: args.quick,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
         },
         cfg,
         rows,
@@ -345,7 +429,8 @@ mod tests {
         let cfg = args.config()?;
         assert_eq!((cfg.sessions, cfg.expired), (100_000, 1_000_000));
         assert_eq!(cfg.workloads, Workload::ALL.to_vec());
-        assert_eq!(args.systems()?, vec![OURS, SINGLE_WRITER, GO_STYLE]);
+        assert_eq!(args.repeats, 3);
+        assert_eq!(args.systems()?, DEFAULT_SYSTEMS.to_vec());
         Ok(())
     }
 
