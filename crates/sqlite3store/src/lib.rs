@@ -39,6 +39,7 @@ mod background;
 mod builder;
 mod checkpoint;
 mod clock;
+pub mod contract;
 mod error;
 mod hash;
 mod julian;
@@ -53,6 +54,7 @@ pub use async_store::AsyncSqliteStore;
 pub use builder::{Builder, Durability, MAX_DATA_LEN_LIMIT, MIN_FILE_SIZE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{error_chain, Error, Result};
+pub use session_contract::TokenHasher;
 pub use store::{CleanupReport, SqliteStore, Stats};
 
 /// Converts between `SystemTime` and the Julian day numbers stored in the
