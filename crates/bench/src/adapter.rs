@@ -16,6 +16,7 @@ use tower_sessions_core::{ExpiredDeletion, SessionStore};
 use tower_sessions_sqlite3store::sqlite3store::{Durability, SqliteStore};
 use tower_sessions_sqlite3store::SqliteSessionStore;
 
+use crate::go_style;
 use crate::workload::{self, BoxError, Layer, SeedRow, System, Target, TOKEN_BYTES};
 
 /// Saves in flight while preloading: enough for group commit to batch.
@@ -88,20 +89,41 @@ impl System for Adapter {
     }
 
     fn create(&self, path: &Path, rows: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError> {
-        // Setup, not measured: through the adapter's own save(), so the rows
-        // are encoded as it encodes them, many at once so group commit
-        // batches them, without fsyncs.
+        // Setup, not measured. The store creates the file; every row goes in
+        // by plain SQL in one transaction, in the seed's order (so expired
+        // rows sit among the live ones as in the other systems' files),
+        // under the token the adapter gives its id. The live rows are then
+        // saved again through the adapter, many at once so group commit
+        // batches them: updated in place, they hold the adapter's own
+        // encoding. Expired rows keep the raw bytes, which cleanup never
+        // reads.
+        drop(
+            self.runtime
+                .block_on(Self::open_store(path, Durability::ProcessCrash))?,
+        );
+        let now = SystemTime::now();
+        let mut live = Vec::new();
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        go_style::insert_rows_as(&conn, rows, &mut |row| {
+            let record = record(&row.token, &row.data, row.expiry);
+            let token = record.id.to_string();
+            if row.expiry > now {
+                live.push(record);
+            }
+            token
+        })?;
+        drop(conn);
         self.runtime.block_on(async {
             let store = Arc::new(Self::open_store(path, Durability::ProcessCrash).await?);
             let mut saves = JoinSet::new();
-            for row in rows {
+            for record in live {
                 if saves.len() >= PRELOAD_IN_FLIGHT {
                     if let Some(done) = saves.join_next().await {
                         done??;
                     }
                 }
                 let store = Arc::clone(&store);
-                let record = record(&row.token, &row.data, row.expiry);
                 saves.spawn(async move { store.save(&record).await });
             }
             while let Some(done) = saves.join_next().await {

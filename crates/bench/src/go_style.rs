@@ -82,11 +82,21 @@ impl System for GoStyle {
     }
 }
 
-/// Inserts `rows` in one transaction (setup, not measured). Expiries are
-/// stored as the Julian day numbers both stores write.
+/// Inserts `rows` in one transaction (setup, not measured), each under its
+/// 43-character token. Expiries are stored as the Julian day numbers both
+/// stores write.
 pub(crate) fn insert_rows(
     conn: &Connection,
     rows: &mut dyn Iterator<Item = SeedRow>,
+) -> Result<(), BoxError> {
+    insert_rows_as(conn, rows, &mut |row| token_string(&row.token))
+}
+
+/// [`insert_rows`], each row under the token `token` gives it.
+pub(crate) fn insert_rows_as(
+    conn: &Connection,
+    rows: &mut dyn Iterator<Item = SeedRow>,
+    token: &mut dyn FnMut(&SeedRow) -> String,
 ) -> Result<(), BoxError> {
     conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "cache_size", -64 * 1024)?;
@@ -96,7 +106,7 @@ pub(crate) fn insert_rows(
             conn.prepare("INSERT INTO sessions (token, data, expiry) VALUES (?1, ?2, ?3)")?;
         for row in rows {
             let expiry = sqlite3store::julian_day::from_system_time(row.expiry);
-            insert.execute(params![token_string(&row.token), &row.data[..], expiry])?;
+            insert.execute(params![token(&row), &row.data[..], expiry])?;
         }
     }
     conn.execute_batch("COMMIT")?;
