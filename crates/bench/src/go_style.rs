@@ -32,7 +32,7 @@ const DELETE: &str = "DELETE FROM sessions WHERE token = ?";
 const ALL: &str = "SELECT token, data FROM sessions WHERE julianday('now') < expiry";
 const DELETE_EXPIRED: &str = "DELETE FROM sessions WHERE expiry < julianday('now')";
 /// The schema Go's README tells users to create.
-const SCHEMA: &str =
+pub(crate) const SCHEMA: &str =
     "CREATE TABLE sessions (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL);
 CREATE INDEX sessions_expiry_idx ON sessions(expiry);";
 

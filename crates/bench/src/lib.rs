@@ -26,6 +26,7 @@ use sqlite3store::Durability;
 
 mod adapter;
 mod go_style;
+mod hand_tuned;
 mod ours;
 mod peers;
 mod report;
@@ -77,10 +78,12 @@ const ADAPTER_FSYNC: &str = "tower-sessions-sqlite3store power-loss";
 const GO_STYLE: &str = "go-style";
 /// tower-sessions-sqlx-store's SqliteStore (the peers binary).
 const SQLX: &str = "tower-sessions-sqlx";
+/// Plain rusqlite with hand-picked settings: what SQLite itself can do.
+const HAND_TUNED: &str = "hand-tuned";
 
 /// Every system: the name in results, and the short names `--systems`
 /// accepts.
-const SYSTEMS: [(&str, &[&str]); 8] = [
+const SYSTEMS: [(&str, &[&str]); 9] = [
     (OURS, &["sqlite3store", "ours", "a"]),
     (OURS_FSYNC, &["power-loss"]),
     (SINGLE_WRITER, &["single-writer", "a2"]),
@@ -89,16 +92,18 @@ const SYSTEMS: [(&str, &[&str]); 8] = [
     (ADAPTER_FSYNC, &["adapter-power-loss"]),
     (GO_STYLE, &["go-style", "go", "c"]),
     (SQLX, &["sqlx", "tower-sessions-sqlx", "b"]),
+    (HAND_TUNED, &["hand-tuned"]),
 ];
 
 /// The systems run when `--systems` is not given (sqlx too with `--peers`).
-const DEFAULT_SYSTEMS: [&str; 6] = [
+const DEFAULT_SYSTEMS: [&str; 7] = [
     OURS,
     OURS_FSYNC,
     SINGLE_WRITER_FSYNC,
     ADAPTER,
     ADAPTER_FSYNC,
     GO_STYLE,
+    HAND_TUNED,
 ];
 
 /// Options of a benchmark run (the `bench` binary's command line).
@@ -157,8 +162,9 @@ pub struct BenchArgs {
     /// Systems to run, comma-separated: sqlite3store, power-loss
     /// (sqlite3store with `Durability::PowerLoss`), single-writer,
     /// single-writer-power-loss (`group_commit(false)`), adapter,
-    /// adapter-power-loss (tower-sessions-sqlite3store), go-style, sqlx
-    /// (needs --peers). Default: all but single-writer (sqlx with --peers).
+    /// adapter-power-loss (tower-sessions-sqlite3store), go-style,
+    /// hand-tuned (plain rusqlite, hand-picked settings), sqlx (needs
+    /// --peers). Default: all but single-writer (sqlx with --peers).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub systems: Vec<String>,
 
@@ -263,7 +269,8 @@ impl BenchArgs {
                 .ok_or_else(|| {
                     format!(
                         "unknown system {name:?}; expected sqlite3store, power-loss, single-writer, \
-                         single-writer-power-loss, adapter, adapter-power-loss, go-style or sqlx"
+                         single-writer-power-loss, adapter, adapter-power-loss, go-style, hand-tuned \
+                         or sqlx"
                     )
                 })?;
             if !chosen.contains(system) {
@@ -300,6 +307,7 @@ fn runner(system: &'static str, cfg: &Config) -> Result<Box<dyn Runs>, BoxError>
             cfg.clone(),
         )),
         GO_STYLE => Box::new(Runner::new(go_style::GoStyle, cfg.clone())),
+        HAND_TUNED => Box::new(Runner::new(hand_tuned::HandTuned, cfg.clone())),
         other => return Err(format!("{other} does not run in this process").into()),
     })
 }
