@@ -8,7 +8,8 @@
 //! `cleanup_batch_size`, each batch one short transaction under a
 //! `statement_timeout`, `FOR UPDATE SKIP LOCKED` so it never waits for a
 //! commit and a commit waits at most one batch for it. The cutoff is fixed
-//! at the start, so a run ends once a batch comes back short.
+//! at the start, so a run ends once a batch comes back short (or after
+//! `MAX_BATCHES_PER_RUN`).
 //!
 //! The connection holding the lock is thrown away instead of going back to
 //! the pool whenever the unlock did not certainly happen (an error, or the
@@ -22,6 +23,10 @@ use deadpool_postgres::{Client, Object};
 
 use crate::error::Result;
 use crate::store::Inner;
+
+/// The most batches one run deletes (10 million rows at the default batch
+/// size); the next run goes on from there.
+const MAX_BATCHES_PER_RUN: u64 = 10_000;
 
 /// What one cleanup run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +150,9 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
         // Counted per committed batch, so a run that fails later still
         // counts what it removed.
         inner.cleaned_total.fetch_add(n, Ordering::Relaxed);
-        if n < options.batch_size.unsigned_abs() {
+        // A short batch means none are left as of the cutoff. The cap ends
+        // a run even if other clients keep writing already-expired rows.
+        if n < options.batch_size.unsigned_abs() || batches >= MAX_BATCHES_PER_RUN {
             break;
         }
     }

@@ -72,6 +72,15 @@ pub enum Error {
     /// The store was closed.
     #[error("session store is closed")]
     Closed,
+    /// A [`BlockingPgStore`](crate::BlockingPgStore) call was made from
+    /// inside an async runtime, where blocking would stall it; use
+    /// [`PgStore`](crate::PgStore) there.
+    #[error("blocking session store called inside an async runtime")]
+    BlockingInAsync,
+    /// The runtime of a [`BlockingPgStore`](crate::BlockingPgStore) could
+    /// not be started.
+    #[error("cannot start the session store's runtime")]
+    Runtime(#[source] std::io::Error),
     /// Any other PostgreSQL failure.
     #[error("postgres operation failed")]
     Postgres(#[source] tokio_postgres::Error),

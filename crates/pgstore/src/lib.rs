@@ -40,6 +40,9 @@
 //!   through an advisory lock and delete in short batches (`FOR UPDATE SKIP
 //!   LOCKED`) under a statement timeout; see [`PgStore::delete_expired`].
 //!
+//! [`BlockingPgStore`] ([`Builder::build_blocking`]) is the same store for
+//! synchronous code, on a runtime of its own.
+//!
 //! # Why deadpool-postgres
 //! The store needs an async pool of tokio-postgres connections that keeps
 //! each connection's prepared statements. deadpool-postgres is exactly
@@ -58,6 +61,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod blocking;
 mod builder;
 mod cleanup;
 mod contract;
@@ -65,6 +69,7 @@ mod error;
 mod schema;
 mod store;
 
+pub use blocking::BlockingPgStore;
 pub use builder::{Builder, MAX_DATA_LEN_LIMIT};
 pub use cleanup::CleanupReport;
 pub use error::{error_chain, Error, Result};
