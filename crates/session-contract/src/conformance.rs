@@ -6,9 +6,14 @@
 //! A backend's test file implements [`Harness`] and stamps out one
 //! `#[tokio::test]` per case with [`conformance_tests!`](crate::conformance_tests):
 //!
-//! ```ignore
-//! session_contract::conformance_tests!(my_tests::MyHarness);
+//! ```text
+//! // tests/conformance.rs of a backend crate:
+//! mod harness; // `impl Harness for MyHarness`
+//! session_contract::conformance_tests!(harness::MyHarness);
 //! ```
+//!
+//! sqlite3store's `tests/conformance_async.rs` and `tests/common/harness.rs`
+//! are a complete example.
 //!
 //! The calling crate needs `tokio` (features `rt`, `macros`) as a
 //! dev-dependency. Cases never assert timings; a wait for background cleanup
@@ -183,6 +188,9 @@ pub async fn commit_updates<H: Harness>() -> TestResult {
 pub async fn expiry<H: Harness>() -> TestResult {
     let h = H::open(Options::default()).await?;
     let store = h.store();
+    // The store's notion of now (for adapters) agrees with the harness's.
+    let skew = |a: SystemTime, b: SystemTime| a.duration_since(b).or_else(|_| b.duration_since(a));
+    assert!(skew(store.now(), h.now())? < SECOND, "store.now() is off");
     store
         .commit("session_token", b"encoded_data", h.now() + MINUTE)
         .await?;
@@ -192,6 +200,10 @@ pub async fn expiry<H: Harness>() -> TestResult {
     );
     h.advance(MINUTE - SECOND).await?;
     assert!(store.find("session_token").await?.is_some());
+    assert!(
+        skew(store.now(), h.now())? < SECOND,
+        "store.now() did not move"
+    );
     // At its expiry a session is gone: live only while now < expiry.
     h.advance(SECOND).await?;
     assert_eq!(store.find("session_token").await?, None);

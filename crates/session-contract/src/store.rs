@@ -100,4 +100,13 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Stops the background cleanup, if it runs. Idempotent; never blocks.
     fn stop_cleanup(&self);
+
+    /// The time by which this store judges expiry, as well as the app can
+    /// know it without a round trip: a store with an injectable clock returns
+    /// that clock; one that uses the database's clock returns the local
+    /// clock (the default). For checks an adapter makes on top of the store
+    /// (an expiry held inside the data), never for the store's own.
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
 }

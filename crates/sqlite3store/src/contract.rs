@@ -3,14 +3,12 @@
 //! contract (the tower-sessions adapter, the conformance suite) serves SQLite
 //! as it serves PostgreSQL.
 //!
-//! [`AsyncSqliteStore`] implements the contract. [`SqliteStore`] does not:
+//! `AsyncSqliteStore` (feature `tokio`) implements the contract.
+//! [`SqliteStore`] does not:
 //! its calls block, and an `async fn` that blocks stalls the runtime. Convert
 //! it for free with `AsyncSqliteStore::from(store)`; both share one store.
 //!
 //! [`SqliteStore`]: crate::SqliteStore
-
-use std::collections::HashMap;
-use std::time::SystemTime;
 
 pub use session_contract::{ErrorKind, Listed, Session, SessionStore, StoreError};
 
@@ -46,50 +44,67 @@ impl StoreError for Error {
 }
 
 #[cfg(feature = "tokio")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-#[async_trait::async_trait]
-impl SessionStore for crate::AsyncSqliteStore {
-    type Error = Error;
+mod async_front {
+    use std::collections::HashMap;
+    use std::time::SystemTime;
 
-    async fn find(&self, token: &str) -> Result<Option<Vec<u8>>, Error> {
-        crate::AsyncSqliteStore::find(self, token).await
-    }
+    use super::{Error, Listed, Session, SessionStore};
 
-    async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>, Error> {
-        let found = crate::AsyncSqliteStore::find_with_expiry(self, token).await?;
-        Ok(found.map(|(data, expiry)| Session::new(data, expiry)))
-    }
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    #[async_trait::async_trait]
+    impl SessionStore for crate::AsyncSqliteStore {
+        type Error = Error;
 
-    async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<(), Error> {
-        crate::AsyncSqliteStore::commit(self, token, data, expiry).await
-    }
+        async fn find(&self, token: &str) -> Result<Option<Vec<u8>>, Error> {
+            crate::AsyncSqliteStore::find(self, token).await
+        }
 
-    async fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool, Error> {
-        crate::AsyncSqliteStore::create(self, token, data, expiry).await
-    }
+        async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>, Error> {
+            let found = crate::AsyncSqliteStore::find_with_expiry(self, token).await?;
+            Ok(found.map(|(data, expiry)| Session::new(data, expiry)))
+        }
 
-    async fn delete(&self, token: &str) -> Result<bool, Error> {
-        crate::AsyncSqliteStore::delete(self, token).await
-    }
+        async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<(), Error> {
+            crate::AsyncSqliteStore::commit(self, token, data, expiry).await
+        }
 
-    async fn all(&self) -> Result<HashMap<String, Vec<u8>>, Error> {
-        crate::AsyncSqliteStore::all(self).await
-    }
+        async fn create(
+            &self,
+            token: &str,
+            data: &[u8],
+            expiry: SystemTime,
+        ) -> Result<bool, Error> {
+            crate::AsyncSqliteStore::create(self, token, data, expiry).await
+        }
 
-    async fn list(&self, limit: usize) -> Result<Vec<Listed>, Error> {
-        let listed = crate::AsyncSqliteStore::list(self, limit).await?;
-        Ok(listed
-            .into_iter()
-            .map(|(token, expiry)| Listed::new(token, expiry))
-            .collect())
-    }
+        async fn delete(&self, token: &str) -> Result<bool, Error> {
+            crate::AsyncSqliteStore::delete(self, token).await
+        }
 
-    async fn delete_expired(&self) -> Result<u64, Error> {
-        crate::AsyncSqliteStore::delete_expired(self).await
-    }
+        async fn all(&self) -> Result<HashMap<String, Vec<u8>>, Error> {
+            crate::AsyncSqliteStore::all(self).await
+        }
 
-    fn stop_cleanup(&self) {
-        crate::AsyncSqliteStore::stop_cleanup(self);
+        async fn list(&self, limit: usize) -> Result<Vec<Listed>, Error> {
+            let listed = crate::AsyncSqliteStore::list(self, limit).await?;
+            Ok(listed
+                .into_iter()
+                .map(|(token, expiry)| Listed::new(token, expiry))
+                .collect())
+        }
+
+        async fn delete_expired(&self) -> Result<u64, Error> {
+            crate::AsyncSqliteStore::delete_expired(self).await
+        }
+
+        fn stop_cleanup(&self) {
+            crate::AsyncSqliteStore::stop_cleanup(self);
+        }
+
+        /// The store's injectable clock (see `Builder::clock`).
+        fn now(&self) -> SystemTime {
+            self.as_sync().now()
+        }
     }
 }
 

@@ -78,6 +78,9 @@ impl SessionStore for SyncFront {
     fn stop_cleanup(&self) {
         self.0.stop_cleanup();
     }
+    fn now(&self) -> SystemTime {
+        self.0.now()
+    }
 }
 
 /// One conformance case's world: a temp file, a manual clock, the store.
