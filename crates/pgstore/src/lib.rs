@@ -54,6 +54,12 @@
 //! [`Error::Connect`]. bb8 would need our own statement cache; sqlx's pool
 //! would bring a second PostgreSQL driver.
 //!
+//! # Requirements
+//! PostgreSQL 11 or later (advisory lock keys use `hashtextextended`). No
+//! TLS: connect over a unix socket or a trusted network. The database user
+//! needs SELECT, INSERT, UPDATE and DELETE on the table, and CREATE on the
+//! schema only if the store is to create the table.
+//!
 //! # Errors
 //! [`Error::is_retryable`] is true for a busy server (lock or statement
 //! timeout, serialization failure, too many connections), an exhausted

@@ -291,7 +291,8 @@ impl PgStore {
         }
     }
 
-    /// Row counts, the table's size, the pool and the last cleanup.
+    /// Row counts, the table's size, the pool and the last cleanup. Counting
+    /// reads the whole table: for operators, not request paths.
     pub async fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
         let client = inner.client().await?;

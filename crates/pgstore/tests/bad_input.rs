@@ -149,3 +149,20 @@ async fn an_unreachable_server_fails_within_the_connect_timeout() -> TestResult 
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_missing_database_is_not_retryable() -> TestResult {
+    let url = pg_url!();
+    let err = PgStore::builder(&format!("{url} dbname=no_such_database_here"))
+        .build()
+        .await
+        .expect_err("no such database");
+    assert!(matches!(err, Error::Postgres(_)), "{err:?}");
+    assert!(!err.is_retryable(), "{err:?}");
+    assert!(
+        pgstore::error_chain(&err).contains("does not exist"),
+        "{}",
+        pgstore::error_chain(&err)
+    );
+    Ok(())
+}
