@@ -5,8 +5,8 @@
 //! one cleans at a time (the background task tries the lock and gives way;
 //! an explicit call waits for it, up to the cleanup statement timeout). It
 //! then deletes rows expired before the run's start, in batches of
-//! `cleanup_batch_size`, each batch one short transaction under a
-//! `statement_timeout`, `FOR UPDATE SKIP LOCKED` so it never waits for a
+//! `cleanup_batch_size`, each batch one statement (its own short
+//! transaction) under cleanup's `statement_timeout`, `FOR UPDATE SKIP LOCKED` so it never waits for a
 //! commit and a commit waits at most one batch for it. The cutoff is fixed
 //! at the start, so a run ends once a batch comes back short (or after
 //! `MAX_BATCHES_PER_RUN`).
@@ -69,8 +69,8 @@ pub(crate) struct CleanupOptions {
     pub(crate) statement_timeout: String,
 }
 
-/// A pooled connection that may hold the cleanup lock: discarded on drop
-/// unless the lock was released.
+/// A pooled connection that may hold the cleanup lock or cleanup's
+/// statement timeout: discarded on drop unless both were given back.
 struct LockedClient {
     client: Option<Client>,
     held: bool,
@@ -100,7 +100,8 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
     let options = &inner.cleanup_options;
     let key = inner.name.lock_name("cleanup");
     // Counted as held from before the first attempt: whatever fails from
-    // here on, the connection does not go back to the pool locked.
+    // here on, the connection does not go back to the pool locked (or with
+    // cleanup's statement timeout).
     let mut locked = LockedClient {
         client: Some(inner.client().await?),
         held: true,
@@ -132,19 +133,23 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
     }
 
     let client = locked.get();
-    let cutoff: SystemTime = client.query_one(&inner.sql.now, &[]).await?.try_get(0)?;
-    let mut removed = 0u64;
-    let mut batches = 0u64;
-    loop {
-        let tx = client.transaction().await?;
-        tx.execute(
-            "SELECT set_config('statement_timeout', $1, true)",
+    // For this connection's session until the RESET below; a connection
+    // that misses the RESET is thrown away with the lock.
+    client
+        .execute(
+            "SELECT set_config('statement_timeout', $1, false)",
             &[&options.statement_timeout],
         )
         .await?;
-        let stmt = tx.prepare_cached(&inner.sql.delete_batch).await?;
-        let n = tx.execute(&stmt, &[&cutoff, &options.batch_size]).await?;
-        tx.commit().await?;
+    let cutoff: SystemTime = client.query_one(&inner.sql.now, &[]).await?.try_get(0)?;
+    let stmt = client.prepare_cached(&inner.sql.delete_batch).await?;
+    let mut removed = 0u64;
+    let mut batches = 0u64;
+    loop {
+        // One statement, its own transaction: one round trip a batch.
+        let n = client
+            .execute(&stmt, &[&cutoff, &options.batch_size])
+            .await?;
         removed += n;
         batches += 1;
         // Counted per committed batch, so a run that fails later still
@@ -156,6 +161,7 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
             break;
         }
     }
+    client.batch_execute("RESET statement_timeout").await?;
     client
         .execute(
             "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
