@@ -211,11 +211,19 @@ mod tests {
             expiry(&record(earlier)),
             SystemTime::UNIX_EPOCH - Duration::new(90, 500)
         );
-        // The extremes of `time` do not panic, and stay on their side.
-        let max = expiry(&record(time::PrimitiveDateTime::MAX.assume_utc()));
-        assert!(max > SystemTime::UNIX_EPOCH);
-        let min = expiry(&record(time::PrimitiveDateTime::MIN.assume_utc()));
-        assert!(min < SystemTime::UNIX_EPOCH);
+        // The extremes of `time` convert exactly (a round trip), in order.
+        for extreme in [
+            time::PrimitiveDateTime::MAX.assume_utc(),
+            time::PrimitiveDateTime::MIN.assume_utc(),
+        ] {
+            assert_eq!(OffsetDateTime::from(expiry(&record(extreme))), extreme);
+        }
+        assert!(
+            expiry(&record(time::PrimitiveDateTime::MAX.assume_utc())) > expiry(&record(later))
+        );
+        assert!(
+            expiry(&record(time::PrimitiveDateTime::MIN.assume_utc())) < expiry(&record(earlier))
+        );
     }
 
     #[derive(Debug)]
