@@ -102,6 +102,7 @@ async fn bad_options_are_invalid_config() -> TestResult {
         PgStore::builder(url).table("bad name"),
         PgStore::builder("postgres://[::1"),
         PgStore::builder("host=x port=notaport"),
+        PgStore::builder("host=x sslmode=require"),
     ];
     for b in cases {
         let shown = format!("{b:?}");
