@@ -278,3 +278,62 @@ async fn traffic_goes_on_while_cleanup_deletes_a_backlog() -> TestResult {
     assert!(!latencies.is_empty());
     support::drop_table(&client, &table).await
 }
+
+/// A commit to a token whose expired row cleanup is deleting waits for
+/// that batch, then stores the session: the commit is never lost to the
+/// cleanup that raced it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_racing_cleanup_of_its_expired_row_is_kept() -> TestResult {
+    let url = pg_url!();
+    let client = support::raw_client(&url).await?;
+    let table = support::unique_table("commitrace");
+    let store = PgStore::builder(&url)
+        .table(&table)
+        .cleanup_interval(Duration::ZERO)
+        .build()
+        .await?;
+    insert_expired(&client, &table, 3).await?;
+    // A cleanup batch in flight: the expired row deleted, not yet committed.
+    let mut cleaner = support::raw_client(&url).await?;
+    let tx = cleaner.transaction().await?;
+    let n = tx
+        .execute(
+            &format!("DELETE FROM \"{table}\" WHERE token = 'old1' AND expiry < now()"),
+            &[],
+        )
+        .await?;
+    assert_eq!(n, 1);
+    let committing = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .commit("old1", b"fresh", SystemTime::now() + PATIENCE)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!committing.is_finished(), "the commit waits for the batch");
+    tx.commit().await?;
+    tokio::time::timeout(PATIENCE, committing).await???;
+    assert_eq!(store.find("old1").await?, Some(b"fresh".to_vec()));
+    // And the other way round: a create races it too.
+    let tx = cleaner.transaction().await?;
+    tx.execute(
+        &format!("DELETE FROM \"{table}\" WHERE token = 'old2'"),
+        &[],
+    )
+    .await?;
+    let creating = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .create("old2", b"new", SystemTime::now() + PATIENCE)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tx.commit().await?;
+    assert!(tokio::time::timeout(PATIENCE, creating).await???);
+    assert_eq!(store.find("old2").await?, Some(b"new".to_vec()));
+    support::drop_table(&client, &table).await
+}
