@@ -118,14 +118,12 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
         tx.commit().await?;
         true
     } else {
-        locked
-            .get()
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&key],
-            )
-            .await?
-            .try_get(0)?
+        let client = locked.get();
+        // Prepared once per connection: replicas try this every interval.
+        let try_lock = client
+            .prepare_cached("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .await?;
+        client.query_one(&try_lock, &[&key]).await?.try_get(0)?
     };
     if !got {
         locked.held = false;
@@ -135,13 +133,11 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
     let client = locked.get();
     // For this connection's session until the RESET below; a connection
     // that misses the RESET is thrown away with the lock.
-    client
-        .execute(
-            "SELECT set_config('statement_timeout', $1, false)",
-            &[&options.statement_timeout],
-        )
-        .await?;
-    let cutoff: SystemTime = client.query_one(&inner.sql.now, &[]).await?.try_get(0)?;
+    let start = client.prepare_cached(&inner.sql.start_cleanup).await?;
+    let cutoff: SystemTime = client
+        .query_one(&start, &[&options.statement_timeout])
+        .await?
+        .try_get(0)?;
     let stmt = client.prepare_cached(&inner.sql.delete_batch).await?;
     let mut removed = 0u64;
     let mut batches = 0u64;
@@ -162,12 +158,10 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
         }
     }
     client.batch_execute("RESET statement_timeout").await?;
-    client
-        .execute(
-            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-            &[&key],
-        )
+    let unlock = client
+        .prepare_cached("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
         .await?;
+    client.execute(&unlock, &[&key]).await?;
     locked.held = false;
 
     let report = CleanupReport {
