@@ -34,6 +34,10 @@
 //! - [`commit`](PgStore::commit) is an upsert; [`delete`](PgStore::delete)
 //!   of a missing token is not an error; [`all`](PgStore::all) returns the
 //!   live sessions.
+//! - [`create`](PgStore::create) stores a session unless a live one holds
+//!   the token, in one statement (`INSERT ... ON CONFLICT DO UPDATE ...
+//!   WHERE` the held row is expired), so of replicas racing for one token
+//!   exactly one wins.
 //! - Cleanup every 5 minutes by default ([`Builder::cleanup_interval`];
 //!   `Duration::ZERO` disables it; [`PgStore::stop_cleanup`] stops it). An
 //!   error is logged and the next tick tries again. Replicas take turns
