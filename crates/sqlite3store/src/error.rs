@@ -81,6 +81,9 @@ pub enum Error {
     /// batch (a bug: please report it). The store keeps working.
     #[error("session write abandoned: the writer panicked")]
     WriterPanicked,
+    /// The store was closed.
+    #[error("session store is closed")]
+    Closed,
     /// Any other SQLite failure.
     #[error("sqlite operation failed")]
     Sqlite(#[source] rusqlite::Error),

@@ -103,6 +103,9 @@ pub(crate) struct Inner {
     cleanup_batch_size: u64,
     incremental_vacuum: bool,
     last_cleanup: Mutex<Option<CleanupReport>>,
+    /// The async front's bounds, shared by every async handle of the store.
+    #[cfg(feature = "tokio")]
+    async_gate: crate::async_store::Gate,
 }
 
 impl std::fmt::Debug for Inner {
@@ -203,6 +206,8 @@ impl SqliteStore {
             last_cleanup: Mutex::new(None),
             cleanup: Mutex::new(None),
             checkpoint: Mutex::new(None),
+            #[cfg(feature = "tokio")]
+            async_gate: crate::async_store::Gate::new(b.async_read_limit(), b.max_async_writes),
         });
         if !read_only {
             // The thread holds the writer, not the store: the store closes
@@ -424,6 +429,11 @@ impl SqliteStore {
     /// The largest data `commit` accepts, in bytes.
     pub fn max_data_len(&self) -> usize {
         self.inner.max_data_len
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn async_gate(&self) -> &crate::async_store::Gate {
+        &self.inner.async_gate
     }
 }
 

@@ -156,3 +156,116 @@ async fn errors_come_through_unchanged() -> Result<()> {
     assert!(matches!(err, Error::Open { .. }), "{err:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finds_answer_while_writes_are_stalled() -> Result<()> {
+    const READS: usize = 4;
+    const WRITES: usize = 8;
+    const COMMITS: usize = 2000;
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(
+        fx.builder()
+            .busy_timeout(Duration::from_secs(120))
+            .max_async_reads(READS)
+            .max_async_writes(WRITES),
+    )
+    .await?;
+    let exp = fx.now() + MINUTE;
+    store.commit("seen", b"here", exp).await?;
+
+    // Another connection holds the write lock: every commit stalls.
+    let mut raw = fx.raw();
+    let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let commits: Vec<_> = (0..COMMITS)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.commit(&format!("t{i}"), b"d", exp).await })
+        })
+        .collect();
+    // Watch the calls in flight, from their start to the end of the test.
+    let peak = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = tokio::spawn({
+        let (store, peak, watching) = (store.clone(), Arc::clone(&peak), Arc::clone(&watching));
+        async move {
+            while watching.load(Ordering::Relaxed) {
+                let now = store.in_flight();
+                peak.0.fetch_max(now.reads as u64, Ordering::Relaxed);
+                peak.1.fetch_max(now.writes as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let full = tokio::time::timeout(Duration::from_secs(60), async {
+        while store.in_flight().writes < WRITES {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(full.is_ok(), "the stalled writes never filled their lane");
+
+    // Finds answer at once, one after another and side by side.
+    let mut slowest = Duration::ZERO;
+    for round in 0..20 {
+        let finds: Vec<_> = (0..READS * 2)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let found = store.find("seen").await;
+                    (found, started.elapsed())
+                })
+            })
+            .collect();
+        for find in finds {
+            let (found, took) = find.await.expect("join");
+            assert_eq!(found?, Some(b"here".to_vec()), "round {round}");
+            slowest = slowest.max(took);
+        }
+    }
+    eprintln!("slowest find while {COMMITS} commits were stalled: {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(50),
+        "a find took {slowest:?} while writes were stalled"
+    );
+    assert!(commits.iter().all(|c| !c.is_finished()), "the lock is held");
+
+    tx.commit()?; // release: every stalled commit goes through
+    for commit in commits {
+        commit.await.expect("join")?;
+    }
+    watching.store(false, Ordering::Relaxed);
+    watcher.await.expect("join");
+    let (reads, writes) = (
+        peak.0.load(Ordering::Relaxed),
+        peak.1.load(Ordering::Relaxed),
+    );
+    eprintln!("peak blocking tasks: {reads} reads, {writes} writes");
+    assert_eq!(writes, WRITES as u64, "writes in flight over the bound");
+    assert!(reads <= READS as u64, "{reads} reads in flight");
+    // So the blocking threads the store used never passed the two bounds.
+    assert!(reads + writes <= (READS + WRITES) as u64);
+    let idle = store.in_flight();
+    assert_eq!((idle.reads, idle.writes), (0, 0));
+    assert_eq!(fx.rows(), COMMITS as i64 + 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn async_bounds_are_checked() -> Result<()> {
+    let fx = Fixture::new();
+    for bad in [0, 4097, usize::MAX] {
+        for builder in [
+            fx.builder().max_async_reads(bad),
+            fx.builder().max_async_writes(bad),
+        ] {
+            let err = AsyncSqliteStore::open(builder).await.unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
+        }
+    }
+    // One of each is enough to work.
+    let store = AsyncSqliteStore::open(fx.builder().max_async_reads(1).max_async_writes(1)).await?;
+    store.commit("t", b"d", fx.now() + MINUTE).await?;
+    assert_eq!(store.find("t").await?, Some(b"d".to_vec()));
+    Ok(())
+}
