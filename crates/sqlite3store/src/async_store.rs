@@ -11,15 +11,24 @@ use tokio::sync::Semaphore;
 use crate::builder::Builder;
 use crate::error::{Error, Result};
 use crate::store::{CleanupReport, SqliteStore, Stats};
+use crate::writer::Cancel;
 
 /// The async face of [`SqliteStore`]: the same operations as `async fn`s.
 ///
 /// Each call moves its SQLite work to tokio's blocking pool
 /// ([`tokio::task::spawn_blocking`]), so no runtime worker thread ever waits
 /// on SQLite or on the store's locks; it works on a `current_thread` runtime
-/// and with time paused. A write that was started finishes even if its future
-/// is dropped, so an acknowledged commit is never lost and a cancelled one is
-/// either wholly committed or not at all.
+/// and with time paused.
+///
+/// # Cancellation
+///
+/// Dropping a future (a request timeout, a client gone) never loses an
+/// acknowledged write, and never leaves half of one. A write whose future is
+/// dropped before the writer starts it (while it waits for a slot, for the
+/// writer, or for another process's write lock) is not applied at all, so
+/// a timed-out write can never land after, and overwrite, the retry that
+/// followed it. One the writer has started is applied whole. For
+/// `delete_expired`, batches already done stay done.
 ///
 /// Cheap to clone; converts to and from [`SqliteStore`] for free, and both
 /// share one store.
@@ -117,11 +126,15 @@ impl AsyncSqliteStore {
         self.run(Kind::Read, f).await
     }
 
+    /// Runs a write; if this future is dropped, the writes `f` submits
+    /// that the writer has not started by then are skipped.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&SqliteStore) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        self.run(Kind::Write, f).await
+        let cancel = CancelOnDrop(Cancel::default());
+        let flag = cancel.0.clone();
+        self.run(Kind::Write, move |s| flag.scope(|| f(s))).await
     }
 
     /// See [`SqliteStore::find`].
@@ -266,6 +279,17 @@ impl Gate {
             Kind::Read => &self.reads,
             Kind::Write => &self.writes,
         }
+    }
+}
+
+/// Raises its flag when dropped: when the write's future completes (too
+/// late to matter) or is dropped (the writer then skips what it has not
+/// started).
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 

@@ -81,6 +81,10 @@ pub enum Error {
     /// batch (a bug: please report it). The store keeps working.
     #[error("session write abandoned: the writer panicked")]
     WriterPanicked,
+    /// An async write's future was dropped before the writer started it, so
+    /// it was not applied. Only the abandoned call itself sees this.
+    #[error("session write cancelled before it was applied")]
+    Cancelled,
     /// The store was closed.
     #[error("session store is closed")]
     Closed,

@@ -12,8 +12,15 @@
 //! If a batch fails, it is rolled back and each operation is retried in a
 //! transaction of its own, so one bad write never fails its neighbours and
 //! every caller gets its own error.
+//!
+//! A write may carry a [`Cancel`] flag (the async front sets one per call
+//! and raises it when the call's future is dropped). The writer looks at it
+//! once it holds the write lock, just before running the write: a write
+//! cancelled by then is skipped and answered [`Error::Cancelled`]; one that
+//! has started is applied whole.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, TransactionBehavior};
@@ -62,6 +69,48 @@ fn unix_id(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path)?;
     Ok((meta.dev(), meta.ino()))
+}
+
+/// Raised when the caller of a write has gone away; see the module docs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub(crate) fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` with every write it submits on this thread carrying this
+    /// flag. The store's operations stay plain sync calls; the async front
+    /// wraps each blocking task in this.
+    pub(crate) fn scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        struct Restore(Option<Cancel>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT_CANCEL.with(|c| *c.borrow_mut() = self.0.take());
+            }
+        }
+        let _restore = Restore(CURRENT_CANCEL.with(|c| c.borrow_mut().replace(self.clone())));
+        f()
+    }
+
+    /// The flag of the scope this thread runs in, if any.
+    fn current() -> Option<Cancel> {
+        CURRENT_CANCEL.with(|c| c.borrow().clone())
+    }
+}
+
+thread_local! {
+    static CURRENT_CANCEL: RefCell<Option<Cancel>> = const { RefCell::new(None) };
+}
+
+/// Whether `cancel` says to skip the write.
+fn cancelled(cancel: Option<&Cancel>) -> bool {
+    cancel.is_some_and(Cancel::is_cancelled)
 }
 
 /// What a `yield_to_writers` cleanup batch returns when it gave way.
@@ -180,13 +229,15 @@ enum SlotState {
 struct Slot {
     state: Mutex<SlotState>,
     changed: Condvar,
+    cancel: Option<Cancel>,
 }
 
 impl Slot {
-    fn new() -> Arc<Self> {
+    fn new(cancel: Option<Cancel>) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(SlotState::Waiting),
             changed: Condvar::new(),
+            cancel,
         })
     }
 
@@ -312,8 +363,13 @@ impl Writer {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `op` and returns once its transaction has committed (or failed).
+    /// Runs `op` and returns once its transaction has committed (or failed,
+    /// or skipped it as cancelled).
     pub(crate) fn submit(&self, op: WriteOp) -> Result<u64> {
+        let cancel = Cancel::current();
+        if cancelled(cancel.as_ref()) {
+            return Err(Error::Cancelled);
+        }
         if !self.group_commit {
             self.queued.fetch_add(1, Ordering::Relaxed);
             let mut conn = self.lock_conn();
@@ -322,13 +378,13 @@ impl Writer {
             let result = if self.file.replaced() {
                 Err(self.file.error())
             } else {
-                self.run_alone(&mut conn, op)
+                self.run_alone(&mut conn, op, cancel.as_ref())
             };
             self.waiting_after_batch
                 .store(self.queued(), Ordering::Relaxed);
             return result;
         }
-        let slot = Slot::new();
+        let slot = Slot::new(cancel);
         let lead = {
             let mut q = self.lock_queue();
             q.pending.push((op, Arc::clone(&slot)));
@@ -419,7 +475,11 @@ impl Writer {
                 slot.set(SlotState::Done(Ok(YIELDED)));
             } else if op.runs_alone() {
                 self.run_group(conn, std::mem::take(&mut group));
-                slot.set(SlotState::Done(self.run_alone(conn, op)));
+                slot.set(SlotState::Done(self.run_alone(
+                    conn,
+                    op,
+                    slot.cancel.as_ref(),
+                )));
             } else {
                 group.push((op, slot));
             }
@@ -433,12 +493,19 @@ impl Writer {
             0 => {}
             1 => {
                 let (op, slot) = group.into_iter().next().expect("one");
-                slot.set(SlotState::Done(self.run_alone(conn, op)));
+                slot.set(SlotState::Done(self.run_alone(
+                    conn,
+                    op,
+                    slot.cancel.as_ref(),
+                )));
             }
-            _ => match self.transaction(conn, group.iter().map(|(op, _)| op)) {
+            _ => match self.transaction(
+                conn,
+                group.iter().map(|(op, slot)| (op, slot.cancel.as_ref())),
+            ) {
                 Ok(changes) => {
                     for ((_, slot), changed) in group.iter().zip(changes) {
-                        slot.set(SlotState::Done(Ok(changed)));
+                        slot.set(SlotState::Done(changed.ok_or(Error::Cancelled)));
                     }
                 }
                 Err(Error::Busy(err)) => {
@@ -452,15 +519,23 @@ impl Writer {
                 Err(err) => {
                     tracing::debug!(%err, size = group.len(), "group commit failed; retrying each write alone");
                     for (op, slot) in group {
-                        slot.set(SlotState::Done(self.run_alone(conn, op)));
+                        let result = self.run_alone(conn, op, slot.cancel.as_ref());
+                        slot.set(SlotState::Done(result));
                     }
                 }
             },
         }
     }
 
-    fn run_alone(&self, conn: &mut Connection, op: WriteOp) -> Result<u64> {
+    fn run_alone(
+        &self,
+        conn: &mut Connection,
+        op: WriteOp,
+        cancel: Option<&Cancel>,
+    ) -> Result<u64> {
         match op {
+            // It takes the lock itself; we hold the only writer connection.
+            WriteOp::Standalone(_) if cancelled(cancel) => Err(Error::Cancelled),
             WriteOp::Standalone(f) => f(conn),
             op @ (WriteOp::DeleteExpired {
                 yield_to_writers: true,
@@ -469,27 +544,29 @@ impl Writer {
             | WriteOp::IncrementalVacuum {
                 yield_to_writers: true,
                 ..
-            }) => self.run_yielding(conn, &op),
-            op => Ok(self
-                .transaction(conn, std::iter::once(&op))?
-                .pop()
-                .unwrap_or(0)),
+            }) => self.run_yielding(conn, &op, cancel),
+            op => only(self.transaction(conn, std::iter::once((&op, cancel)))?),
         }
     }
 
     /// Runs `op` in its own transaction, abandoning it as soon as another
     /// write is queued. Rolling back a WAL transaction only drops frames
     /// never committed, so giving way costs the waiting writer little.
-    fn run_yielding(&self, conn: &mut Connection, op: &WriteOp) -> Result<u64> {
+    fn run_yielding(
+        &self,
+        conn: &mut Connection,
+        op: &WriteOp,
+        cancel: Option<&Cancel>,
+    ) -> Result<u64> {
         let queued = Arc::clone(&self.queued);
         conn.progress_handler(
             YIELD_CHECK_STEPS,
             Some(move || queued.load(Ordering::Relaxed) > 0),
         )?;
-        let result = self.transaction(conn, std::iter::once(op));
+        let result = self.transaction(conn, std::iter::once((op, cancel)));
         conn.progress_handler(0, None::<fn() -> bool>)?;
         match result {
-            Ok(mut changes) => Ok(changes.pop().unwrap_or(0)),
+            Ok(changes) => only(changes),
             Err(Error::Sqlite(err))
                 if err.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) =>
             {
@@ -499,20 +576,33 @@ impl Writer {
         }
     }
 
+    /// Runs `ops` in one transaction; `None` for each op skipped because
+    /// it was cancelled by the time the write lock was ours.
     fn transaction<'a>(
         &self,
         conn: &mut Connection,
-        ops: impl Iterator<Item = &'a WriteOp>,
-    ) -> Result<Vec<u64>> {
+        ops: impl Iterator<Item = (&'a WriteOp, Option<&'a Cancel>)>,
+    ) -> Result<Vec<Option<u64>>> {
         // IMMEDIATE takes the write lock up front, so another process makes
         // us wait (busy_timeout) instead of failing mid-transaction.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let changes = ops
-            .map(|op| op.run(&tx, &self.sql))
-            .collect::<rusqlite::Result<Vec<u64>>>()?;
+            .map(|(op, cancel)| {
+                if cancelled(cancel) {
+                    Ok(None)
+                } else {
+                    op.run(&tx, &self.sql).map(Some)
+                }
+            })
+            .collect::<rusqlite::Result<Vec<Option<u64>>>>()?;
         tx.commit()?;
         Ok(changes)
     }
+}
+
+/// The result of a transaction of one op.
+fn only(changes: Vec<Option<u64>>) -> Result<u64> {
+    changes.into_iter().next().flatten().ok_or(Error::Cancelled)
 }
 
 /// A copy of a SQLite error, for handing one failure to several callers

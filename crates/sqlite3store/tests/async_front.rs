@@ -269,3 +269,97 @@ async fn async_bounds_are_checked() -> Result<()> {
     assert_eq!(store.find("t").await?, Some(b"d".to_vec()));
     Ok(())
 }
+
+/// Waits until no async call of `store` runs on the blocking pool.
+async fn settled(store: &AsyncSqliteStore) {
+    let quiet = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let now = store.in_flight();
+            if (now.reads, now.writes) == (0, 0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert!(quiet.is_ok(), "async calls still running after a minute");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_write_never_lands_after_its_retry() -> Result<()> {
+    let fx = Fixture::new();
+    // Every value the table ever holds, in order, by a trigger in the file.
+    fx.raw().execute_batch(
+        "CREATE TABLE sessions (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL);
+         CREATE TABLE history (token TEXT, data BLOB);
+         CREATE TRIGGER log_insert AFTER INSERT ON sessions
+             BEGIN INSERT INTO history VALUES (new.token, new.data); END;
+         CREATE TRIGGER log_update AFTER UPDATE ON sessions
+             BEGIN INSERT INTO history VALUES (new.token, new.data); END;",
+    )?;
+    let store = AsyncSqliteStore::open(fx.builder().busy_timeout(Duration::from_secs(60))).await?;
+    let exp = fx.now() + MINUTE;
+    store.commit("t", b"v0", exp).await?;
+
+    let mut raw = fx.raw();
+    let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // The request times out while another connection holds the lock...
+    let v1 = tokio::time::timeout(Duration::from_millis(100), store.commit("t", b"v1", exp)).await;
+    assert!(v1.is_err(), "v1 cannot commit while the lock is held");
+    // ... and so does one that is never retried.
+    let gone =
+        tokio::time::timeout(Duration::from_millis(100), store.commit("u", b"gone", exp)).await;
+    assert!(gone.is_err());
+    // The retry waits for the lock too.
+    let v2 = tokio::spawn({
+        let store = store.clone();
+        async move { store.commit("t", b"v2", exp).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tx.commit()?; // release
+    v2.await.expect("join")?;
+    settled(&store).await;
+
+    assert_eq!(store.find("t").await?, Some(b"v2".to_vec()));
+    assert_eq!(
+        store.find("u").await?,
+        None,
+        "an abandoned write was applied"
+    );
+    let history: Vec<(String, Vec<u8>)> = fx
+        .raw()
+        .prepare("SELECT token, data FROM history ORDER BY rowid")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    assert_eq!(
+        history,
+        [
+            ("t".to_string(), b"v0".to_vec()),
+            ("t".to_string(), b"v2".to_vec())
+        ],
+        "v1 was written after all"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_taken_before_its_future_was_dropped_is_applied_whole() -> Result<()> {
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(fx.builder()).await?;
+    let exp = fx.now() + MINUTE;
+    let data = vec![7u8; 256 * 1024];
+    // Dropped once its blocking task is running: either not applied, or
+    // applied whole, never in part; and the store goes on working.
+    for i in 0..20 {
+        let token = format!("t{i}");
+        let write = store.commit(&token, &data, exp);
+        let _ = tokio::time::timeout(Duration::from_micros(200 * i), write).await;
+    }
+    settled(&store).await;
+    for (token, value) in store.all().await? {
+        assert_eq!(value, data, "{token} holds part of a write");
+    }
+    store.commit("after", b"ok", exp).await?;
+    assert_eq!(store.find("after").await?, Some(b"ok".to_vec()));
+    Ok(())
+}
