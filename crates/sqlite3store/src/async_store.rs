@@ -47,11 +47,9 @@ use crate::writer::Cancel;
 /// on their own threads. [`in_flight`](Self::in_flight) shows the calls
 /// running now.
 ///
-/// One exception to "never blocks": dropping the *last* handle closes the
-/// database, and closing checkpoints the WAL into the file (a short write
-/// and fsync) on whichever thread drops it. Keep a handle in your app state
-/// and drop it after the runtime's work is done, or drop it inside
-/// `spawn_blocking`.
+/// Dropping the last handle never blocks a runtime thread: closing goes to
+/// the blocking pool (see [Closing](SqliteStore#closing)). To know the file
+/// is closed and complete, `close().await` instead.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -197,6 +195,16 @@ impl AsyncSqliteStore {
         self.write(SqliteStore::vacuum).await
     }
 
+    /// Closes the store, for this handle and every clone, on the blocking
+    /// pool; see [`SqliteStore::close`]. Returns once the file is closed
+    /// and complete. Calls waiting for a slot, and any later call, fail with
+    /// [`Error::Closed`]. If this future is dropped, closing goes on.
+    pub async fn close(self) -> Result<()> {
+        tokio::task::spawn_blocking(move || self.store.close())
+            .await
+            .map_err(Error::Task)?
+    }
+
     /// See [`SqliteStore::stop_cleanup`]; never blocks.
     pub fn stop_cleanup(&self) {
         self.store.stop_cleanup();
@@ -272,6 +280,13 @@ impl Gate {
             reads: lane(reads),
             writes: lane(writes),
         }
+    }
+
+    /// Fails every call waiting for a slot, and every later one, with
+    /// [`Error::Closed`].
+    pub(crate) fn close(&self) {
+        self.reads.permits.close();
+        self.writes.permits.close();
     }
 
     fn lane(&self, kind: Kind) -> &Lane {

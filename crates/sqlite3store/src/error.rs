@@ -85,7 +85,8 @@ pub enum Error {
     /// it was not applied. Only the abandoned call itself sees this.
     #[error("session write cancelled before it was applied")]
     Cancelled,
-    /// The store was closed.
+    /// The store was closed ([`SqliteStore::close`](crate::SqliteStore::close),
+    /// through this handle's clone or on drop).
     #[error("session store is closed")]
     Closed,
     /// Any other SQLite failure.

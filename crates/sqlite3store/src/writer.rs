@@ -75,6 +75,8 @@ fn unix_id(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Cancel(Arc<AtomicBool>);
 
+// Raised and scoped only by the async front.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 impl Cancel {
     pub(crate) fn cancel(&self) {
         self.0.store(true, Ordering::Release);
@@ -258,7 +260,8 @@ struct Queue {
 }
 
 pub(crate) struct Writer {
-    conn: Mutex<Connection>,
+    /// None once closed.
+    conn: Mutex<Option<Connection>>,
     queue: Mutex<Queue>,
     /// Writers queued and not yet taken into a batch (for cleanup pacing).
     queued: Arc<AtomicUsize>,
@@ -285,6 +288,9 @@ impl Drop for Writer {
     /// (a reader, the checkpoint thread) happens to close after the writer.
     fn drop(&mut self) {
         let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner());
+        let Some(conn) = conn.as_mut() else {
+            return; // closed already
+        };
         if let Err(err) = checkpoint(conn, "TRUNCATE") {
             tracing::debug!(%err, "final WAL checkpoint failed; the WAL is replayed on next open");
         }
@@ -300,7 +306,7 @@ impl Writer {
         file: FileIdentity,
     ) -> Self {
         Self {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Some(conn)),
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
                 leading: false,
@@ -339,7 +345,30 @@ impl Writer {
     /// meanwhile; (frames in the WAL, frames copied).
     pub(crate) fn checkpoint(&self) -> Result<(i64, i64)> {
         let conn = self.lock_conn();
-        Ok(checkpoint(&conn, "PASSIVE")?)
+        let conn = conn.as_ref().ok_or(Error::Closed)?;
+        Ok(checkpoint(conn, "PASSIVE")?)
+    }
+
+    /// Waits for the batch in flight, copies the WAL into the database and
+    /// truncates it, and closes the connection; later writes get
+    /// [`Error::Closed`]. Closes it even when the checkpoint fails (another
+    /// process reading), and then returns that error.
+    pub(crate) fn close(&self) -> Result<()> {
+        let Some(conn) = self.lock_conn().take() else {
+            return Ok(());
+        };
+        // (busy, frames in the WAL, frames copied)
+        let checkpointed = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        conn.close().map_err(|(_, err)| err)?;
+        match checkpointed? {
+            0 => Ok(()),
+            _ => Err(Error::Busy(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some("another connection kept the WAL from being checkpointed".into()),
+            ))),
+        }
     }
 
     /// How many writes are waiting for the writer right now.
@@ -357,7 +386,7 @@ impl Writer {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_conn(&self) -> MutexGuard<'_, Connection> {
+    fn lock_conn(&self) -> MutexGuard<'_, Option<Connection>> {
         // A panic inside rusqlite leaves the connection usable: any open
         // transaction is rolled back before the next batch begins.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
@@ -374,11 +403,13 @@ impl Writer {
             self.queued.fetch_add(1, Ordering::Relaxed);
             let mut conn = self.lock_conn();
             self.queued.fetch_sub(1, Ordering::Relaxed);
-            self.backstop_checkpoint(&conn);
-            let result = if self.file.replaced() {
-                Err(self.file.error())
-            } else {
-                self.run_alone(&mut conn, op, cancel.as_ref())
+            let result = match conn.as_mut() {
+                None => Err(Error::Closed),
+                Some(_) if self.file.replaced() => Err(self.file.error()),
+                Some(conn) => {
+                    self.backstop_checkpoint(conn);
+                    self.run_alone(conn, op, cancel.as_ref())
+                }
             };
             self.waiting_after_batch
                 .store(self.queued(), Ordering::Relaxed);
@@ -416,8 +447,16 @@ impl Writer {
             batch
         };
         {
-            let mut conn = self.lock_conn();
-            self.backstop_checkpoint(&conn);
+            let mut guard = self.lock_conn();
+            let Some(conn) = guard.as_mut() else {
+                for (_, slot) in batch {
+                    slot.set(SlotState::Done(Err(Error::Closed)));
+                }
+                drop(guard);
+                self.hand_off();
+                return own_result(own);
+            };
+            self.backstop_checkpoint(conn);
             if self.file.replaced() {
                 for (_, slot) in batch {
                     slot.set(SlotState::Done(Err(self.file.error())));
@@ -426,7 +465,7 @@ impl Writer {
                 let slots: Vec<Arc<Slot>> =
                     batch.iter().map(|(_, slot)| Arc::clone(slot)).collect();
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.run_batch(&mut conn, batch)
+                    self.run_batch(conn, batch)
                 }));
                 if let Err(panic) = run {
                     // Nobody may wait forever: fail what was not answered,
@@ -438,18 +477,14 @@ impl Writer {
                             slot.changed.notify_one();
                         }
                     }
-                    drop(conn);
+                    drop(guard);
                     self.hand_off();
                     std::panic::resume_unwind(panic);
                 }
             }
         }
         self.hand_off();
-        match std::mem::replace(&mut *own.lock(), SlotState::Waiting) {
-            SlotState::Done(result) => result,
-            // Unreachable: the batch held our op and fulfilled every slot.
-            _ => Err(Error::WriterPanicked),
-        }
+        own_result(own)
     }
 
     /// Passes the lead to the oldest waiting writer, or gives it up.
@@ -597,6 +632,15 @@ impl Writer {
             .collect::<rusqlite::Result<Vec<Option<u64>>>>()?;
         tx.commit()?;
         Ok(changes)
+    }
+}
+
+/// The leader's own result, once its batch has answered every slot.
+fn own_result(own: &Slot) -> Result<u64> {
+    match std::mem::replace(&mut *own.lock(), SlotState::Waiting) {
+        SlotState::Done(result) => result,
+        // Unreachable: the batch held our op and fulfilled every slot.
+        _ => Err(Error::WriterPanicked),
     }
 }
 
