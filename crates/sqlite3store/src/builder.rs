@@ -126,6 +126,15 @@ pub(crate) const DEFAULT_MAX_ASYNC_WRITES: usize = 64;
 /// The largest `max_async_reads` and `max_async_writes` accepted.
 pub(crate) const MAX_ASYNC_CALLS: usize = 4096;
 
+/// The smallest [`Builder::max_file_size`] accepted.
+pub const MIN_FILE_SIZE: u64 = 64 * 1024;
+
+/// The longest busy timeout SQLite takes (`int` milliseconds).
+const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// The largest page cache SQLite takes (`PRAGMA cache_size` is an `int`).
+const MAX_CACHE_KIB: u32 = i32::MAX as u32;
+
 impl Builder {
     pub(crate) fn new(path: impl AsRef<Path>) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -224,29 +233,32 @@ impl Builder {
     }
 
     /// How long a write waits for another process's lock before failing
-    /// with [`Error::Busy`]. Default: 5 seconds (what Go's driver uses).
+    /// with [`Error::Busy`], in whole milliseconds (rounded down). SQLite
+    /// takes at most 2^31 - 1 ms (about 24.8 days); longer timeouts count as
+    /// that. Default: 5 seconds (what Go's driver uses).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
+        self.busy_timeout = timeout.min(MAX_BUSY_TIMEOUT);
         self
     }
 
-    /// SQLite page cache of each reader connection, in KiB. Default: 8192
-    /// (8 MiB).
+    /// SQLite page cache of each reader connection, in KiB; values over
+    /// 2^31 - 1 (SQLite's limit) count as that. Default: 8192 (8 MiB).
     ///
     /// The store's private memory for page caches is at most `readers *
     /// cache_size_kib + writer_cache_size_kib`, whatever the table size; the
     /// readers' file mappings ([`mmap_size`](Self::mmap_size)) come on top as
     /// shared, reclaimable file cache.
     pub fn cache_size_kib(mut self, kib: u32) -> Self {
-        self.cache_size_kib = kib;
+        self.cache_size_kib = kib.min(MAX_CACHE_KIB);
         self
     }
 
     /// SQLite page cache of the writer connection, in KiB: the pages a
     /// batch of writes or a cleanup step touches are kept here between
-    /// transactions. Default: 65536 (64 MiB).
+    /// transactions; values over 2^31 - 1 count as that. Default: 65536
+    /// (64 MiB).
     pub fn writer_cache_size_kib(mut self, kib: u32) -> Self {
-        self.writer_cache_size_kib = kib;
+        self.writer_cache_size_kib = kib.min(MAX_CACHE_KIB);
         self
     }
 
@@ -256,9 +268,13 @@ impl Builder {
     /// SQLite drops a reader's mapping whenever another connection commits,
     /// so with writes in the mix it costs more than it saves (the 90/9/1
     /// mixed workload ran at half the speed). Mapped pages are shared file
-    /// cache, though they show in the resident size. Default: 0.
+    /// cache, though they show in the resident size. SQLite maps at most
+    /// its build's limit (`SQLITE_MAX_MMAP_SIZE`, about 2 GiB for the bundled
+    /// build); larger values count as that. Default: 0.
     pub fn mmap_size(mut self, bytes: u64) -> Self {
-        self.mmap_size = bytes;
+        // SQLite reads a negative size as "the default", so never let the
+        // conversion to its signed type wrap.
+        self.mmap_size = bytes.min(i64::MAX as u64);
         self
     }
 
@@ -310,7 +326,9 @@ impl Builder {
     /// The most bytes the database file may grow to (`PRAGMA
     /// max_page_count`); past it, writes fail with [`Error::DiskFull`] while
     /// finds keep working, and they work again once cleanup frees pages.
-    /// Rounded down to whole pages. Default: no limit.
+    /// Rounded down to whole pages, and never below the file's size at open.
+    /// At least [`MIN_FILE_SIZE`] (room for the table, its indexes and a few
+    /// sessions); less is refused. Default: no limit.
     pub fn max_file_size(mut self, bytes: u64) -> Self {
         self.max_file_size = Some(bytes);
         self
@@ -372,6 +390,11 @@ impl Builder {
         }
         if self.cache_size_kib == 0 || self.writer_cache_size_kib == 0 {
             return bad("cache_size_kib and writer_cache_size_kib must be at least 1".into());
+        }
+        if let Some(bytes) = self.max_file_size.filter(|&b| b < MIN_FILE_SIZE) {
+            return bad(format!(
+                "max_file_size must be at least {MIN_FILE_SIZE} bytes, got {bytes}"
+            ));
         }
         for (name, n) in [
             ("max_async_reads", self.async_read_limit()),

@@ -51,7 +51,7 @@ mod writer;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use async_store::{AsyncSqliteStore, InFlight};
-pub use builder::{Builder, Durability, MAX_DATA_LEN_LIMIT};
+pub use builder::{Builder, Durability, MAX_DATA_LEN_LIMIT, MIN_FILE_SIZE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{error_chain, Error, Result};
 pub use store::{CleanupReport, SqliteStore, Stats};

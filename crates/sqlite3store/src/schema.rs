@@ -174,7 +174,89 @@ impl Sql {
                 extra.0
             )));
         }
+        self.verify_shape(conn).map_err(|e| match e {
+            Shape::Wrong(reason) => mismatch(reason),
+            Shape::Sqlite(err) => err.into(),
+        })?;
         Ok(true)
+    }
+
+    /// What the column check cannot see but an operation would trip over:
+    /// cleanup deletes by `rowid`, every write must succeed for any token,
+    /// data and expiry, and tokens must compare byte for byte.
+    fn verify_shape(&self, conn: &Connection) -> Result<(), Shape> {
+        let t = &self.table;
+        let (kind, without_rowid): (String, bool) = conn.query_row(
+            "SELECT type, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE",
+            [t],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if kind != "table" {
+            return Err(Shape::Wrong(format!("it is a {kind} table")));
+        }
+        if without_rowid {
+            return Err(Shape::Wrong(
+                "it is a WITHOUT ROWID table; cleanup deletes by rowid".into(),
+            ));
+        }
+        // A user column by one of these names hides the real rowid.
+        let shadowed: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_table_xinfo(?1) WHERE lower(name) IN ('rowid', 'oid', '_rowid_')",
+            [t],
+            |r| r.get(0),
+        )?;
+        if shadowed > 0 {
+            return Err(Shape::Wrong(
+                "a column named rowid, oid or _rowid_ hides the rowid cleanup deletes by".into(),
+            ));
+        }
+        let triggers: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE",
+            [t],
+            |r| r.get(0),
+        )?;
+        if triggers > 0 {
+            return Err(Shape::Wrong(
+                "it has triggers, which could make the store's writes fail".into(),
+            ));
+        }
+        // Every unique index must be on the token alone, compared byte for
+        // byte: another would refuse two sessions with equal data or expiry,
+        // and a NOCASE token would let one token find another's session.
+        let mut indexes =
+            conn.prepare("SELECT name FROM pragma_index_list(?1) WHERE \"unique\"")?;
+        let names = indexes
+            .query_map([t], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for index in names {
+            let key: Vec<(Option<String>, Option<String>)> = conn
+                .prepare("SELECT name, coll FROM pragma_index_xinfo(?1) WHERE key")?
+                .query_map([&index], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let token_alone = matches!(
+                key.as_slice(),
+                [(Some(name), Some(coll))]
+                    if name.eq_ignore_ascii_case("token") && coll.eq_ignore_ascii_case("BINARY")
+            );
+            if !token_alone {
+                return Err(Shape::Wrong(format!(
+                    "unique index {index:?} is not on \"token\" alone with binary collation"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why [`Sql::verify_shape`] refused a table.
+enum Shape {
+    Wrong(String),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Shape {
+    fn from(err: rusqlite::Error) -> Self {
+        Shape::Sqlite(err)
     }
 }
 
@@ -264,14 +346,44 @@ mod tests {
         sql.verify(&conn)?;
         sql.create(&mut conn)?; // idempotent on an existing table
 
+        // Shapes every operation works on are accepted.
+        for good in [
+            "CREATE TABLE s2 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL) STRICT",
+            "CREATE TABLE s2 (token TEXT PRIMARY KEY, data BLOB, expiry REAL, note TEXT)",
+            "CREATE TABLE s2 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL); \
+             CREATE INDEX s2_data ON s2(data)",
+        ] {
+            conn.execute_batch("DROP TABLE IF EXISTS s2")?;
+            conn.execute_batch(good)?;
+            let s2 = Sql::new("s2")?;
+            s2.verify(&conn)?;
+            s2.create(&mut conn)?;
+            conn.execute(&s2.commit, rusqlite::params!["t", b"d".to_vec(), 1.0])?;
+            conn.execute(&s2.create, rusqlite::params!["u", b"d".to_vec(), 1.0, 0.5])?;
+            let removed = conn.execute(&s2.delete_expired_batch, rusqlite::params![2.0, 10])?;
+            assert_eq!(removed, 2, "{good}");
+        }
+
         for bad in [
             "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL)",
             "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry TEXT NOT NULL)",
             "CREATE TABLE s1 (token TEXT, data BLOB NOT NULL, expiry REAL NOT NULL)",
             "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL, owner TEXT NOT NULL)",
-            "CREATE VIEW s1 AS SELECT 1",
+            // Cleanup deletes by rowid.
+            "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL, rowid TEXT, oid TEXT, _rowid_ TEXT)",
+            "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL, OID INTEGER)",
+            // Writes that fail for some sessions, or tokens that match others.
+            "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL UNIQUE)",
+            "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL); CREATE UNIQUE INDEX s1_data ON s1(data)",
+            "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL); CREATE UNIQUE INDEX s1_both ON s1(token, expiry)",
+            "CREATE TABLE s1 (token TEXT COLLATE NOCASE PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL)",
+            "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL); \
+             CREATE TRIGGER s1_keep BEFORE DELETE ON s1 BEGIN SELECT RAISE(ABORT, 'no'); END",
+            "CREATE VIEW s1 AS SELECT 1", // last: the drop below is for tables
         ] {
             conn.execute_batch("DROP TABLE IF EXISTS s1; DROP VIEW IF EXISTS s1;")?;
+            assert!(Sql::new("s1")?.verify_if_present(&conn).is_ok_and(|found| !found));
             conn.execute_batch(bad)?;
             let err = Sql::new("s1")?.verify(&conn).unwrap_err();
             assert!(matches!(err, Error::SchemaMismatch { .. }), "{bad}: {err}");

@@ -592,6 +592,13 @@ impl Inner {
 
     /// Deletes expired rows in batches until none is left (as of the time
     /// the run started) or `keep_going` says no, then gives free pages back.
+    ///
+    /// Both loops end whatever other connections do to the file: the
+    /// deletes stop after as many rows as were expired when the run started
+    /// (another process adding expired rows cannot keep it going), and the
+    /// vacuum stops after as many pages as were free when it started, or at
+    /// the first step that frees nothing (`auto_vacuum` switched off
+    /// meanwhile).
     fn run_cleanup(&self, keep_going: &dyn Fn() -> bool) -> Result<CleanupReport> {
         let writer = self.writer()?;
         let started = SystemTime::now();
@@ -600,45 +607,69 @@ impl Inner {
         let now = self.now();
         let mut removed = 0;
         let base = self.cleanup_batch_size;
-        let result = paced(
-            writer,
-            base,
-            base * IDLE_BATCH_GROWTH,
-            keep_going,
-            |limit, yield_to_writers| {
-                let n = writer.submit(WriteOp::DeleteExpired {
-                    now,
-                    limit,
-                    yield_to_writers,
-                })?;
-                if n == YIELDED {
-                    return Ok(Step::Yielded);
-                }
-                removed += n;
-                Ok(if n < limit { Step::Done } else { Step::More })
-            },
-        );
+        let result = self
+            .count(&self.sql.count_expired, now)
+            .and_then(|expired| {
+                // At least one step even with nothing expired, so a run
+                // always reports a writer that is busy or a file that is gone.
+                let expired = expired.max(1);
+                paced(
+                    writer,
+                    base,
+                    base * IDLE_BATCH_GROWTH,
+                    keep_going,
+                    |size, yield_to_writers| {
+                        let limit = size.min(expired - removed);
+                        if limit == 0 {
+                            return Ok(Step::Done);
+                        }
+                        let n = writer.submit(WriteOp::DeleteExpired {
+                            now,
+                            limit,
+                            yield_to_writers,
+                        })?;
+                        if n == YIELDED {
+                            return Ok(Step::Yielded);
+                        }
+                        removed += n;
+                        Ok(if n < limit { Step::Done } else { Step::More })
+                    },
+                )
+            });
         let deleted_in = clock_started.elapsed();
         // Give freed pages back to the file system, paced the same way. A
         // failure here still records what the deletes did.
         let vacuumed = if result.is_ok() && removed > 0 && self.incremental_vacuum {
-            paced(
-                writer,
-                VACUUM_STEP_PAGES,
-                VACUUM_STEP_PAGES * IDLE_BATCH_GROWTH,
-                keep_going,
-                |pages, yield_to_writers| {
-                    let left = writer.submit(WriteOp::IncrementalVacuum {
-                        pages,
-                        yield_to_writers,
-                    })?;
-                    Ok(match left {
-                        YIELDED => Step::Yielded,
-                        0 => Step::Done,
-                        _ => Step::More,
-                    })
-                },
-            )
+            self.free_pages().and_then(|free| {
+                let mut freed_total = 0;
+                paced(
+                    writer,
+                    VACUUM_STEP_PAGES,
+                    VACUUM_STEP_PAGES * IDLE_BATCH_GROWTH,
+                    keep_going,
+                    |size, yield_to_writers| {
+                        let pages = size.min(free - freed_total);
+                        if pages == 0 {
+                            return Ok(Step::Done);
+                        }
+                        let freed = writer.submit(WriteOp::IncrementalVacuum {
+                            pages,
+                            yield_to_writers,
+                        })?;
+                        if freed == YIELDED {
+                            return Ok(Step::Yielded);
+                        }
+                        freed_total += freed.min(pages);
+                        // Fewer than asked: the free list is empty, or
+                        // auto_vacuum is no longer incremental.
+                        Ok(if freed < pages {
+                            Step::Done
+                        } else {
+                            Step::More
+                        })
+                    },
+                )
+            })
         } else {
             Ok(())
         };
@@ -655,6 +686,22 @@ impl Inner {
         );
         *self.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
         result.and(vacuumed).map(|()| report)
+    }
+}
+
+impl Inner {
+    /// A `count(*)` query (`?1` now) on a reader.
+    fn count(&self, sql: &str, now: f64) -> Result<u64> {
+        let conn = self.readers.get()?;
+        let n: i64 = conn.prepare_cached(sql)?.query_row([now], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Pages on the free list, as a reader sees it.
+    fn free_pages(&self) -> Result<u64> {
+        let conn = self.readers.get()?;
+        let n: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+        Ok(n.max(0) as u64)
     }
 }
 
@@ -836,7 +883,11 @@ fn open_reader(path: &Path, b: &Builder) -> Result<Connection> {
     // Only readers map (when asked): the writer needs private copies of the
     // pages it changes anyway.
     if b.mmap_size > 0 {
-        conn.pragma_update(None, "mmap_size", b.mmap_size as i64)?;
+        conn.pragma_update(
+            None,
+            "mmap_size",
+            i64::try_from(b.mmap_size).unwrap_or(i64::MAX),
+        )?;
     }
     Ok(conn)
 }

@@ -151,7 +151,8 @@ pub(crate) enum WriteOp {
         yield_to_writers: bool,
     },
     /// Give up to `pages` free pages back to the file system; returns the
-    /// free pages left. `yield_to_writers` as for `DeleteExpired`.
+    /// pages freed (0 when `auto_vacuum` is not incremental).
+    /// `yield_to_writers` as for `DeleteExpired`.
     IncrementalVacuum { pages: u64, yield_to_writers: bool },
     /// Run alone, outside a transaction (`VACUUM`).
     Standalone(Standalone),
@@ -206,14 +207,18 @@ impl WriteOp {
                 .prepare_cached(&sql.delete_expired_batch)?
                 .execute(params![now, i64::try_from(*limit).unwrap_or(i64::MAX)])?,
             WriteOp::IncrementalVacuum { pages, .. } => {
+                let free = |conn: &Connection| {
+                    conn.pragma_query_value(None, "freelist_count", |r| r.get::<_, i64>(0))
+                };
+                let before = free(conn)?;
                 // Frees one page per step: step it to the end (a single
-                // step, as `execute` would do, frees one page only).
+                // step, as `execute` would do, frees one page only). Ends
+                // after `pages` steps at most.
                 let mut stmt =
                     conn.prepare_cached(&format!("PRAGMA incremental_vacuum({pages})"))?;
                 let mut rows = stmt.query([])?;
                 while rows.next()?.is_some() {}
-                let left: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
-                return Ok(left as u64);
+                return Ok(before.saturating_sub(free(conn)?).max(0) as u64);
             }
             WriteOp::Standalone(_) => unreachable!("standalone ops do not run in a batch"),
         };
@@ -594,12 +599,11 @@ impl Writer {
         cancel: Option<&Cancel>,
     ) -> Result<u64> {
         let queued = Arc::clone(&self.queued);
-        conn.progress_handler(
-            YIELD_CHECK_STEPS,
-            Some(move || queued.load(Ordering::Relaxed) > 0),
+        let result = with_progress_handler(
+            conn,
+            move || queued.load(Ordering::Relaxed) > 0,
+            |conn| self.transaction(conn, std::iter::once((op, cancel))),
         )?;
-        let result = self.transaction(conn, std::iter::once((op, cancel)));
-        conn.progress_handler(0, None::<fn() -> bool>)?;
         match result {
             Ok(changes) => only(changes),
             Err(Error::Sqlite(err))
@@ -649,6 +653,32 @@ fn only(changes: Vec<Option<u64>>) -> Result<u64> {
     changes.into_iter().next().flatten().ok_or(Error::Cancelled)
 }
 
+/// Runs `f` with `interrupt` installed as `conn`'s progress handler (checked
+/// every [`YIELD_CHECK_STEPS`] VM steps; returning true interrupts the
+/// statement). The handler is removed on every way out of `f`, a panic
+/// included: left installed, it would interrupt every later write.
+fn with_progress_handler<T>(
+    conn: &mut Connection,
+    interrupt: impl FnMut() -> bool + Send + 'static,
+    f: impl FnOnce(&mut Connection) -> T,
+) -> Result<T> {
+    conn.progress_handler(YIELD_CHECK_STEPS, Some(interrupt))?;
+    let guard = ProgressHandlerGuard(conn);
+    Ok(f(&mut *guard.0))
+}
+
+/// Removes the connection's progress handler when dropped.
+struct ProgressHandlerGuard<'c>(&'c mut Connection);
+
+impl Drop for ProgressHandlerGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(err) = self.0.progress_handler(0, None::<fn() -> bool>) {
+            // Removing a handler only frees a box; SQLite cannot refuse it.
+            tracing::warn!(%err, "could not remove the cleanup progress handler");
+        }
+    }
+}
+
 /// A copy of a SQLite error, for handing one failure to several callers
 /// (rusqlite's error is not `Clone`).
 fn duplicate(err: &rusqlite::Error) -> rusqlite::Error {
@@ -661,5 +691,47 @@ fn duplicate(err: &rusqlite::Error) -> rusqlite::Error {
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
             Some(other.to_string()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic inside the guarded scope must not leave the handler (which
+    /// here interrupts everything) installed on the connection.
+    #[test]
+    fn progress_handler_is_removed_when_the_scope_panics() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")?;
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            with_progress_handler(
+                &mut conn,
+                || true,
+                |conn| {
+                    // The handler is live inside the scope.
+                    let err = conn
+                        .execute_batch(
+                            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c \
+                             WHERE n < 100000) INSERT INTO t SELECT n FROM c",
+                        )
+                        .unwrap_err();
+                    assert_eq!(
+                        err.sqlite_error_code(),
+                        Some(rusqlite::ErrorCode::OperationInterrupted)
+                    );
+                    panic!("a panic between installing and removing the handler");
+                },
+            )
+        }));
+        assert!(panicked.is_err());
+        // Ordinary work is no longer interrupted.
+        conn.execute_batch(
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c \
+             WHERE n < 100000) INSERT INTO t SELECT n FROM c",
+        )?;
+        let rows: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+        assert_eq!(rows, 100_000);
+        Ok(())
     }
 }

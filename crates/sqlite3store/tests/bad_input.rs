@@ -81,6 +81,43 @@ fn a_wrong_schema_is_an_error_at_open_and_nothing_changes() -> Result<()> {
     Ok(())
 }
 
+/// Tables with Go's columns on which an operation would fail (cleanup
+/// deletes by rowid; writes must succeed for any data and expiry) are
+/// refused at open, by writers and readers alike, and left as they were.
+#[test]
+fn tables_an_operation_would_fail_on_are_refused_at_open() -> Result<()> {
+    for (shape, why) in [
+        (
+            "CREATE TABLE sessions (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL) WITHOUT ROWID",
+            "WITHOUT ROWID",
+        ),
+        (
+            "CREATE TABLE sessions (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL UNIQUE)",
+            "unique index",
+        ),
+        (
+            "CREATE TABLE sessions (token TEXT COLLATE NOCASE PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL)",
+            "binary collation",
+        ),
+    ] {
+        let fx = Fixture::new();
+        fx.raw().execute_batch(shape)?;
+        common::go_insert(&fx.raw(), "old", b"x", fx.now() - Duration::from_secs(60));
+        let before = std::fs::read(fx.path())?;
+        for read_only in [false, true] {
+            let err = fx.builder().read_only(read_only).build().unwrap_err();
+            match &err {
+                Error::SchemaMismatch { reason, .. } => {
+                    assert!(reason.contains(why), "{shape}: {reason}")
+                }
+                other => panic!("{shape}: expected SchemaMismatch, got {other:?}"),
+            }
+        }
+        assert_eq!(std::fs::read(fx.path())?, before, "{shape}: the file changed");
+    }
+    Ok(())
+}
+
 #[test]
 fn another_table_name_lives_beside_gos() -> Result<()> {
     let fx = Fixture::new();

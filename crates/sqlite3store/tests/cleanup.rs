@@ -85,6 +85,77 @@ fn freed_space_is_given_back_to_the_file_system() -> Result<()> {
     Ok(())
 }
 
+/// Runs `f` on a thread and waits for it, failing (not hanging) the test if
+/// it has not returned within a generous limit.
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("{what} did not return within 120 s"))
+}
+
+#[test]
+fn cleanup_ends_when_another_connection_switches_auto_vacuum_off() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx.builder().build()?;
+    assert!(store.stats()?.incremental_vacuum);
+    preload(&fx, "old", 2_000, fx.now() - MINUTE, &[3; 2048])?;
+    // Another connection changes the file's mode under the open store.
+    fx.raw()
+        .execute_batch("PRAGMA auto_vacuum = NONE; VACUUM;")?;
+    let auto_vacuum: i64 = fx.raw().query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    assert_eq!(auto_vacuum, 0);
+
+    let cleaner = store.clone();
+    let removed = within("delete_expired", move || cleaner.delete_expired())?;
+    assert_eq!(removed, 2_000);
+    // The pages stay free (nothing gives them back now) ...
+    assert!(store.stats()?.free_pages > 0);
+    // ... until an operator vacuum, which also returns.
+    let vacuumer = store.clone();
+    within("vacuum", move || vacuumer.vacuum())?;
+    assert_eq!(store.stats()?.free_pages, 0);
+    store.commit("after", b"still works", fx.now() + MINUTE)?;
+    assert_eq!(store.find("after")?, Some(b"still works".to_vec()));
+    Ok(())
+}
+
+#[test]
+fn a_cleanup_run_ends_while_others_keep_adding_expired_sessions() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx.builder().cleanup_batch_size(1).build()?;
+    preload(&fx, "old", 300, fx.now() - MINUTE, b"x")?;
+    // Meanwhile other writers keep adding sessions that are already
+    // expired, one batch's worth per batch: the run must still end (it stops
+    // at the count of expired rows it started with).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (store, stop, past) = (store.clone(), Arc::clone(&stop), fx.now() - MINUTE);
+            std::thread::spawn(move || -> Result<u64> {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 1_000_000 {
+                    store.commit(&format!("late{w}-{n}"), b"x", past)?;
+                    n += 1;
+                }
+                Ok(n)
+            })
+        })
+        .collect();
+    let cleaner = store.clone();
+    let removed = within("delete_expired", move || cleaner.delete_expired());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer thread")?;
+    }
+    // Every row expired at the start was counted, so the run removed at
+    // least as many.
+    assert!(removed? >= 300);
+    Ok(())
+}
+
 #[test]
 fn files_without_auto_vacuum_still_clean_up() -> Result<()> {
     let fx = Fixture::new();

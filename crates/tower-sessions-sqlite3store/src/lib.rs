@@ -37,8 +37,10 @@
 //!
 //! # Storage
 //! One row per session in Go scs' `sessions` table: the token is the session
-//! id as tower-sessions prints it, `data` the whole record in MessagePack,
-//! `expiry` the record's expiry date. All the SQL is in `sqlite3store`; see
+//! id as tower-sessions prints it (an HMAC of it with
+//! [`hash_tokens`](sqlite3store::Builder::hash_tokens)), `data` the record's
+//! data and expiry date in MessagePack, without the id, `expiry` the record's
+//! expiry date. With hashing on, the file therefore holds no session id. All the SQL is in `sqlite3store`; see
 //! [`sqlite3store::Builder`] for its options (durability, size limits, the
 //! cleanup interval, a test clock) and [`SqliteSessionStore::open_with`] to
 //! use them.
@@ -57,6 +59,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cleanup;
+mod record;
 mod store;
 
 pub use cleanup::{spawn_cleanup_task, CleanupTask};

@@ -1,6 +1,6 @@
 //! [`SqliteSessionStore`]: tower-sessions' `SessionStore` over the async
-//! front of `sqlite3store`. The SQL lives in the core; this file only encodes
-//! records and maps errors.
+//! front of `sqlite3store`. The SQL lives in the core, the record's layout in
+//! `record.rs`; this file only maps calls and errors.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -11,6 +11,8 @@ use time::OffsetDateTime;
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
 
+use crate::record;
+
 /// How many fresh ids [`SessionStore::create`] tries before giving up. With
 /// 128-bit random ids a single collision is already all but impossible; the
 /// bound only keeps a broken random source from looping forever.
@@ -20,9 +22,11 @@ const CREATE_ATTEMPTS: usize = 8;
 /// through [`sqlite3store`].
 ///
 /// Each session is one row of Go scs' table: the token is the session
-/// [`Id`] as tower-sessions prints it, `data` is the whole [`Record`]
-/// encoded with MessagePack (`rmp-serde`, fields by name), and `expiry` is the
-/// record's `expiry_date`.
+/// [`Id`] as tower-sessions prints it (the cookie value; with
+/// [`Builder::hash_tokens`], an HMAC of it), `data` is the [`Record`]'s data
+/// and expiry date in MessagePack behind a two-byte version header, without
+/// the id, and `expiry` is the record's `expiry_date`. Rows written by
+/// earlier versions, which hold the whole record with its id, still load.
 ///
 /// Cheap to clone; clones share one store. Expired sessions are deleted by
 /// the core store's cleanup thread (every 5 minutes unless the
@@ -86,7 +90,7 @@ impl SessionStore for SqliteSessionStore {
     /// Each attempt is one atomic insert-if-absent in the core.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         for _ in 0..CREATE_ATTEMPTS {
-            let data = encode(record)?;
+            let data = record::encode(record)?;
             let stored = self
                 .store
                 .create(&record.id.to_string(), &data, expiry(record))
@@ -105,7 +109,7 @@ impl SessionStore for SqliteSessionStore {
 
     /// Stores the record, replacing any session with its id.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = encode(record)?;
+        let data = record::encode(record)?;
         self.store
             .commit(&record.id.to_string(), &data, expiry(record))
             .await
@@ -123,14 +127,9 @@ impl SessionStore for SqliteSessionStore {
         else {
             return Ok(None);
         };
-        let record: Record = rmp_serde::from_slice(&data)
-            .map_err(|err| session_store::Error::Decode(err.to_string()))?;
-        if record.id != *session_id {
-            // Only a row copied or written by hand gets here; handing it out
-            // would move the session to the id inside it.
-            tracing::warn!("stored session record has another id; ignored");
+        let Some(record) = record::decode(*session_id, &data)? else {
             return Ok(None);
-        }
+        };
         if expiry(&record) <= self.store.as_sync().now() {
             return Ok(None);
         }
@@ -160,10 +159,6 @@ impl ExpiredDeletion for SqliteSessionStore {
         tracing::debug!(removed, "expired sessions deleted");
         Ok(())
     }
-}
-
-fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
-    rmp_serde::to_vec_named(record).map_err(|err| session_store::Error::Encode(err.to_string()))
 }
 
 /// The record's expiry as the core wants it. `time` dates (years -9999 to
