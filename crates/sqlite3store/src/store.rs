@@ -905,6 +905,8 @@ fn spawn_cleanup(inner: Weak<Inner>, first: Duration, every: Duration) -> Result
                 took_ms = report.duration.as_millis() as u64,
                 "expired sessions cleaned up"
             ),
+            // Closing stops this thread; nothing went wrong.
+            Err(Error::Closed) => return ControlFlow::Break(()),
             Err(err) => tracing::warn!(%err, "session cleanup failed; retrying next tick"),
         }
         ControlFlow::Continue(())

@@ -307,7 +307,10 @@ async fn a_timed_out_write_never_lands_after_its_retry() -> Result<()> {
     }
     // The retry of `t` is served by the other process (another replica),
     // which commits v2 and releases the lock.
-    tx.execute("UPDATE sessions SET data = ?1 WHERE token = 't'", [&b"v2"[..]])?;
+    tx.execute(
+        "UPDATE sessions SET data = ?1 WHERE token = 't'",
+        [&b"v2"[..]],
+    )?;
     // The retry of `r` comes back to this store and waits for the lock.
     let retry = tokio::spawn({
         let store = store.clone();
@@ -356,4 +359,56 @@ async fn a_write_taken_before_its_future_was_dropped_is_applied_whole() -> Resul
     store.commit("after", b"ok", exp).await?;
     assert_eq!(store.find("after").await?, Some(b"ok".to_vec()));
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_answers_calls_waiting_for_a_slot_at_once() -> Result<()> {
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(
+        fx.builder()
+            .busy_timeout(Duration::from_secs(60))
+            .max_async_writes(1),
+    )
+    .await?;
+    let exp = fx.now() + MINUTE;
+    let mut raw = fx.raw();
+    let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let commit = |token: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move { store.commit(token, b"d", exp).await })
+    };
+    // One write holds the only slot, stalled on the lock; three wait for it.
+    let stalled = commit("a");
+    settled_at(&store, 1).await;
+    let waiting = [commit("b"), commit("c"), commit("d")];
+    let closing = tokio::spawn(store.clone().close());
+    for call in waiting {
+        let answered = tokio::time::timeout(Duration::from_secs(10), call).await;
+        let result = answered.expect("answered while the lock is still held");
+        let err = result.expect("join").unwrap_err();
+        assert!(matches!(err, Error::Closed), "{err:?}");
+    }
+    // The running write is not abandoned: closing waits for it, it commits
+    // once the lock is free, and it is in the closed file.
+    tx.commit()?;
+    stalled.await.expect("join")?;
+    closing.await.expect("join")?;
+    let err = store.find("a").await.unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err:?}");
+    let rows: i64 = fx
+        .raw()
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
+    assert_eq!(rows, 1);
+    Ok(())
+}
+
+/// Waits until `writes` async writes of `store` run on the blocking pool.
+async fn settled_at(store: &AsyncSqliteStore, writes: usize) {
+    let reached = tokio::time::timeout(Duration::from_secs(60), async {
+        while store.in_flight().writes != writes {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "never {writes} writes in flight");
 }
