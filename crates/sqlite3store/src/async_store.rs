@@ -20,6 +20,9 @@ use crate::writer::Cancel;
 /// on SQLite or on the store's locks; it works on a `current_thread` runtime
 /// and with time paused.
 ///
+/// Cheap to clone; converts to and from [`SqliteStore`] for free, and both
+/// share one store.
+///
 /// # Cancellation
 ///
 /// Dropping a future (a request timeout, a client gone) never loses an
@@ -29,9 +32,6 @@ use crate::writer::Cancel;
 /// a timed-out write can never land after, and overwrite, the retry that
 /// followed it. One the writer has started is applied whole. For
 /// `delete_expired`, batches already done stay done.
-///
-/// Cheap to clone; converts to and from [`SqliteStore`] for free, and both
-/// share one store.
 ///
 /// # Bounded
 ///
@@ -47,9 +47,11 @@ use crate::writer::Cancel;
 /// on their own threads. [`in_flight`](Self::in_flight) shows the calls
 /// running now.
 ///
+/// # Closing
+///
 /// Dropping the last handle never blocks a runtime thread: closing goes to
 /// the blocking pool (see [Closing](SqliteStore#closing)). To know the file
-/// is closed and complete, `close().await` instead.
+/// is closed and complete, call [`close`](Self::close)`().await` instead.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -62,6 +64,7 @@ use crate::writer::Cancel;
 /// let store = AsyncSqliteStore::open(SqliteStore::builder(&path)).await?;
 /// store.commit("token", b"data", SystemTime::now() + Duration::from_secs(60)).await?;
 /// assert_eq!(store.find("token").await?, Some(b"data".to_vec()));
+/// store.close().await?; // the file alone is now complete
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
