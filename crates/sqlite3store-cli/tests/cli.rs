@@ -575,3 +575,64 @@ fn bench_runs_a_tiny_workload_and_prints_its_table() -> Result {
         .stdout(predicate::str::contains("commit-update"));
     Ok(())
 }
+
+/// The modes of the database and of its `-wal` and `-shm` where present.
+#[cfg(unix)]
+fn modes(db: &std::path::Path) -> Result<Vec<(String, u32)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut os = db.as_os_str().to_owned();
+        os.push(suffix);
+        match std::fs::metadata(&os) {
+            Ok(meta) => out.push((suffix.to_owned(), meta.permissions().mode() & 0o777)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Every command, run under the most permissive umask, leaves the files'
+/// modes as they were: 0600 as the library creates them, or 0640 as an
+/// owner set them; a `-wal` or `-shm` it creates takes the database's mode.
+#[cfg(unix)]
+#[test]
+fn commands_never_loosen_file_modes() -> Result {
+    use std::os::unix::fs::PermissionsExt;
+    for start in [0o600, 0o640] {
+        let fx = Fixture::populated()?;
+        // Created by the library (under the test's umask): owner only.
+        assert_eq!(modes(&fx.db())?, [(String::new(), 0o600)]);
+        std::fs::set_permissions(fx.db(), std::fs::Permissions::from_mode(start))?;
+        for args in [
+            &["stats"][..],
+            &["list"],
+            &["show", ACTIVE_SOON],
+            &["revoke", ACTIVE_LATE],
+            &["purge"],
+            &["vacuum"],
+        ] {
+            let status = std::process::Command::new("sh")
+                .args(["-c", "umask 000 && exec \"$@\"", "sh"])
+                .arg(assert_cmd::cargo::cargo_bin("sqlite3store"))
+                .arg("--db")
+                .arg(fx.db())
+                .args(args)
+                .env_remove("SQLITE3STORE_DB")
+                .stdout(std::process::Stdio::null())
+                .status()?;
+            assert!(status.success(), "{args:?}: {status}");
+            for (suffix, mode) in modes(&fx.db())? {
+                assert_eq!(mode, start, "{args:?}: sessions.db{suffix} is {mode:o}");
+            }
+        }
+        // While a store has it open, the -wal and -shm exist: same mode.
+        let store = fx.store()?;
+        store.commit("t", b"d", SystemTime::now() + HOUR)?;
+        let open = modes(&fx.db())?;
+        assert_eq!(open.len(), 3, "{open:?}");
+        assert!(open.iter().all(|(_, mode)| *mode == start), "{open:?}");
+    }
+    Ok(())
+}

@@ -70,8 +70,9 @@ pub enum Error {
     #[error("session database is full")]
     DiskFull(#[source] rusqlite::Error),
     /// The database file was deleted or replaced at its path while the store
-    /// had it open; writes are refused rather than go to the orphaned file.
-    /// Reopen the store.
+    /// had it open; writes are refused rather than go to the orphaned file,
+    /// and once the store has seen this, reads are refused too (so they never
+    /// answer from two different files). Reopen the store.
     #[error("session database {path:?} was deleted or replaced while open")]
     FileReplaced {
         /// The path the store opened.

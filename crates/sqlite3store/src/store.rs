@@ -138,6 +138,8 @@ pub(crate) struct Inner {
     /// None when read-only.
     writer: Option<Arc<Writer>>,
     path: PathBuf,
+    /// The file opened; once it is seen replaced, reads fail as writes do.
+    file: Arc<FileIdentity>,
     sql: Arc<Sql>,
     clock: Arc<dyn Clock>,
     hasher: Option<TokenHasher>,
@@ -214,7 +216,7 @@ impl SqliteStore {
             None => {
                 // Check the file and table without writing anything.
                 check_header(&b.path)?;
-                let conn = open_reader(&b.path, &b).map_err(|e| match e {
+                let conn = open_reader(&b.path, &b, None).map_err(|e| match e {
                     Error::Sqlite(source) => Error::Open {
                         path: b.path.clone(),
                         source,
@@ -227,6 +229,8 @@ impl SqliteStore {
             }
         };
 
+        // Taken once the file is open: every later check compares with it.
+        let file = FileIdentity::of(&b.path)?;
         let wal = WalState::new(b.checkpoint_pages);
         let writer = match writer_conn {
             Some(mut conn) => {
@@ -236,20 +240,22 @@ impl SqliteStore {
                     Arc::clone(&sql),
                     b.group_commit,
                     Arc::clone(&wal),
-                    FileIdentity::of(&b.path)?,
+                    Arc::clone(&file),
                 )))
             }
             None => None,
         };
 
         let reader_builder = b.clone();
+        let reader_file = Arc::clone(&file);
         let readers = ReaderPool::new(b.readers, move || {
-            open_reader(&reader_builder.path, &reader_builder)
+            open_reader(&reader_builder.path, &reader_builder, Some(&reader_file))
         });
         readers.warm()?;
 
         let inner = Arc::new(Inner {
             path: b.path.clone(),
+            file,
             sql,
             writer,
             readers,
@@ -314,12 +320,12 @@ impl SqliteStore {
         }
         let key = storage_key(inner.hasher.as_ref(), token);
         let now = inner.now();
-        let conn = inner.readers.get()?;
-        let found = conn
-            .prepare_cached(sql)?
-            .query_row(params![key, now], row)
-            .optional()?;
-        Ok(found)
+        inner.read(|conn| {
+            Ok(conn
+                .prepare_cached(sql)?
+                .query_row(params![key, now], row)
+                .optional()?)
+        })
     }
 
     /// Stores `data` under `token` until `expiry`, replacing any session with
@@ -371,17 +377,18 @@ impl SqliteStore {
     pub fn all(&self) -> Result<HashMap<String, Vec<u8>>> {
         let inner = &self.inner;
         let now = inner.now();
-        let conn = inner.readers.get()?;
-        let mut stmt = conn.prepare_cached(&inner.sql.all)?;
-        let rows = stmt.query_map([now], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?;
-        let mut out = HashMap::new();
-        for row in rows {
-            let (token, data) = row?;
-            out.insert(token, data);
-        }
-        Ok(out)
+        inner.read(|conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.all)?;
+            let rows = stmt.query_map([now], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            let mut out = HashMap::new();
+            for row in rows {
+                let (token, data) = row?;
+                out.insert(token, data);
+            }
+            Ok(out)
+        })
     }
 
     /// Up to `limit` active sessions as (stored key, expiry), soonest to
@@ -389,13 +396,14 @@ impl SqliteStore {
     pub fn list(&self, limit: usize) -> Result<Vec<(String, SystemTime)>> {
         let inner = &self.inner;
         let now = inner.now();
-        let conn = inner.readers.get()?;
-        let mut stmt = conn.prepare_cached(&inner.sql.list)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![now, limit], |r| {
-            Ok((r.get::<_, String>(0)?, from_julian(r.get::<_, f64>(1)?)))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        inner.read(|conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.list)?;
+            let rows = stmt.query_map(params![now, limit], |r| {
+                Ok((r.get::<_, String>(0)?, from_julian(r.get::<_, f64>(1)?)))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     /// Deletes every expired session now and returns how many were removed:
@@ -424,29 +432,30 @@ impl SqliteStore {
     pub fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
         let now = inner.now();
-        let conn = inner.readers.get()?;
-        let count = |sql: &str| -> Result<u64> {
-            Ok(conn
-                .prepare_cached(sql)?
-                .query_row([now], |r| r.get::<_, i64>(0))? as u64)
-        };
-        let active = count(&inner.sql.count_active)?;
-        let expired = count(&inner.sql.count_expired)?;
-        let pragma = |name: &str| -> Result<u64> {
-            Ok(conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))? as u64)
-        };
-        let file_size = std::fs::metadata(&inner.path)?.len();
-        let wal_size = std::fs::metadata(wal_path(&inner.path)).map_or(0, |m| m.len());
-        Ok(Stats {
-            active,
-            expired,
-            file_size,
-            wal_size,
-            page_size: pragma("page_size")?,
-            page_count: pragma("page_count")?,
-            free_pages: pragma("freelist_count")?,
-            incremental_vacuum: inner.incremental_vacuum,
-            last_cleanup: *inner.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()),
+        inner.read(|conn| {
+            let count = |sql: &str| -> Result<u64> {
+                Ok(conn
+                    .prepare_cached(sql)?
+                    .query_row([now], |r| r.get::<_, i64>(0))? as u64)
+            };
+            let active = count(&inner.sql.count_active)?;
+            let expired = count(&inner.sql.count_expired)?;
+            let pragma = |name: &str| -> Result<u64> {
+                Ok(conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))? as u64)
+            };
+            let file_size = std::fs::metadata(&inner.path)?.len();
+            let wal_size = std::fs::metadata(wal_path(&inner.path)).map_or(0, |m| m.len());
+            Ok(Stats {
+                active,
+                expired,
+                file_size,
+                wal_size,
+                page_size: pragma("page_size")?,
+                page_count: pragma("page_count")?,
+                free_pages: pragma("freelist_count")?,
+                incremental_vacuum: inner.incremental_vacuum,
+                last_cleanup: *inner.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()),
+            })
         })
     }
 
@@ -515,6 +524,22 @@ impl SqliteStore {
 impl Inner {
     fn now(&self) -> f64 {
         to_julian(self.clock.now())
+    }
+
+    /// Runs `f` on a reader connection, unless the file is known to be
+    /// replaced. A read that fails (a connection opened on the replacement
+    /// may find an old `-wal` beside it) reports a replaced file as such.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let replaced_or = |err: Error| {
+            if self.file.replaced() {
+                self.file.error()
+            } else {
+                err
+            }
+        };
+        self.file.check_known()?;
+        let conn = self.readers.get().map_err(replaced_or)?;
+        f(&conn).map_err(replaced_or)
     }
 
     fn writer(&self) -> Result<&Writer> {
@@ -692,16 +717,18 @@ impl Inner {
 impl Inner {
     /// A `count(*)` query (`?1` now) on a reader.
     fn count(&self, sql: &str, now: f64) -> Result<u64> {
-        let conn = self.readers.get()?;
-        let n: i64 = conn.prepare_cached(sql)?.query_row([now], |r| r.get(0))?;
-        Ok(n.max(0) as u64)
+        self.read(|conn| {
+            let n: i64 = conn.prepare_cached(sql)?.query_row([now], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
     }
 
     /// Pages on the free list, as a reader sees it.
     fn free_pages(&self) -> Result<u64> {
-        let conn = self.readers.get()?;
-        let n: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
-        Ok(n.max(0) as u64)
+        self.read(|conn| {
+            let n: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
     }
 }
 
@@ -808,6 +835,34 @@ fn check_header(path: &Path) -> Result<()> {
     }
 }
 
+/// Creates a missing database file with mode 0600 (owner only), whatever the
+/// umask, before SQLite would create it with 0644 less the umask. SQLite
+/// gives the `-wal` and `-shm` files it creates the database file's own mode
+/// (ignoring the umask), so they are private too. An existing file, and its
+/// mode, are left alone. Any failure is left for SQLite's own open to report.
+fn create_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        // create_new: never touches a file that is there (nor follows a
+        // symlink there).
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        if let Ok(file) = created {
+            // The umask may have taken bits from 0600 too (0o277 leaves
+            // 0400): set the mode exactly, through the descriptor.
+            if let Err(err) = file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+                tracing::warn!(%err, path = %path.display(), "cannot set the new database file's mode to 0600");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// Reads the schema table, which fails for a file that is not a database.
 fn probe(conn: &Connection) -> Result<()> {
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
@@ -822,6 +877,7 @@ fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
     check_header(&b.path)?;
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if b.create_if_missing {
+        create_private(&b.path);
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let mut conn = Connection::open_with_flags(&b.path, flags).map_err(|source| Error::Open {
@@ -876,9 +932,16 @@ fn configure(conn: &Connection, b: &Builder, cache_kib: u32) -> Result<()> {
     Ok(())
 }
 
-fn open_reader(path: &Path, b: &Builder) -> Result<Connection> {
+/// Opens a read-only connection. With `file`, refuses one that opened a
+/// file other than the store's (replaced at the path meanwhile): it would
+/// read the new file while the others read the old one. Checked before
+/// anything is read, so an old `-wal` is never replayed into the new file.
+fn open_reader(path: &Path, b: &Builder, file: Option<&FileIdentity>) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
+    if let Some(file) = file.filter(|f| f.replaced()) {
+        return Err(file.error());
+    }
     configure(&conn, b, b.cache_size_kib)?;
     // Only readers map (when asked): the writer needs private copies of the
     // pages it changes anyway.

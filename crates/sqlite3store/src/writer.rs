@@ -29,35 +29,62 @@ use crate::checkpoint::{checkpoint, WalState};
 use crate::error::{Error, Result};
 use crate::schema::Sql;
 
-/// The identity of the database file the writer opened, so a write into a
+/// The identity of the database file the store opened, so a write into a
 /// file that was deleted or replaced at its path (where SQLite in WAL mode
-/// would carry on, unseen, in the orphaned file) fails instead.
-#[derive(Debug, Clone)]
+/// would carry on, unseen, in the orphaned file) fails instead. Shared by
+/// the writer, the reads and the reader pool: once any of them sees the
+/// file replaced, every operation fails, so the store never answers from
+/// two different files.
+#[derive(Debug)]
 pub(crate) struct FileIdentity {
     path: std::path::PathBuf,
     #[cfg(unix)]
     id: (u64, u64),
+    /// Set once the file was seen replaced; never cleared.
+    replaced: AtomicBool,
 }
 
 impl FileIdentity {
-    pub(crate) fn of(path: &std::path::Path) -> Result<Self> {
-        Ok(Self {
+    pub(crate) fn of(path: &std::path::Path) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
             path: path.to_path_buf(),
             #[cfg(unix)]
             id: unix_id(path)?,
-        })
+            replaced: AtomicBool::new(false),
+        }))
     }
 
     /// Whether the file at the path is no longer the one opened (one
-    /// `stat` call; always false where file identity is not available).
-    fn replaced(&self) -> bool {
+    /// `stat` call until it is; always false where file identity is not
+    /// available). Once true, stays true for everyone.
+    pub(crate) fn replaced(&self) -> bool {
+        if self.known_replaced() {
+            return true;
+        }
         #[cfg(unix)]
-        return unix_id(&self.path).ok() != Some(self.id);
-        #[cfg(not(unix))]
+        if unix_id(&self.path).ok() != Some(self.id) {
+            self.replaced.store(true, Ordering::Release);
+            tracing::warn!(path = %self.path.display(), "session database was deleted or replaced while open; reopen the store");
+            return true;
+        }
         false
     }
 
-    fn error(&self) -> Error {
+    /// Whether the file was already seen replaced (no system call).
+    pub(crate) fn known_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Acquire)
+    }
+
+    /// Fails with [`Error::FileReplaced`] once the file was seen replaced.
+    pub(crate) fn check_known(&self) -> Result<()> {
+        if self.known_replaced() {
+            Err(self.error())
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn error(&self) -> Error {
         Error::FileReplaced {
             path: self.path.clone(),
         }
@@ -275,7 +302,7 @@ pub(crate) struct Writer {
     sql: Arc<Sql>,
     group_commit: bool,
     wal: Arc<WalState>,
-    file: FileIdentity,
+    file: Arc<FileIdentity>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -308,7 +335,7 @@ impl Writer {
         sql: Arc<Sql>,
         group_commit: bool,
         wal: Arc<WalState>,
-        file: FileIdentity,
+        file: Arc<FileIdentity>,
     ) -> Self {
         Self {
             conn: Mutex::new(Some(conn)),

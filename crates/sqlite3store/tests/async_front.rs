@@ -82,7 +82,14 @@ async fn dropped_futures_lose_nothing_acknowledged() -> Result<()> {
     for (i, task) in tasks.into_iter().enumerate() {
         if i % 2 == 0 {
             task.abort();
-            let _ = task.await;
+            match task.await {
+                // It finished before the abort: acknowledged like the rest.
+                Ok(result) => {
+                    result?;
+                    acknowledged.push(i);
+                }
+                Err(err) => assert!(err.is_cancelled(), "t{i}: {err}"),
+            }
         } else {
             task.await.expect("join")?;
             acknowledged.push(i);
@@ -90,11 +97,14 @@ async fn dropped_futures_lose_nothing_acknowledged() -> Result<()> {
     }
     // Also drop futures mid-flight with a timeout of zero.
     for i in 200..250 {
-        let _ = tokio::time::timeout(
-            Duration::ZERO,
-            store.commit(&format!("t{i}"), &data(i), exp),
-        )
-        .await;
+        let (token, value) = (format!("t{i}"), data(i));
+        let commit = store.commit(&token, &value, exp);
+        // Elapsed: dropped mid-flight. A commit that won the race is
+        // acknowledged, and must be kept.
+        if let Ok(result) = tokio::time::timeout(Duration::ZERO, commit).await {
+            result?;
+            acknowledged.push(i);
+        }
     }
     // Let the blocking pool finish what was started.
     let sync: SqliteStore = store.clone().into();

@@ -1,5 +1,6 @@
-//! The conformance suite against the synchronous `SqliteStore`.
+//! `session_contract`'s conformance suite against the synchronous
+//! `SqliteStore`, called inline through a thin wrapper.
 
 mod common;
 
-conformance!(sqlite3store::SqliteStore);
+session_contract::conformance_tests!(common::harness::SyncHarness);

@@ -64,7 +64,10 @@ fn try_option(fx: &Fixture, apply: &Apply) -> Result<()> {
         assert!(!store.create("t", b"", later)?);
         assert_eq!(store.find("t")?, Some(Vec::new()));
         store.commit("g", b"", fx.now())?;
-        assert_eq!(store.delete_expired()?, 1);
+        // The cleanup thread (cleanup_interval = 1ns) may have removed it
+        // first; either way it is gone afterwards.
+        assert!(store.delete_expired()? <= 1);
+        assert_eq!(store.stats()?.expired, 0);
         assert!(store.delete("t")?);
         store.vacuum()?;
     }

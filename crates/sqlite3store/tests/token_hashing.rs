@@ -2,6 +2,11 @@
 //! the database, its WAL or its shared-memory file, while open or after
 //! close; the API still takes raw tokens; `all` shows HMAC-SHA-256 keys; a
 //! store with another key, or none, cannot use the raw tokens.
+//!
+//! The same through the tower-sessions adapter (no session id in any form
+//! in the files) is in `crates/tower-sessions-sqlite3store/tests/
+//! token_hashing.rs`: a dev-dependency of this crate on the adapter would be
+//! a publish cycle.
 
 mod support;
 

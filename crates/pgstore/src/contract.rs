@@ -1,0 +1,102 @@
+//! [`session_contract::SessionStore`] for [`PgStore`], and the error kinds.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use session_contract::{ErrorKind, Listed, Session, SessionStore, StoreError};
+
+use crate::error::Error;
+use crate::store::PgStore;
+
+impl StoreError for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidConfig(_)
+            | Error::EmptyToken
+            | Error::NulInToken
+            | Error::TokenTooLong { .. }
+            | Error::DataTooLarge { .. } => ErrorKind::InvalidInput,
+            Error::SchemaMismatch { .. } => ErrorKind::Schema,
+            Error::Connect(_) | Error::ConnectionLost(_) => ErrorKind::ConnectionLost,
+            Error::Busy(_) | Error::PoolTimeout(_) => ErrorKind::Busy,
+            Error::Closed => ErrorKind::Closed,
+            Error::Postgres(_) => ErrorKind::Other,
+        }
+    }
+
+    fn is_retryable(&self) -> bool {
+        Error::is_retryable(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for PgStore {
+    type Error = Error;
+
+    async fn find(&self, token: &str) -> Result<Option<Vec<u8>>, Error> {
+        PgStore::find(self, token).await
+    }
+
+    async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>, Error> {
+        Ok(PgStore::find_with_expiry(self, token)
+            .await?
+            .map(|(data, expiry)| Session::new(data, expiry)))
+    }
+
+    async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<(), Error> {
+        PgStore::commit(self, token, data, expiry).await
+    }
+
+    async fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool, Error> {
+        PgStore::create(self, token, data, expiry).await
+    }
+
+    async fn delete(&self, token: &str) -> Result<bool, Error> {
+        PgStore::delete(self, token).await
+    }
+
+    async fn all(&self) -> Result<HashMap<String, Vec<u8>>, Error> {
+        PgStore::all(self).await
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<Listed>, Error> {
+        Ok(PgStore::list(self, limit)
+            .await?
+            .into_iter()
+            .map(|(token, expiry)| Listed::new(token, expiry))
+            .collect())
+    }
+
+    async fn delete_expired(&self) -> Result<u64, Error> {
+        PgStore::delete_expired(self).await
+    }
+
+    fn stop_cleanup(&self) {
+        PgStore::stop_cleanup(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_retryability_agree() {
+        let cases = [
+            (Error::EmptyToken, ErrorKind::InvalidInput, false),
+            (Error::NulInToken, ErrorKind::InvalidInput, false),
+            (
+                Error::PoolTimeout(std::time::Duration::from_secs(1)),
+                ErrorKind::Busy,
+                true,
+            ),
+            (Error::Connect(None), ErrorKind::ConnectionLost, true),
+            (Error::Closed, ErrorKind::Closed, false),
+        ];
+        for (err, kind, retryable) in cases {
+            assert_eq!(StoreError::kind(&err), kind, "{err}");
+            assert_eq!(StoreError::is_retryable(&err), retryable, "{err}");
+            assert_eq!(err.is_retryable(), retryable, "{err}");
+        }
+    }
+}

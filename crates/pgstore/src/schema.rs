@@ -1,0 +1,257 @@
+//! Every SQL statement, built once per table name; schema create and verify.
+//!
+//! The table and schema names are the only text put into SQL; they are
+//! validated as plain identifiers and then double-quoted, so no name can
+//! change a statement's meaning. Everything else is a bound parameter.
+
+use deadpool_postgres::Client;
+
+use crate::error::{Error, Result};
+
+/// PostgreSQL truncates identifiers at 63 bytes (NAMEDATALEN - 1); the
+/// index name adds `_expiry_idx` (11 bytes) to the table's.
+pub(crate) const MAX_TABLE_NAME: usize = 63 - 11;
+const MAX_SCHEMA_NAME: usize = 63;
+
+/// How the `expiry` column stores time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExpiryType {
+    /// `TIMESTAMPTZ`, Go postgresstore's current table: an instant.
+    WithTimeZone,
+    /// `TIMESTAMP` (older copies of Go's README used `TIMESTAMP(6)`): a
+    /// wall-clock time without zone, which Go's scs always wrote in UTC
+    /// (its deadlines are `time.Now().Add(..).UTC()`). Read and written as
+    /// UTC, and compared against the database clock in UTC.
+    WithoutTimeZone,
+}
+
+impl ExpiryType {
+    /// The database's current time, comparable with the column.
+    fn now(self) -> &'static str {
+        match self {
+            ExpiryType::WithTimeZone => "current_timestamp",
+            ExpiryType::WithoutTimeZone => "(current_timestamp AT TIME ZONE 'UTC')",
+        }
+    }
+}
+
+/// Checks a name for use as a quoted identifier.
+pub(crate) fn validate_name(what: &str, name: &str, max: usize) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = name.len() <= max
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.to_ascii_lowercase().starts_with("pg_");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{what} name {name:?} must be 1 to {max} ASCII letters, digits or underscores, \
+             start with a letter or underscore, and not start with \"pg_\""
+        )))
+    }
+}
+
+/// The table's identity, before its column types are known.
+#[derive(Debug, Clone)]
+pub(crate) struct TableName {
+    /// `"schema"."table"` or `"table"`.
+    pub(crate) qualified: String,
+    /// The index, in the table's schema.
+    index: String,
+}
+
+impl TableName {
+    pub(crate) fn new(schema: Option<&str>, table: &str) -> Result<Self> {
+        validate_name("table", table, MAX_TABLE_NAME)?;
+        if let Some(s) = schema {
+            validate_name("schema", s, MAX_SCHEMA_NAME)?;
+        }
+        let prefix = schema.map(|s| format!("\"{s}\".")).unwrap_or_default();
+        Ok(Self {
+            qualified: format!("{prefix}\"{table}\""),
+            index: format!("\"{table}_expiry_idx\""),
+        })
+    }
+
+    /// The key of the advisory lock that replicas take in turn for `what`
+    /// (schema creation, cleanup) on this table.
+    pub(crate) fn lock_name(&self, what: &str) -> String {
+        format!("pgstore {what} {}", self.qualified)
+    }
+}
+
+/// Every statement on the table.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) expiry_type: ExpiryType,
+    pub(crate) find: String,
+    pub(crate) find_with_expiry: String,
+    pub(crate) commit: String,
+    pub(crate) create: String,
+    pub(crate) delete: String,
+    pub(crate) all: String,
+    pub(crate) list: String,
+    pub(crate) now: String,
+    pub(crate) count: String,
+    pub(crate) size: String,
+    pub(crate) delete_batch: String,
+}
+
+impl Sql {
+    pub(crate) fn new(name: &TableName, expiry_type: ExpiryType) -> Self {
+        let t = &name.qualified;
+        let now = expiry_type.now();
+        Self {
+            expiry_type,
+            find: format!("SELECT data FROM {t} WHERE token = $1 AND {now} < expiry"),
+            find_with_expiry: format!(
+                "SELECT data, expiry FROM {t} WHERE token = $1 AND {now} < expiry"
+            ),
+            commit: format!(
+                "INSERT INTO {t} (token, data, expiry) VALUES ($1, $2, $3) \
+                 ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry"
+            ),
+            // The conflicting row is locked while the WHERE is checked, so
+            // concurrent creates of one token store it once.
+            create: format!(
+                "INSERT INTO {t} AS s (token, data, expiry) VALUES ($1, $2, $3) \
+                 ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry \
+                 WHERE s.expiry <= {now}"
+            ),
+            delete: format!("DELETE FROM {t} WHERE token = $1"),
+            all: format!("SELECT token, data FROM {t} WHERE {now} < expiry"),
+            list: format!(
+                "SELECT token, expiry FROM {t} WHERE {now} < expiry ORDER BY expiry, token LIMIT $1"
+            ),
+            now: format!("SELECT {now}"),
+            count: format!(
+                "SELECT count(*) FILTER (WHERE {now} < expiry), count(*) FILTER (WHERE expiry <= {now}) FROM {t}"
+            ),
+            size: "SELECT pg_total_relation_size(to_regclass($1))".into(),
+            // `= ANY(ARRAY(..))` plans as a TID scan; SKIP LOCKED leaves rows
+            // that a commit holds to the next run instead of waiting.
+            delete_batch: format!(
+                "DELETE FROM {t} WHERE ctid = ANY(ARRAY(\
+                 SELECT ctid FROM {t} WHERE expiry < $1 ORDER BY expiry LIMIT $2 FOR UPDATE SKIP LOCKED))"
+            ),
+        }
+    }
+}
+
+/// Creates the table and index unless the table exists (under an advisory
+/// lock, so replicas starting together create it once), then checks its
+/// columns. Returns how `expiry` is stored.
+pub(crate) async fn prepare(
+    client: &mut Client,
+    name: &TableName,
+    create_if_missing: bool,
+) -> Result<ExpiryType> {
+    if create_if_missing {
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&name.lock_name("schema")],
+        )
+        .await?;
+        let exists: bool = tx
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name.qualified])
+            .await?
+            .get(0);
+        if !exists {
+            let t = &name.qualified;
+            tx.batch_execute(&format!(
+                "CREATE TABLE {t} (token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL); \
+                 CREATE INDEX {idx} ON {t} (expiry);",
+                idx = name.index
+            ))
+            .await?;
+            tracing::info!(table = %t, "created the session table");
+        }
+        tx.commit().await?;
+    }
+    verify(client, name).await
+}
+
+async fn verify(client: &Client, name: &TableName) -> Result<ExpiryType> {
+    let mismatch = |reason: String| Error::SchemaMismatch {
+        table: name.qualified.clone(),
+        reason,
+    };
+    let rows = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, NULL), \
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid \
+                            AND i.indisunique AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum \
+                            AND i.indpred IS NULL) \
+             FROM pg_attribute a \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&name.qualified],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Err(mismatch("the table does not exist".into()));
+    }
+    let column = |col: &str| {
+        rows.iter()
+            .find(|r| r.get::<_, String>(0) == col)
+            .map(|r| (r.get::<_, String>(1), r.get::<_, bool>(2)))
+    };
+    match column("token") {
+        Some((ty, unique)) if ty == "text" => {
+            if !unique {
+                return Err(mismatch(
+                    "column token is not the primary key (nor unique)".into(),
+                ));
+            }
+        }
+        Some((ty, _)) => return Err(mismatch(format!("column token is {ty}, not text"))),
+        None => return Err(mismatch("no column token".into())),
+    }
+    match column("data") {
+        Some((ty, _)) if ty == "bytea" => {}
+        Some((ty, _)) => return Err(mismatch(format!("column data is {ty}, not bytea"))),
+        None => return Err(mismatch("no column data".into())),
+    }
+    let expiry_type = match column("expiry") {
+        Some((ty, _)) if ty == "timestamp with time zone" => ExpiryType::WithTimeZone,
+        Some((ty, _)) if ty == "timestamp without time zone" => ExpiryType::WithoutTimeZone,
+        Some((ty, _)) => {
+            return Err(mismatch(format!(
+                "column expiry is {ty}, not timestamptz or timestamp"
+            )))
+        }
+        None => return Err(mismatch("no column expiry".into())),
+    };
+    Ok(expiry_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated_and_quoted() {
+        let n = TableName::new(Some("app"), "sessions").unwrap();
+        assert_eq!(n.qualified, "\"app\".\"sessions\"");
+        assert_eq!(n.index, "\"sessions_expiry_idx\"");
+        for bad in [
+            "",
+            "a\"b",
+            "x; DROP TABLE y",
+            "1abc",
+            "pg_foo",
+            "naïve",
+            &"a".repeat(MAX_TABLE_NAME + 1),
+        ] {
+            assert!(
+                matches!(TableName::new(None, bad), Err(Error::InvalidConfig(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(TableName::new(Some("s\"; --"), "t").is_err());
+        assert!(TableName::new(None, &"a".repeat(MAX_TABLE_NAME)).is_ok());
+    }
+}

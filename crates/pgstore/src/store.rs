@@ -1,0 +1,389 @@
+//! The operations, and nothing else.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use session_contract::TokenHasher;
+
+use crate::builder::{millis_setting, Builder};
+use crate::cleanup::{self, CleanupOptions, CleanupReport, Outcome};
+use crate::error::{Error, Result};
+use crate::schema::{self, Sql, TableName};
+
+/// A session store in a PostgreSQL table, sharing Go scs
+/// `postgresstore`'s table and semantics.
+///
+/// Cheap to clone: clones share one pool and one cleanup task. Dropping the
+/// last clone stops the task and closes the pool.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+/// A snapshot of the table and the pool, from [`PgStore::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Sessions whose expiry is after the database's now.
+    pub active: u64,
+    /// Expired sessions not yet cleaned up.
+    pub expired: u64,
+    /// Bytes of the table with its indexes and TOAST data
+    /// (`pg_total_relation_size`).
+    pub table_bytes: u64,
+    /// Connections the pool holds now.
+    pub pool_connections: usize,
+    /// The most connections the pool may hold.
+    pub pool_max: usize,
+    /// The last cleanup run of this store (not of other replicas), if any.
+    pub last_cleanup: Option<CleanupReport>,
+    /// Expired rows this store's cleanup (task and explicit calls) removed
+    /// since it opened.
+    pub cleaned_total: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
+    pub(crate) sql: Sql,
+    pub(crate) name: TableName,
+    hasher: Option<TokenHasher>,
+    max_token_len: usize,
+    max_data_len: usize,
+    wait_timeout: Duration,
+    pub(crate) cleanup_options: CleanupOptions,
+    cleanup_task: Mutex<Option<cleanup::Task>>,
+    pub(crate) last_cleanup: Mutex<Option<CleanupReport>>,
+    pub(crate) cleaned_total: AtomicU64,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("table", &self.name.qualified)
+            .field("expiry_type", &self.sql.expiry_type)
+            .field("pool", &self.pool.status())
+            .field("token_hashing", &self.hasher.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.lock_task().take() {
+            task.stop();
+        }
+        self.pool.close();
+    }
+}
+
+/// The latest expiry stored: the end of year 9999, UTC (what sqlite3store
+/// clamps to as well). Earlier than 1970 is stored as 1970: expired either
+/// way.
+const MAX_EXPIRY_SECS: u64 = 253_402_300_799;
+
+fn clamp_expiry(t: SystemTime) -> SystemTime {
+    t.clamp(
+        UNIX_EPOCH,
+        UNIX_EPOCH + Duration::from_secs(MAX_EXPIRY_SECS),
+    )
+}
+
+impl PgStore {
+    /// Connects to `conninfo` (a `postgres://` URL or a libpq `key=value`
+    /// string) and opens the store with every default: table `sessions`,
+    /// created when missing, cleanup every 5 minutes. Go's `New`.
+    pub async fn new(conninfo: &str) -> Result<Self> {
+        Self::builder(conninfo).build().await
+    }
+
+    /// Options for a store on `conninfo` (a `postgres://` URL or a libpq
+    /// `key=value` string); a malformed string fails at
+    /// [`build`](Builder::build).
+    pub fn builder(conninfo: &str) -> Builder {
+        Builder::new(conninfo)
+    }
+
+    /// Options for a store on an already built connection configuration.
+    pub fn builder_from_config(config: tokio_postgres::Config) -> Builder {
+        Builder::from_config(config)
+    }
+
+    pub(crate) async fn open_with(b: Builder) -> Result<Self> {
+        let mut config = b.config.map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        config.connect_timeout(b.connect_timeout);
+        if !b.statement_timeout.is_zero() {
+            let mut options = config.get_options().unwrap_or_default().to_owned();
+            options.push_str(&format!(
+                " -c statement_timeout={}",
+                millis_setting(b.statement_timeout)
+            ));
+            config.options(options.trim_start());
+        }
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(b.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(b.wait_timeout))
+            .create_timeout(Some(b.connect_timeout))
+            .build()
+            .map_err(|e| Error::InvalidConfig(format!("cannot build the connection pool: {e}")))?;
+        let name = TableName::new(b.schema.as_deref(), &b.table)?;
+        let expiry_type = {
+            let mut client = pool
+                .get()
+                .await
+                .map_err(|e| Error::from_pool(e, b.wait_timeout))?;
+            schema::prepare(&mut client, &name, b.create_if_missing).await?
+        };
+        let hasher = b.token_hash_key.as_deref().map(TokenHasher::new);
+        let inner = Arc::new(Inner {
+            pool,
+            sql: Sql::new(&name, expiry_type),
+            name,
+            hasher,
+            max_token_len: b.max_token_len,
+            max_data_len: b.max_data_len,
+            wait_timeout: b.wait_timeout,
+            cleanup_options: CleanupOptions {
+                batch_size: i64::try_from(b.cleanup_batch_size).unwrap_or(i64::MAX),
+                statement_timeout: millis_setting(b.cleanup_statement_timeout),
+            },
+            cleanup_task: Mutex::new(None),
+            last_cleanup: Mutex::new(None),
+            cleaned_total: AtomicU64::new(0),
+        });
+        if !b.cleanup_interval.is_zero() {
+            let task = cleanup::Task::spawn(Arc::downgrade(&inner), b.cleanup_interval);
+            *inner.lock_task() = Some(task);
+        }
+        tracing::debug!(table = %inner.name.qualified, ?expiry_type, "session store opened");
+        Ok(Self { inner })
+    }
+
+    /// The data of the session `token`, or `None` when it is missing or
+    /// expired (by the database's clock). An empty, over-long or NUL-holding
+    /// token is simply not found.
+    pub async fn find(&self, token: &str) -> Result<Option<Vec<u8>>> {
+        let Some(key) = self.inner.lookup_key(token) else {
+            return Ok(None);
+        };
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.find).await?;
+        let row = client.query_opt(&stmt, &[&key]).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Like [`find`](Self::find), with the session's expiry (to the
+    /// microsecond, as PostgreSQL stores it).
+    pub async fn find_with_expiry(&self, token: &str) -> Result<Option<(Vec<u8>, SystemTime)>> {
+        let Some(key) = self.inner.lookup_key(token) else {
+            return Ok(None);
+        };
+        let client = self.inner.client().await?;
+        let stmt = client
+            .prepare_cached(&self.inner.sql.find_with_expiry)
+            .await?;
+        let row = client.query_opt(&stmt, &[&key]).await?;
+        Ok(row
+            .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()?)
+    }
+
+    /// Stores `data` under `token` until `expiry`, replacing any session with
+    /// that token (an upsert, as Go's `Commit`). An expiry in the past is
+    /// stored but never found. Expiries are clamped to 1970..=9999.
+    pub async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
+        let key = self.inner.commit_key(token, data)?;
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.commit).await?;
+        client
+            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry)])
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a new session unless a live one holds `token`; returns whether
+    /// it was stored. An expired row with that token (not yet cleaned up)
+    /// counts as gone and is replaced. One statement (`INSERT ... ON
+    /// CONFLICT DO UPDATE ... WHERE` the held row is expired), so of several
+    /// replicas creating the same token at once exactly one wins.
+    pub async fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
+        let key = self.inner.commit_key(token, data)?;
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.create).await?;
+        let n = client
+            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry)])
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Removes the session `token`; returns whether a row was there (live or
+    /// expired). A missing token is not an error.
+    pub async fn delete(&self, token: &str) -> Result<bool> {
+        let Some(key) = self.inner.lookup_key(token) else {
+            return Ok(false);
+        };
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.delete).await?;
+        Ok(client.execute(&stmt, &[&key]).await? > 0)
+    }
+
+    /// Every live session, token to data; empty when there are none. With
+    /// token hashing on, the keys are the stored hashes.
+    pub async fn all(&self) -> Result<HashMap<String, Vec<u8>>> {
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.all).await?;
+        let rows = client.query(&stmt, &[]).await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            out.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` live sessions as (stored key, expiry), soonest to
+    /// expire first (ties by key), without their data. For operators'
+    /// listings.
+    pub async fn list(&self, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.list).await?;
+        let rows = client.query(&stmt, &[&limit]).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Deletes every session expired as of now (the database's clock) and
+    /// returns how many this call removed. Works in batches of
+    /// [`Builder::cleanup_batch_size`] rows, each its own short transaction
+    /// under a statement timeout, skipping rows a commit holds. Replicas take
+    /// turns through an advisory lock: when another one is cleaning the
+    /// table, this waits for it (up to
+    /// [`Builder::cleanup_statement_timeout`], then [`Error::Busy`]).
+    pub async fn delete_expired(&self) -> Result<u64> {
+        Ok(self.delete_expired_report().await?.removed)
+    }
+
+    /// Like [`delete_expired`](Self::delete_expired), with the report.
+    pub async fn delete_expired_report(&self) -> Result<CleanupReport> {
+        match cleanup::run(&self.inner, true).await? {
+            Outcome::Done(report) => Ok(report),
+            // Only a cleanup that does not wait gives way.
+            Outcome::GaveWay => Ok(CleanupReport::nothing()),
+        }
+    }
+
+    /// Stops the cleanup task, if one runs. Idempotent; never blocks (a
+    /// running batch is abandoned and rolled back).
+    pub fn stop_cleanup(&self) {
+        if let Some(task) = self.inner.lock_task().take() {
+            task.stop();
+        }
+    }
+
+    /// Row counts, the table's size, the pool and the last cleanup.
+    pub async fn stats(&self) -> Result<Stats> {
+        let inner = &self.inner;
+        let client = inner.client().await?;
+        let counts = client.query_one(&inner.sql.count, &[]).await?;
+        let size = client
+            .query_one(&inner.sql.size, &[&inner.name.qualified])
+            .await?;
+        let status = inner.pool.status();
+        let as_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(Stats {
+            active: as_u64(counts.try_get(0)?),
+            expired: as_u64(counts.try_get(1)?),
+            table_bytes: as_u64(size.try_get(0)?),
+            pool_connections: status.size,
+            pool_max: status.max_size,
+            last_cleanup: *inner.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()),
+            cleaned_total: inner.cleaned_total.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The database's current time (`current_timestamp`), the clock that
+    /// decides what is live.
+    pub async fn now(&self) -> Result<SystemTime> {
+        let client = self.inner.client().await?;
+        Ok(client
+            .query_one(&self.inner.sql.now, &[])
+            .await?
+            .try_get(0)?)
+    }
+
+    /// The table, as quoted in SQL (`"sessions"`, `"app"."sessions"`).
+    pub fn table(&self) -> &str {
+        &self.inner.name.qualified
+    }
+
+    /// The longest token `commit` accepts, in bytes.
+    pub fn max_token_len(&self) -> usize {
+        self.inner.max_token_len
+    }
+
+    /// The largest data `commit` accepts, in bytes.
+    pub fn max_data_len(&self) -> usize {
+        self.inner.max_data_len
+    }
+}
+
+impl Inner {
+    pub(crate) async fn client(&self) -> Result<Client> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| Error::from_pool(e, self.wait_timeout))
+    }
+
+    fn lock_task(&self) -> std::sync::MutexGuard<'_, Option<cleanup::Task>> {
+        self.cleanup_task.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn storage_key(&self, token: &str) -> String {
+        match &self.hasher {
+            Some(h) => h.hash(token),
+            None => token.to_owned(),
+        }
+    }
+
+    /// The stored key for a read or delete; `None` for a token no commit
+    /// could have stored.
+    fn lookup_key(&self, token: &str) -> Option<String> {
+        let storable =
+            !token.is_empty() && token.len() <= self.max_token_len && !token.contains('\0');
+        storable.then(|| self.storage_key(token))
+    }
+
+    fn commit_key(&self, token: &str, data: &[u8]) -> Result<String> {
+        if token.is_empty() {
+            return Err(Error::EmptyToken);
+        }
+        if token.len() > self.max_token_len {
+            return Err(Error::TokenTooLong {
+                len: token.len(),
+                max: self.max_token_len,
+            });
+        }
+        if token.contains('\0') {
+            return Err(Error::NulInToken);
+        }
+        if data.len() > self.max_data_len {
+            return Err(Error::DataTooLarge {
+                len: data.len(),
+                max: self.max_data_len,
+            });
+        }
+        Ok(self.storage_key(token))
+    }
+}

@@ -1,0 +1,169 @@
+//! What the conformance suite does not cover: stats, the database clock,
+//! expiry precision, and clones sharing one store.
+
+mod support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pgstore::{Error, PgStore};
+use support::TestResult;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn stats_count_live_and_expired_rows() -> TestResult {
+    let url = pg_url!();
+    let table = support::unique_table("stats");
+    let store = PgStore::builder(&url)
+        .table(&table)
+        .cleanup_interval(Duration::ZERO)
+        .pool_size(3)
+        .build()
+        .await?;
+    let now = SystemTime::now();
+    for i in 0..5 {
+        store.commit(&format!("live{i}"), b"x", now + HOUR).await?;
+    }
+    for i in 0..3 {
+        store.commit(&format!("dead{i}"), b"x", now - HOUR).await?;
+    }
+    let stats = store.stats().await?;
+    assert_eq!((stats.active, stats.expired), (5, 3));
+    assert!(stats.table_bytes > 0);
+    assert_eq!(stats.pool_max, 3);
+    assert!(stats.pool_connections >= 1 && stats.pool_connections <= 3);
+    assert_eq!(stats.last_cleanup, None);
+    let report = store.delete_expired_report().await?;
+    assert_eq!(report.removed, 3);
+    let stats = store.stats().await?;
+    assert_eq!(
+        (stats.active, stats.expired, stats.cleaned_total),
+        (5, 0, 3)
+    );
+    assert_eq!(stats.last_cleanup, Some(report));
+    let client = support::raw_client(&url).await?;
+    support::drop_table(&client, &table).await
+}
+
+#[tokio::test]
+async fn the_database_clock_decides_what_is_live() -> TestResult {
+    let url = pg_url!();
+    let table = support::unique_table("dbclock");
+    let store = PgStore::builder(&url)
+        .table(&table)
+        .cleanup_interval(Duration::ZERO)
+        .build()
+        .await?;
+    let client = support::raw_client(&url).await?;
+    // Rows whose expiry is set by the server's clock, whatever ours says.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO \"{table}\" VALUES \
+             ('ahead', 'a', current_timestamp + interval '2 seconds'), \
+             ('behind', 'b', current_timestamp - interval '1 millisecond')"
+        ))
+        .await?;
+    assert_eq!(store.find("ahead").await?, Some(b"a".to_vec()));
+    assert_eq!(store.find("behind").await?, None);
+    let db_now = store.now().await?;
+    let local = SystemTime::now();
+    let skew = local
+        .duration_since(db_now)
+        .unwrap_or_else(|e| e.duration());
+    assert!(
+        skew < Duration::from_secs(5),
+        "one machine, one clock: {skew:?}"
+    );
+    support::drop_table(&client, &table).await
+}
+
+#[tokio::test]
+async fn expiries_keep_microseconds_and_are_clamped() -> TestResult {
+    let url = pg_url!();
+    let table = support::unique_table("precision");
+    let store = PgStore::builder(&url)
+        .table(&table)
+        .cleanup_interval(Duration::ZERO)
+        .build()
+        .await?;
+    let exact = UNIX_EPOCH + Duration::new(4_102_444_800, 123_456_000);
+    store.commit("exact", b"x", exact).await?;
+    assert_eq!(
+        store.find_with_expiry("exact").await?,
+        Some((b"x".to_vec(), exact))
+    );
+    // Nanoseconds below a microsecond are dropped, never rounded up.
+    store
+        .commit("nanos", b"x", exact + Duration::from_nanos(999))
+        .await?;
+    assert_eq!(
+        store.find_with_expiry("nanos").await?.map(|f| f.1),
+        Some(exact)
+    );
+    // Beyond year 9999: clamped to its end, still live.
+    store
+        .commit("far", b"x", UNIX_EPOCH + Duration::from_secs(u64::MAX / 4))
+        .await?;
+    let far = store
+        .find_with_expiry("far")
+        .await?
+        .ok_or("far not found")?
+        .1;
+    assert_eq!(far, UNIX_EPOCH + Duration::from_secs(253_402_300_799));
+    let client = support::raw_client(&url).await?;
+    support::drop_table(&client, &table).await
+}
+
+#[tokio::test]
+async fn clones_share_one_store_and_errors_keep_their_source() -> TestResult {
+    let url = pg_url!();
+    let table = support::unique_table("clones");
+    let store = PgStore::builder(&url)
+        .table(&table)
+        .cleanup_interval(Duration::ZERO)
+        .build()
+        .await?;
+    let clone = store.clone();
+    store.commit("t", b"d", SystemTime::now() + HOUR).await?;
+    assert_eq!(clone.find("t").await?, Some(b"d".to_vec()));
+    drop(store);
+    assert!(clone.delete("t").await?);
+    // A failure from the server keeps its cause.
+    let client = support::raw_client(&url).await?;
+    support::drop_table(&client, &table).await?;
+    let err = clone.find("t").await.expect_err("table dropped");
+    assert!(matches!(err, Error::Postgres(_)), "{err:?}");
+    assert!(std::error::Error::source(&err).is_some());
+    assert!(
+        pgstore::error_chain(&err).contains("does not exist"),
+        "{}",
+        pgstore::error_chain(&err)
+    );
+    Ok(())
+}
+
+#[test]
+fn building_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let fut = PgStore::builder("host=/nowhere").build();
+    // Polled by a runtime-less executor.
+    let err = futures_lite_block_on(fut).expect_err("no runtime");
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
+}
+
+/// A minimal executor with no tokio runtime around it.
+fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}

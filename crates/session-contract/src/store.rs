@@ -1,0 +1,112 @@
+//! The operations every session store backend provides.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use crate::error::StoreError;
+
+/// One session as stored: its data and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Session {
+    /// The session's data, opaque to the store.
+    pub data: Vec<u8>,
+    /// When the session stops being found, as stored (backends keep at least
+    /// millisecond precision).
+    pub expiry: SystemTime,
+}
+
+impl Session {
+    /// A session with `data` that expires at `expiry`.
+    #[must_use]
+    pub fn new(data: Vec<u8>, expiry: SystemTime) -> Self {
+        Self { data, expiry }
+    }
+}
+
+/// One live session in a [listing](SessionStore::list), without its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Listed {
+    /// The stored key: the token, or its hash when the store hashes tokens.
+    pub token: String,
+    /// When the session expires.
+    pub expiry: SystemTime,
+}
+
+impl Listed {
+    /// A listing entry for `token`, expiring at `expiry`.
+    #[must_use]
+    pub fn new(token: String, expiry: SystemTime) -> Self {
+        Self { token, expiry }
+    }
+}
+
+/// A session store: Go scs's store contract, plus what the Rust stores add.
+///
+/// A session is *live* while the store's clock is before its expiry; from
+/// its expiry on it is never found, listed or returned, though its row may
+/// stay until [`delete_expired`](Self::delete_expired) or the cleanup task
+/// removes it.
+///
+/// Tokens are opaque strings. An empty token, or one longer than the
+/// store's limit, is never found and never deleted; `commit` and `create`
+/// refuse it with an [`ErrorKind::InvalidInput`](crate::ErrorKind) error, as
+/// they refuse data over the store's size limit.
+///
+/// When the store hashes tokens (an HMAC key, see [`TokenHasher`](crate::TokenHasher)),
+/// every call still takes the raw token; only [`all`](Self::all) and
+/// [`list`](Self::list) show the stored keys (the hashes), since the raw
+/// tokens are not kept.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// The backend's error type.
+    type Error: StoreError;
+
+    /// The data of the live session `token`, or `None`.
+    async fn find(&self, token: &str) -> Result<Option<Vec<u8>>, Self::Error>;
+
+    /// The data and expiry of the live session `token`, or `None`.
+    async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>, Self::Error>;
+
+    /// Stores `data` under `token` until `expiry`, replacing any session with
+    /// that token (Go's `Commit`: an upsert). An expiry in the past is stored
+    /// but never found.
+    async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime)
+        -> Result<(), Self::Error>;
+
+    /// Stores a new session unless a live one holds `token`, in one atomic
+    /// step; returns whether it was stored. An expired row with that token
+    /// counts as gone and is replaced.
+    async fn create(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+    ) -> Result<bool, Self::Error>;
+
+    /// Removes the session `token`, live or expired; returns whether a row
+    /// was there. A missing token is not an error.
+    async fn delete(&self, token: &str) -> Result<bool, Self::Error>;
+
+    /// Every live session, stored key to data.
+    async fn all(&self) -> Result<HashMap<String, Vec<u8>>, Self::Error>;
+
+    /// Up to `limit` live sessions, soonest expiry first, without their data.
+    async fn list(&self, limit: usize) -> Result<Vec<Listed>, Self::Error>;
+
+    /// Deletes every expired row now; returns how many.
+    async fn delete_expired(&self) -> Result<u64, Self::Error>;
+
+    /// Stops the background cleanup, if it runs. Idempotent; never blocks.
+    fn stop_cleanup(&self);
+
+    /// The time by which this store judges expiry, as well as the app can
+    /// know it without a round trip: a store with an injectable clock returns
+    /// that clock; one that uses the database's clock returns the local
+    /// clock (the default). For checks an adapter makes on top of the store
+    /// (an expiry held inside the data), never for the store's own.
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}

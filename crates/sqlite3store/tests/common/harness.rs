@@ -1,0 +1,161 @@
+//! `session_contract`'s conformance harness for both SQLite fronts: a fresh
+//! file in a temp dir, the store's manual clock, a second store on the same
+//! file, and Go's own SQL to look behind the store's back.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use session_contract::conformance::{Harness, Options, TestResult};
+use session_contract::{Listed, Session, SessionStore};
+use sqlite3store::{AsyncSqliteStore, Builder, Error, Result, SqliteStore};
+
+use super::{go_time, Fixture};
+
+/// A front of the store the suite can open.
+#[async_trait::async_trait]
+pub trait Front: SessionStore<Error = Error> + Sized {
+    async fn open(builder: Builder) -> Result<Self>;
+}
+
+#[async_trait::async_trait]
+impl Front for AsyncSqliteStore {
+    async fn open(builder: Builder) -> Result<Self> {
+        AsyncSqliteStore::open(builder).await
+    }
+}
+
+/// The synchronous store under the contract: each call runs inline on the
+/// test's thread, so the suite exercises `SqliteStore`'s own methods with no
+/// thread hop in between (what `AsyncSqliteStore` adds). Fine in a test;
+/// an app would block its runtime this way, which is why the crate offers
+/// the contract on `AsyncSqliteStore` only.
+#[derive(Debug)]
+pub struct SyncFront(pub SqliteStore);
+
+#[async_trait::async_trait]
+impl Front for SyncFront {
+    async fn open(builder: Builder) -> Result<Self> {
+        builder.build().map(Self)
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SyncFront {
+    type Error = Error;
+
+    async fn find(&self, token: &str) -> Result<Option<Vec<u8>>> {
+        self.0.find(token)
+    }
+    async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>> {
+        Ok(self
+            .0
+            .find_with_expiry(token)?
+            .map(|(data, expiry)| Session::new(data, expiry)))
+    }
+    async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
+        self.0.commit(token, data, expiry)
+    }
+    async fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
+        self.0.create(token, data, expiry)
+    }
+    async fn delete(&self, token: &str) -> Result<bool> {
+        self.0.delete(token)
+    }
+    async fn all(&self) -> Result<HashMap<String, Vec<u8>>> {
+        self.0.all()
+    }
+    async fn list(&self, limit: usize) -> Result<Vec<Listed>> {
+        Ok(self
+            .0
+            .list(limit)?
+            .into_iter()
+            .map(|(token, expiry)| Listed::new(token, expiry))
+            .collect())
+    }
+    async fn delete_expired(&self) -> Result<u64> {
+        self.0.delete_expired()
+    }
+    fn stop_cleanup(&self) {
+        self.0.stop_cleanup();
+    }
+    fn now(&self) -> SystemTime {
+        self.0.now()
+    }
+}
+
+/// One conformance case's world: a temp file, a manual clock, the store.
+pub struct SqliteHarness<F> {
+    // Declared first so it closes before the temp dir goes.
+    store: F,
+    options: Options,
+    fx: Fixture,
+}
+
+pub type SyncHarness = SqliteHarness<SyncFront>;
+pub type AsyncHarness = SqliteHarness<AsyncSqliteStore>;
+
+/// The builder for the fixture's file with the case's options.
+fn builder(fx: &Fixture, options: &Options) -> Builder {
+    let mut b = fx.builder();
+    if let Some(every) = options.cleanup_interval {
+        b = b.cleanup_interval(every).first_cleanup_delay(every);
+    }
+    if let Some(rows) = options.cleanup_batch_size {
+        b = b.cleanup_batch_size(rows);
+    }
+    if let Some(bytes) = options.max_token_len {
+        b = b.max_token_len(bytes);
+    }
+    if let Some(bytes) = options.max_data_len {
+        b = b.max_data_len(bytes);
+    }
+    if let Some(key) = &options.hash_key {
+        b = b.hash_tokens(key);
+    }
+    b
+}
+
+#[async_trait::async_trait]
+impl<F: Front> Harness for SqliteHarness<F> {
+    type Store = F;
+
+    async fn open(options: Options) -> TestResult<Self> {
+        let fx = Fixture::new();
+        let store = F::open(builder(&fx, &options)).await?;
+        Ok(Self { store, options, fx })
+    }
+
+    fn store(&self) -> &F {
+        &self.store
+    }
+
+    fn now(&self) -> SystemTime {
+        self.fx.now()
+    }
+
+    async fn advance(&self, by: Duration) -> TestResult {
+        self.fx.clock.advance(by);
+        Ok(())
+    }
+
+    async fn second_handle(&self) -> TestResult<F> {
+        Ok(F::open(builder(&self.fx, &self.options)).await?)
+    }
+
+    async fn insert_raw(&self, token: &str, data: &[u8], expiry: SystemTime) -> TestResult {
+        // Go's Commit statement, with Go's time format.
+        self.fx.raw().execute(
+            "REPLACE INTO sessions (token, data, expiry) VALUES (?1, ?2, julianday(?3))",
+            rusqlite::params![token, data, go_time(expiry)],
+        )?;
+        Ok(())
+    }
+
+    async fn count_rows(&self) -> TestResult<u64> {
+        let n: i64 = self
+            .fx
+            .raw()
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
+        Ok(u64::try_from(n)?)
+    }
+}
