@@ -82,6 +82,14 @@ pub enum Error {
     /// batch (a bug: please report it). The store keeps working.
     #[error("session write abandoned: the writer panicked")]
     WriterPanicked,
+    /// An async write's future was dropped before the writer started it, so
+    /// it was not applied. Only the abandoned call itself sees this.
+    #[error("session write cancelled before it was applied")]
+    Cancelled,
+    /// The store was closed ([`SqliteStore::close`](crate::SqliteStore::close),
+    /// through this handle's clone or on drop).
+    #[error("session store is closed")]
+    Closed,
     /// Any other SQLite failure.
     #[error("sqlite operation failed")]
     Sqlite(#[source] rusqlite::Error),
