@@ -1265,6 +1265,140 @@ mod tests {
         );
     }
 
+    /// A store that is a map in memory, for driving the runner.
+    #[derive(Default)]
+    struct MapStore(std::sync::Mutex<std::collections::HashMap<[u8; TOKEN_BYTES], SystemTime>>);
+
+    impl Target for MapStore {
+        type Key = [u8; TOKEN_BYTES];
+        fn key(&self, token: &[u8; TOKEN_BYTES], _: &Arc<[u8]>, _: SystemTime) -> Self::Key {
+            *token
+        }
+        fn find(&self, key: &Self::Key) -> Result<bool, BoxError> {
+            Ok(self.0.lock().map_err(|e| e.to_string())?.contains_key(key))
+        }
+        fn commit(&self, key: &Self::Key) -> Result<(), BoxError> {
+            let far = SystemTime::now() + Duration::from_secs(3600);
+            self.0.lock().map_err(|e| e.to_string())?.insert(*key, far);
+            Ok(())
+        }
+        fn delete(&self, key: &Self::Key) -> Result<(), BoxError> {
+            self.0.lock().map_err(|e| e.to_string())?.remove(key);
+            Ok(())
+        }
+        fn all(&self) -> Option<Result<usize, BoxError>> {
+            None
+        }
+        fn cleanup(&self) -> Result<Option<u64>, BoxError> {
+            let now = SystemTime::now();
+            let mut map = self.0.lock().map_err(|e| e.to_string())?;
+            let before = map.len();
+            map.retain(|_, expiry| *expiry > now);
+            Ok(Some((before - map.len()) as u64))
+        }
+        fn count(&self) -> Result<u64, BoxError> {
+            Ok(self.0.lock().map_err(|e| e.to_string())?.len() as u64)
+        }
+    }
+
+    struct MapSystem;
+
+    impl System for MapSystem {
+        type Target = MapStore;
+        fn name(&self) -> &'static str {
+            "map"
+        }
+        fn durability(&self) -> Durability {
+            Durability::ProcessCrash
+        }
+        fn layer(&self) -> Layer {
+            Layer::Raw
+        }
+        fn create(&self, _: &Path, _: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError> {
+            Ok(())
+        }
+        fn open(&self, _: &Path) -> Result<MapStore, BoxError> {
+            // Preloaded here: the file is not used.
+            let store = MapStore::default();
+            for row in seed_rows(1, 50, 20) {
+                store
+                    .0
+                    .lock()
+                    .map_err(|e| e.to_string())?
+                    .insert(row.token, row.expiry);
+            }
+            Ok(store)
+        }
+    }
+
+    #[test]
+    fn serve_answers_each_request_with_its_lines() -> Result<(), BoxError> {
+        let cfg = Config {
+            sessions: 50,
+            expired: 20,
+            duration_secs: 0.05,
+            warmup_secs: 0.0,
+            workers: vec![2],
+            repeats: 1,
+            many_workers: 2,
+            cleanup_workers: 1,
+            workloads: vec![Workload::FindHit, Workload::CleanupIdle],
+            seed: 1,
+            dir: None,
+        };
+        let find = Cell {
+            workload: Workload::FindHit,
+            workers: 2,
+        };
+        let cleanup = Cell {
+            workload: Workload::CleanupIdle,
+            workers: 0,
+        };
+        let input = [
+            serde_json::to_string(&cfg)?,
+            serde_json::to_string(&Request::Run {
+                cell: find,
+                repeat: 1,
+            })?,
+            serde_json::to_string(&Request::FinishThroughput)?,
+            serde_json::to_string(&Request::Run {
+                cell: cleanup,
+                repeat: 0,
+            })?,
+        ]
+        .join("\n");
+        let mut output = Vec::new();
+        serve(MapSystem, input.as_bytes(), &mut output)?;
+        let replies: Vec<Reply> = String::from_utf8(output)?
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?;
+        assert_eq!(replies.len(), 4);
+        assert!(matches!(&replies[0], Reply::Ready { system } if system == "map"));
+        let Reply::Done(lines) = &replies[1] else {
+            panic!("find-hit failed: {:?}", replies[1]);
+        };
+        let Some(Line::Row(row)) = lines.first() else {
+            panic!("no row: {lines:?}");
+        };
+        assert_eq!(
+            (row.workload, row.workers, row.repeat),
+            (Workload::FindHit, 2, 1)
+        );
+        assert_eq!(row.durability, Durability::ProcessCrash);
+        assert!(row.ops > 0, "{row:?}");
+        assert_eq!(row.errors, 0, "{row:?}");
+        assert!(matches!(&replies[2], Reply::Done(lines) if lines.is_empty()));
+        let Reply::Done(lines) = &replies[3] else {
+            panic!("cleanup failed: {:?}", replies[3]);
+        };
+        let Some(Line::Row(row)) = lines.first() else {
+            panic!("no row: {lines:?}");
+        };
+        assert_eq!(row.cleanup.as_ref().map(|c| c.removed), Some(20));
+        Ok(())
+    }
+
     #[test]
     fn workload_names_round_trip() {
         for w in Workload::ALL {
