@@ -318,6 +318,7 @@ fn runner(system: &'static str, cfg: &Config) -> Result<Box<dyn Runs>, BoxError>
 /// once per round, `--repeats` rounds, each round starting with the next
 /// system, so drift over the run hits every system alike.
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
+    let started = std::time::Instant::now();
     let cfg = args.config()?;
     let systems = args.systems()?;
     eprintln!(
@@ -399,6 +400,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
             version: env!("CARGO_PKG_VERSION"),
             quick: args.quick,
             command: std::env::args().collect::<Vec<_>>().join(" "),
+            minutes: started.elapsed().as_secs_f64() / 60.0,
         },
         cfg,
         rows,
