@@ -1,22 +1,28 @@
-//! The project's benchmark: the same workloads against sqlite3store, its
-//! single-writer-mutex variant, a Go-style baseline (Go's scs
-//! `sqlite3store`, reproduced through rusqlite) and, with `--peers`,
-//! tower-sessions-sqlx-store run in a separate process. Used by the `bench`
-//! binary; not published, and nothing published depends on it.
+//! The project's benchmark: the same workloads against sqlite3store (with
+//! the default durability and with `Durability::PowerLoss`, raw and through
+//! tower-sessions' `SessionStore`), its single-writer-mutex variant, a
+//! Go-style baseline (Go's scs `sqlite3store`, reproduced through rusqlite),
+//! a hand-tuned rusqlite program and, with `--peers`,
+//! tower-sessions-sqlx-store run in a separate process. Each system is
+//! labelled with what its acknowledged writes survive and the layer called.
+//! Used by the `bench` binary; not published, and nothing published depends
+//! on it.
 //!
 //! ```text
 //! cargo run --release -p bench -- --peers --out docs
 //! ```
 //!
-//! prints a table per workload (ops/s, p50, p99, worst latency, errors, and
-//! the ratios of sqlite3store over each other system), the cleanup results,
-//! peak memory and the issue's targets marked met or not, and writes them to
-//! `docs/bench.json`, `docs/bench.md` and `docs/bench.svg`.
+//! runs every cell (a workload at a worker count) `--repeats` times per
+//! system, the systems taking turns cell by cell, and prints the ratios
+//! between systems, a table per cell (median ops/s with the min-max spread,
+//! p50, p99, worst latency, errors), the cleanup results, peak memory and the
+//! issues' targets marked met or not, and writes them to `docs/bench.json`
+//! (every run too), `docs/bench.md` and `docs/bench.svg`.
 //!
-//! Every system gets the same tokens and data (from `--seed`), a fresh file
-//! per group of workloads in a temporary directory, and the same runner
-//! ([`workload`], the `bench-workload` crate, which the peers binary uses
-//! too).
+//! Every system gets the same tokens and data (from `--seed`), one file for
+//! the throughput cells and a fresh file per cleanup run, in a temporary
+//! directory, and the same runner ([`workload`], the `bench-workload` crate,
+//! which the peers binary uses too).
 
 use std::error::Error as StdError;
 use std::path::PathBuf;

@@ -462,17 +462,21 @@ impl Report {
             Workload::Cleanup | Workload::CleanupIdle => m.workload.name(),
             _ => "other throughput workloads",
         };
-        let mut seen: Vec<(&str, &str)> = Vec::new();
+        // One line per system and phase, systems in report order.
+        let mut keys: Vec<(&str, &str)> = Vec::new();
         for m in &self.memory {
             let key = (m.system.as_str(), phase(m));
-            if seen.contains(&key) {
-                continue;
+            if !keys.contains(&key) {
+                keys.push(key);
             }
-            seen.push(key);
+        }
+        let systems = self.systems();
+        keys.sort_by_key(|(system, _)| systems.iter().position(|s| s == system));
+        for key in keys {
             let of_phase = || {
                 self.memory
                     .iter()
-                    .filter(move |o| o.system == m.system && phase(o) == key.1)
+                    .filter(move |o| o.system == key.0 && phase(o) == key.1)
             };
             let start = of_phase().map(|o| o.start_kib).max().unwrap_or(0);
             let peak = of_phase().map(|o| o.peak_kib).max().unwrap_or(0);
@@ -484,7 +488,7 @@ impl Report {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {}{} | {} |",
-                m.system,
+                key.0,
                 key.1,
                 mib(start),
                 mib(peak),
