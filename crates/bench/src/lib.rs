@@ -359,9 +359,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
     let cells = workload::cells(&cfg);
     for (n, cell) in cells.iter().enumerate() {
         for repeat in 0..cfg.repeats {
-            let turn = runners.len().max(1);
-            for i in 0..runners.len() {
-                let k = (i + n * cfg.repeats + repeat) % turn;
+            for k in turns(runners.len(), n * cfg.repeats + repeat) {
                 let runner = &mut runners[k];
                 match runner.run(*cell, repeat) {
                     Ok(lines) => {
@@ -421,6 +419,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
     Ok(())
 }
 
+/// The order in which `systems` systems run in round `round` (counted over
+/// the whole run): every one once, starting one further along each round,
+/// so no system always runs first or right after the same neighbour's
+/// cell warmed the disk.
+fn turns(systems: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..systems).map(move |i| (i + round) % systems)
+}
+
 fn utc_now() -> String {
     let t = time::OffsetDateTime::now_utc();
     format!(
@@ -448,6 +454,17 @@ mod tests {
         assert_eq!(args.repeats, 3);
         assert_eq!(args.systems()?, DEFAULT_SYSTEMS.to_vec());
         Ok(())
+    }
+
+    #[test]
+    fn every_round_runs_every_system_once_starting_one_further() {
+        for round in 0..7 {
+            let mut order: Vec<usize> = turns(4, round).collect();
+            assert_eq!(order[0], round % 4);
+            order.sort_unstable();
+            assert_eq!(order, [0, 1, 2, 3]);
+        }
+        assert_eq!(turns(0, 3).count(), 0);
     }
 
     #[test]
