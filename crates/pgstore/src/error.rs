@@ -72,6 +72,15 @@ pub enum Error {
     /// The store was closed.
     #[error("session store is closed")]
     Closed,
+    /// A [`BlockingPgStore`](crate::BlockingPgStore) call was made from
+    /// inside an async runtime, where blocking would stall it; use
+    /// [`PgStore`](crate::PgStore) there.
+    #[error("blocking session store called inside an async runtime")]
+    BlockingInAsync,
+    /// The runtime of a [`BlockingPgStore`](crate::BlockingPgStore) could
+    /// not be started.
+    #[error("cannot start the session store's runtime")]
+    Runtime(#[source] std::io::Error),
     /// Any other PostgreSQL failure.
     #[error("postgres operation failed")]
     Postgres(#[source] tokio_postgres::Error),
@@ -96,11 +105,12 @@ impl Error {
             PoolError::Timeout(TimeoutType::Wait) => Error::PoolTimeout(wait),
             PoolError::Timeout(_) => Error::Connect(None),
             PoolError::Backend(e) => match Error::from(e) {
-                // Failing to open a connection is a connect failure, whatever
-                // the server said (too many connections, starting up, ...).
-                Error::ConnectionLost(e) | Error::Postgres(e) | Error::Busy(e) => {
-                    Error::Connect(Some(e))
-                }
+                // No connection, or the server cannot take one now (too many
+                // connections, starting up): a connect failure, retryable.
+                Error::ConnectionLost(e) | Error::Busy(e) => Error::Connect(Some(e)),
+                Error::Postgres(e) if e.code().is_none() => Error::Connect(Some(e)),
+                // The server refused for good (bad password, no such
+                // database): retrying will not help.
                 other => other,
             },
             PoolError::Closed => Error::Closed,
@@ -145,17 +155,8 @@ impl From<tokio_postgres::Error> for Error {
 }
 
 /// An error and its whole `source()` chain on one line, joined by ": ", for
-/// logs and command-line messages.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
+/// logs and command-line messages (the contract's, re-exported).
+pub use session_contract::error_chain;
 
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

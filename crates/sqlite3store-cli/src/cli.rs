@@ -21,7 +21,6 @@ Examples:
   sqlite3store --db 'host=/run/postgresql dbname=app' list
   sqlite3store migrate --from sessions.db --to postgres://app@db.internal/app
   SQLITE3STORE_DB=sessions.db sqlite3store stats
-  sqlite3store bench
 
 --db is a SQLite file, or a PostgreSQL server as a postgres:// URL or a
 libpq key=value string (the table is Go scs postgresstore's).
@@ -47,7 +46,7 @@ Exit codes:
 pub(crate) struct Cli {
     /// The session database: a SQLite file, or a PostgreSQL `postgres://`
     /// URL or libpq `key=value` string. Required by every command but
-    /// `bench` and `migrate`.
+    /// `migrate`.
     #[arg(long, env = "SQLITE3STORE_DB", global = true, value_name = "PATH|URL")]
     pub(crate) db: Option<OsString>,
 
@@ -70,8 +69,6 @@ pub(crate) enum Command {
     /// PostgreSQL, either way), keeping tokens, data and expiries; does not
     /// use --db.
     Migrate(MigrateArgs),
-    /// Runs the project's benchmark (takes a while; does not use --db).
-    Bench(bench::BenchArgs),
 }
 
 /// The subcommands that work on the `--db` file.

@@ -26,7 +26,6 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     let command = match cli.command {
         Command::Store(command) => command,
         Command::Migrate(args) => return migrate::run(&args, &cli.table),
-        Command::Bench(args) => return bench(&args),
     };
     let Some(db) = cli.db else {
         Cli::command()
@@ -322,8 +321,4 @@ fn sizes_on_disk(db: &Path) -> io::Result<(u64, u64)> {
     wal.push("-wal");
     let wal = std::fs::metadata(wal).map_or(0, |m| m.len());
     Ok((std::fs::metadata(db)?.len(), wal))
-}
-
-fn bench(args: &bench::BenchArgs) -> Result<(), Failure> {
-    bench::run(args).map_err(Failure::Bench)
 }

@@ -38,6 +38,8 @@ fn cases() -> Vec<(String, Apply)> {
     each!(max_token_len: 0, 1, usize::MAX);
     each!(max_data_len: 0, 1, usize::MAX);
     each!(readers: 0, 1, usize::MAX);
+    each!(max_async_reads: 0, 1, usize::MAX);
+    each!(max_async_writes: 0, 1, usize::MAX);
     each!(cache_size_kib: 0, 1, u32::MAX);
     each!(writer_cache_size_kib: 0, 1, u32::MAX);
     each!(mmap_size: 0, 1, u64::MAX);
