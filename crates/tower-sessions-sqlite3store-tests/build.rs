@@ -5,7 +5,9 @@
 //! pins (0.15.0 when there is no lock file to read).
 //!
 //! Sets `cfg(tower_sessions_suite)` and `TOWER_SESSIONS_COMMON` (the file's
-//! path) when found. `TOWER_SESSIONS_COMMON_RS` names the file directly
+//! path) when found. Sets `cfg(pgstore_test_url)` when `PGSTORE_TEST_URL` is
+//! set, so the suite's run on PostgreSQL is compiled only when there is a
+//! server to run it on (the suite's tests cannot skip one by one). `TOWER_SESSIONS_COMMON_RS` names the file directly
 //! (vendored sources, an unusual cargo home).
 
 use std::env;
@@ -19,6 +21,11 @@ fn main() {
     println!("cargo::rerun-if-env-changed=TOWER_SESSIONS_COMMON_RS");
     println!("cargo::rerun-if-env-changed=CARGO_HOME");
     println!("cargo::rustc-check-cfg=cfg(tower_sessions_suite)");
+    println!("cargo::rerun-if-env-changed=PGSTORE_TEST_URL");
+    println!("cargo::rustc-check-cfg=cfg(pgstore_test_url)");
+    if env::var_os("PGSTORE_TEST_URL").is_some_and(|url| !url.is_empty()) {
+        println!("cargo::rustc-cfg=pgstore_test_url");
+    }
     if let Some(path) = find_suite() {
         println!("cargo::rerun-if-changed={}", path.display());
         println!("cargo::rustc-cfg=tower_sessions_suite");
