@@ -278,3 +278,41 @@ fn a_missing_source_exits_3_and_creates_no_target() -> Result {
     assert!(!to.exists());
     Ok(())
 }
+
+#[test]
+fn hashed_tokens_are_copied_as_stored_and_found_with_the_same_key() -> Result {
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+    let dir = tempfile::tempdir()?;
+    let from = dir.path().join("from.db");
+    let to = dir.path().join("to.db");
+    let open = |path: &std::path::Path| -> Result<SqliteStore> {
+        Ok(SqliteStore::builder(path)
+            .cleanup_interval(Duration::ZERO)
+            .hash_tokens(KEY)
+            .build()?)
+    };
+    let expiry = SystemTime::now() + HOUR;
+    open(&from)?.commit("raw-token", b"data", expiry)?;
+    bin()?
+        .arg("migrate")
+        .arg("--from")
+        .arg(&from)
+        .arg("--to")
+        .arg(&to)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("copied 1 active sessions"));
+    let target = open(&to)?;
+    let (data, found_expiry) = target
+        .find_with_expiry("raw-token")?
+        .ok_or("the hashed session is not found with the same key")?;
+    assert_eq!(data, b"data");
+    assert_eq!(millis(found_expiry)?, millis(expiry)?);
+    let keys: Vec<_> = target.list(10)?.into_iter().map(|(key, _)| key).collect();
+    assert_eq!(keys.len(), 1);
+    assert_ne!(
+        keys[0], "raw-token",
+        "the target holds the hash, not the token"
+    );
+    Ok(())
+}
