@@ -167,3 +167,51 @@ fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
         std::thread::yield_now();
     }
 }
+
+#[tokio::test]
+async fn export_pages_walk_the_live_sessions_in_key_order_and_vacuum_runs() -> TestResult {
+    let url = pg_url!();
+    let table = support::unique_table("export");
+    let store = PgStore::builder(&url)
+        .table(&table)
+        .cleanup_interval(Duration::ZERO)
+        .build()
+        .await?;
+    let now = SystemTime::now();
+    for i in [3, 0, 4, 1, 2] {
+        let expiry = now + HOUR + Duration::from_micros(i);
+        store
+            .commit(&format!("k{i}"), format!("d{i}").as_bytes(), expiry)
+            .await?;
+    }
+    store.commit("k1-dead", b"x", now - HOUR).await?;
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let page = store.export_page(&after, 2).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = last.clone();
+        pages += 1;
+        seen.extend(page);
+    }
+    assert_eq!(pages, 3, "pages of 2, 2 and 1");
+    let keys: Vec<_> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["k0", "k1", "k2", "k3", "k4"],
+        "key order, no expired row"
+    );
+    for (i, (_, session)) in seen.iter().enumerate() {
+        assert_eq!(session.data, format!("d{i}").as_bytes());
+        let micros = session.expiry.duration_since(UNIX_EPOCH)?.as_micros();
+        let want = (now + HOUR + Duration::from_micros(i as u64))
+            .duration_since(UNIX_EPOCH)?
+            .as_micros();
+        assert_eq!(micros, want, "expiry to the microsecond");
+    }
+    store.vacuum().await?;
+    assert_eq!(store.stats().await?.active, 5);
+    let client = support::raw_client(&url).await?;
+    support::drop_table(&client, &table).await
+}
