@@ -271,7 +271,9 @@ fn open_sqlite(db: &Path, table: &str, access: Access) -> Result<SqliteStore, Fa
     Ok(store)
 }
 
-fn open_postgres(conninfo: &str, table: &str, access: Access) -> Result<Postgres, Failure> {
+/// The connection settings for `conninfo`; for read access every
+/// transaction is read-only, so the server refuses any write.
+fn pg_config(conninfo: &str, access: Access) -> Result<tokio_postgres::Config, Failure> {
     let mut config: tokio_postgres::Config = conninfo
         .parse()
         .map_err(|err| pgstore::Error::InvalidConfig(format!("bad connection string: {err}")))?;
@@ -280,6 +282,11 @@ fn open_postgres(conninfo: &str, table: &str, access: Access) -> Result<Postgres
         options.push_str(" -c default_transaction_read_only=on");
         config.options(options.trim_start());
     }
+    Ok(config)
+}
+
+fn open_postgres(conninfo: &str, table: &str, access: Access) -> Result<Postgres, Failure> {
+    let config = pg_config(conninfo, access)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -303,6 +310,21 @@ fn open_postgres(conninfo: &str, table: &str, access: Access) -> Result<Postgres
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_access_makes_every_transaction_read_only() -> Result<(), Failure> {
+        let read = pg_config(
+            "host=/tmp dbname=app options='-c work_mem=4MB'",
+            Access::Read,
+        )?;
+        assert_eq!(
+            read.get_options(),
+            Some("-c work_mem=4MB -c default_transaction_read_only=on")
+        );
+        let write = pg_config("postgres://app@db/app", Access::Write)?;
+        assert_eq!(write.get_options(), None);
+        Ok(())
+    }
 
     #[test]
     fn urls_and_conninfo_are_postgres_and_the_rest_is_a_path() {
