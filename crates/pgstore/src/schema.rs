@@ -33,6 +33,14 @@ impl ExpiryType {
             ExpiryType::WithoutTimeZone => "(current_timestamp AT TIME ZONE 'UTC')",
         }
     }
+
+    /// The column's type, for casting a parameter to an array of it.
+    fn sql_type(self) -> &'static str {
+        match self {
+            ExpiryType::WithTimeZone => "timestamptz",
+            ExpiryType::WithoutTimeZone => "timestamp",
+        }
+    }
 }
 
 /// Checks a name for use as a quoted identifier.
@@ -104,6 +112,9 @@ pub(crate) struct Sql {
     /// `$1` after, `$2` limit: live sessions with data and expiry, in token
     /// order after `$1` (keyset pages through the primary key).
     pub(crate) export_page: String,
+    /// `$1` tokens, `$2` data, `$3` expiries (arrays of one length, tokens
+    /// distinct): many upserts in one statement.
+    pub(crate) commit_many: String,
     /// Reclaims dead rows' space for reuse and refreshes the planner's
     /// statistics; takes no lock that blocks reads or writes.
     pub(crate) vacuum: String,
@@ -150,6 +161,12 @@ impl Sql {
             export_page: format!(
                 "SELECT token, data, expiry FROM {t} WHERE token > $1 AND {now} < expiry \
                  ORDER BY token LIMIT $2"
+            ),
+            commit_many: format!(
+                "INSERT INTO {t} (token, data, expiry) \
+                 SELECT * FROM unnest($1::text[], $2::bytea[], $3::{ty}[]) \
+                 ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry",
+                ty = expiry_type.sql_type()
             ),
             vacuum: format!("VACUUM (ANALYZE) {t}"),
         }

@@ -218,6 +218,41 @@ impl PgStore {
         Ok(())
     }
 
+    /// [`commit`](Self::commit) for every `(token, session)`, in one
+    /// statement (one round trip, one transaction): all are stored or, on an
+    /// error, none. Each token and its data is checked as `commit` checks
+    /// it; a token given twice is stored with its last session. For bulk
+    /// loads such as migrations; keep batches to thousands, not millions.
+    pub async fn commit_many(&self, sessions: &[(String, Session)]) -> Result<()> {
+        let mut index = HashMap::with_capacity(sessions.len());
+        let mut keys = Vec::with_capacity(sessions.len());
+        let mut data = Vec::with_capacity(sessions.len());
+        let mut expiries = Vec::with_capacity(sessions.len());
+        for (token, session) in sessions {
+            let key = self.inner.commit_key(token, &session.data)?;
+            let expiry = clamp_expiry(session.expiry);
+            match index.get(&key) {
+                Some(&at) => {
+                    data[at] = session.data.as_slice();
+                    expiries[at] = expiry;
+                }
+                None => {
+                    index.insert(key.clone(), keys.len());
+                    keys.push(key);
+                    data.push(session.data.as_slice());
+                    expiries.push(expiry);
+                }
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.commit_many).await?;
+        client.execute(&stmt, &[&keys, &data, &expiries]).await?;
+        Ok(())
+    }
+
     /// Stores a new session unless a live one holds `token`; returns whether
     /// it was stored. An expired row with that token (not yet cleaned up)
     /// counts as gone and is replaced. One statement (`INSERT ... ON

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pgstore::{Error, PgStore};
+use pgstore::{Error, PgStore, Session};
 use support::TestResult;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -212,6 +212,65 @@ async fn export_pages_walk_the_live_sessions_in_key_order_and_vacuum_runs() -> T
     }
     store.vacuum().await?;
     assert_eq!(store.stats().await?.active, 5);
+    let client = support::raw_client(&url).await?;
+    support::drop_table(&client, &table).await
+}
+
+#[tokio::test]
+async fn commit_many_stores_all_in_one_statement_or_none() -> TestResult {
+    let url = pg_url!();
+    let table = support::unique_table("many");
+    let store = PgStore::builder(&url)
+        .table(&table)
+        .cleanup_interval(Duration::ZERO)
+        .build()
+        .await?;
+    let now = SystemTime::now();
+    store.commit("old", b"before", now + HOUR).await?;
+    let batch: Vec<_> = (0..500_u64)
+        .map(|i| {
+            let session = Session::new(
+                vec![i as u8; (i % 7) as usize],
+                now + HOUR + Duration::from_micros(i),
+            );
+            (format!("t{i}"), session)
+        })
+        .chain([
+            (
+                "old".to_owned(),
+                Session::new(b"after".to_vec(), now + 2 * HOUR),
+            ),
+            (
+                "t0".to_owned(),
+                Session::new(b"last wins".to_vec(), now + HOUR),
+            ),
+        ])
+        .collect();
+    store.commit_many(&batch).await?;
+    assert_eq!(store.stats().await?.active, 501);
+    assert_eq!(store.find("old").await?, Some(b"after".to_vec()));
+    assert_eq!(store.find("t0").await?, Some(b"last wins".to_vec()));
+    let (data, expiry) = store
+        .find_with_expiry("t499")
+        .await?
+        .ok_or("t499 missing")?;
+    assert_eq!(data, vec![499_u64 as u8; 2]);
+    let micros = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_micros());
+    assert_eq!(
+        micros(expiry)?,
+        micros(now + HOUR + Duration::from_micros(499))?
+    );
+    // One bad token: nothing of the batch is stored.
+    let bad = [
+        ("fine".to_owned(), Session::new(b"x".to_vec(), now + HOUR)),
+        ("nul\0".to_owned(), Session::new(b"x".to_vec(), now + HOUR)),
+    ];
+    assert!(matches!(
+        store.commit_many(&bad).await,
+        Err(Error::NulInToken)
+    ));
+    assert_eq!(store.find("fine").await?, None);
+    store.commit_many(&[]).await?;
     let client = support::raw_client(&url).await?;
     support::drop_table(&client, &table).await
 }

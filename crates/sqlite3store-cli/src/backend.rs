@@ -12,9 +12,9 @@ use sqlite3store::{Session, SqliteStore};
 
 use crate::failure::Failure;
 
-/// Most PostgreSQL connections one command opens (a migration writes a page
-/// with up to this many commits in flight).
-const PG_CONNECTIONS: usize = 8;
+/// Most PostgreSQL connections one command opens (a purge polls the
+/// expired count while it runs).
+const PG_CONNECTIONS: usize = 2;
 
 /// The longest token a migration target takes (both stores' default); its
 /// data limit is the store's ceiling less this, so it takes whatever the
@@ -204,7 +204,7 @@ impl Backend {
 
     /// Stores every session as given (an upsert each; the keys are stored
     /// as they are, since neither side hashes them here). Returns once all
-    /// are stored; on PostgreSQL up to [`PG_CONNECTIONS`] are in flight.
+    /// are stored; on PostgreSQL in one statement.
     pub(crate) fn commit_all(&self, sessions: &[(String, Session)]) -> Result<(), Failure> {
         match self {
             Self::Sqlite(s) => {
@@ -213,22 +213,7 @@ impl Backend {
                 }
                 Ok(())
             }
-            Self::Postgres(pg) => pg.runtime.block_on(async {
-                for chunk in sessions.chunks(PG_CONNECTIONS) {
-                    let mut tasks = tokio::task::JoinSet::new();
-                    for (key, session) in chunk {
-                        let store = pg.store.clone();
-                        let (key, session) = (key.clone(), session.clone());
-                        tasks.spawn(async move {
-                            store.commit(&key, &session.data, session.expiry).await
-                        });
-                    }
-                    while let Some(done) = tasks.join_next().await {
-                        done.map_err(|err| Failure::Runtime(io::Error::other(err)))??;
-                    }
-                }
-                Ok::<(), Failure>(())
-            }),
+            Self::Postgres(pg) => pg.block_on(pg.store.commit_many(sessions)),
         }
     }
 
