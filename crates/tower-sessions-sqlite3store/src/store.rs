@@ -2,7 +2,9 @@
 //! front of `sqlite3store`. The SQL lives in the core, the record's layout in
 //! `record.rs`; this file only maps calls and errors.
 
+use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -33,16 +35,81 @@ const CREATE_ATTEMPTS: usize = 8;
 /// [`Builder`] says otherwise); [`ExpiredDeletion`] and
 /// [`spawn_cleanup_task`](crate::spawn_cleanup_task) are there if you would
 /// rather run cleanup on the tokio runtime.
+///
+/// [`save`](SessionStore::save) writes over a live session only: when the
+/// session was deleted (logged out, revoked) or expired after the request
+/// loaded it, `save` stores nothing and returns `Ok(())`, so a late save
+/// never brings a session back; the next request starts a new one.
+/// [`create`](SessionStore::create) is the only way to make a session.
+///
+/// With [`with_owner_key`](Self::with_owner_key), each session's owner (a
+/// user id from its data) is kept up to date on every create and save, and
+/// [`revoke_owner`](Self::revoke_owner) logs that user out everywhere.
 #[derive(Clone, Debug)]
 pub struct SqliteSessionStore {
     store: AsyncSqliteStore,
+    /// The data key that names the session's owner, if any.
+    owner_key: Option<Arc<str>>,
 }
 
 impl SqliteSessionStore {
     /// Wraps an open store.
     #[must_use]
     pub fn new(store: AsyncSqliteStore) -> Self {
-        Self { store }
+        Self {
+            store,
+            owner_key: None,
+        }
+    }
+
+    /// Takes each session's owner from the value under `key` in its data (a
+    /// string, or a number written in decimal), on every create and save: a
+    /// session without the key, or with another kind of value, has no owner.
+    /// [`revoke_owner`](Self::revoke_owner) and
+    /// [`count_owner`](Self::count_owner) then work per user. Default: no
+    /// owners are kept.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("sessions.db");
+    /// use tower_sessions_sqlite3store::SqliteSessionStore;
+    ///
+    /// let store = SqliteSessionStore::open(&path).await?.with_owner_key("user_id");
+    /// // After `session.insert("user_id", 42)` and a save: one session of "42".
+    /// // "Log out everywhere":
+    /// let revoked = store.revoke_owner("42").await?;
+    /// # assert_eq!(revoked, 0);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_owner_key(mut self, key: &str) -> Self {
+        self.owner_key = Some(key.into());
+        self
+    }
+
+    /// Deletes every session of `owner` (see
+    /// [`with_owner_key`](Self::with_owner_key)); returns how many it
+    /// removed. Each is gone for good: a request that loaded one before and
+    /// saves after cannot bring it back.
+    pub async fn revoke_owner(&self, owner: &str) -> sqlite3store::Result<u64> {
+        self.store.revoke_owner(owner).await
+    }
+
+    /// How many live sessions `owner` has.
+    pub async fn count_owner(&self, owner: &str) -> sqlite3store::Result<u64> {
+        self.store.count_owner(owner).await
+    }
+
+    /// The owner of `record`, from its data under the owner key.
+    fn owner_of<'r>(&self, record: &'r Record) -> Option<Cow<'r, str>> {
+        let key = self.owner_key.as_deref()?;
+        match record.data.get(key)? {
+            serde_json::Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+            serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+            _ => None,
+        }
     }
 
     /// Opens (creating if missing) the store at `path` with the core's
@@ -91,9 +158,15 @@ impl SessionStore for SqliteSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         for _ in 0..CREATE_ATTEMPTS {
             let data = record::encode(record)?;
+            let owner = self.owner_of(record);
             let stored = self
                 .store
-                .create(&record.id.to_string(), &data, expiry(record))
+                .create_owned(
+                    &record.id.to_string(),
+                    &data,
+                    expiry(record),
+                    owner.as_deref(),
+                )
                 .await
                 .map_err(backend)?;
             if stored {
@@ -107,13 +180,27 @@ impl SessionStore for SqliteSessionStore {
         )))
     }
 
-    /// Stores the record, replacing any session with its id.
+    /// Writes the record over its live session, and its owner with it when
+    /// an owner key is set. A session that is gone (deleted, revoked or
+    /// expired since it was loaded) stays gone: nothing is stored and the
+    /// call succeeds.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = record::encode(record)?;
-        self.store
-            .commit(&record.id.to_string(), &data, expiry(record))
-            .await
-            .map_err(backend)
+        let token = record.id.to_string();
+        let written = match &self.owner_key {
+            None => self.store.update(&token, &data, expiry(record)).await,
+            Some(_) => {
+                let owner = self.owner_of(record);
+                self.store
+                    .update_owned(&token, &data, expiry(record), owner.as_deref())
+                    .await
+            }
+        }
+        .map_err(backend)?;
+        if !written {
+            tracing::debug!("save of a session that is gone; not recreated");
+        }
+        Ok(())
     }
 
     /// The session, unless it is missing or expired: when the store's clock
