@@ -81,6 +81,10 @@ stop_server() {
         kill -TERM "$child" 2>/dev/null || true
         wait "$child" 2>/dev/null || true
     fi
+    if [[ $status -ne 0 && -s $dir/server.log ]]; then
+        log "exit status $status; the server's log ends:"
+        tail -n 30 "$dir/server.log" >&2 || true
+    fi
     if [[ -f $dir/data/postmaster.pid ]]; then
         "${as_user[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
             "${as_user[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true

@@ -47,9 +47,11 @@ async fn sessions_work_and_survive_a_restart_in_a_real_browser() -> Result {
         .map_err(|_| "chromium did not start in time")??;
     let outcome = tokio::time::timeout(SCENARIO, scenario(&client, &mut demo, &db)).await;
     // Ends the WebDriver session, which quits chromium; the guards then kill
-    // whatever is left.
-    let _ = tokio::time::timeout(STARTUP, client.close()).await;
-    outcome.map_err(|_| "the browser scenario timed out")?
+    // whatever is left. The scenario's own failure is reported first.
+    let closed = tokio::time::timeout(STARTUP, client.close()).await;
+    outcome.map_err(|_| "the browser scenario timed out")??;
+    closed.map_err(|_| "the WebDriver session did not close in time")??;
+    Ok(())
 }
 
 async fn scenario(client: &Client, demo: &mut Demo, db: &Path) -> Result {
@@ -241,7 +243,7 @@ impl Process {
                 let Ok(line) = line else { break };
                 eprintln!("[{name}] {line}");
                 // The receiver may be gone; keep draining the pipe anyway.
-                let _ = tx.send(line);
+                tx.send(line).ok();
             }
         });
         Ok((process, rx))
@@ -252,11 +254,19 @@ impl Process {
             return;
         };
         // The child leads its group, so the group id is its pid.
+        // Best effort, in a guard: a failure is printed, not raised (the
+        // group or the child may be gone already).
         if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            if let Err(err) = killpg(Pid::from_raw(pid), Signal::SIGKILL) {
+                eprintln!("[{}] killpg: {err}", self.name);
+            }
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        if let Err(err) = child.kill() {
+            eprintln!("[{}] kill: {err}", self.name);
+        }
+        if let Err(err) = child.wait() {
+            eprintln!("[{}] wait: {err}", self.name);
+        }
         eprintln!("[{}] killed", self.name);
     }
 }

@@ -142,8 +142,10 @@ impl Builder {
     }
 
     /// The server-side `statement_timeout` of every connection: no statement
-    /// of this store runs longer (it fails with [`Error::Busy`]). Whole
-    /// seconds or milliseconds; `Duration::ZERO` means no limit. Default: 30
+    /// of this store runs longer (it fails with [`Error::Busy`]). Rounded to
+    /// whole milliseconds; it overrides a `statement_timeout` in the
+    /// connection string's `options`, and `Duration::ZERO` leaves the
+    /// setting to the connection string and the server. Default: 30
     /// seconds.
     pub fn statement_timeout(mut self, timeout: Duration) -> Self {
         self.statement_timeout = timeout;

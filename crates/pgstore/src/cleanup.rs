@@ -5,10 +5,11 @@
 //! one cleans at a time (the background task tries the lock and gives way;
 //! an explicit call waits for it, up to the cleanup statement timeout). It
 //! then deletes rows expired before the run's start, in batches of
-//! `cleanup_batch_size`, each batch one short transaction under a
-//! `statement_timeout`, `FOR UPDATE SKIP LOCKED` so it never waits for a
+//! `cleanup_batch_size`, each batch one statement (its own short
+//! transaction) under cleanup's `statement_timeout`, `FOR UPDATE SKIP LOCKED` so it never waits for a
 //! commit and a commit waits at most one batch for it. The cutoff is fixed
-//! at the start, so a run ends once a batch comes back short.
+//! at the start, so a run ends once a batch comes back short (or after
+//! `MAX_BATCHES_PER_RUN`).
 //!
 //! The connection holding the lock is thrown away instead of going back to
 //! the pool whenever the unlock did not certainly happen (an error, or the
@@ -22,6 +23,10 @@ use deadpool_postgres::{Client, Object};
 
 use crate::error::Result;
 use crate::store::Inner;
+
+/// The most batches one run deletes (10 million rows at the default batch
+/// size); the next run goes on from there.
+const MAX_BATCHES_PER_RUN: u64 = 10_000;
 
 /// What one cleanup run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +69,8 @@ pub(crate) struct CleanupOptions {
     pub(crate) statement_timeout: String,
 }
 
-/// A pooled connection that may hold the cleanup lock: discarded on drop
-/// unless the lock was released.
+/// A pooled connection that may hold the cleanup lock or cleanup's
+/// statement timeout: discarded on drop unless both were given back.
 struct LockedClient {
     client: Option<Client>,
     held: bool,
@@ -95,7 +100,8 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
     let options = &inner.cleanup_options;
     let key = inner.name.lock_name("cleanup");
     // Counted as held from before the first attempt: whatever fails from
-    // here on, the connection does not go back to the pool locked.
+    // here on, the connection does not go back to the pool locked (or with
+    // cleanup's statement timeout).
     let mut locked = LockedClient {
         client: Some(inner.client().await?),
         held: true,
@@ -112,14 +118,12 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
         tx.commit().await?;
         true
     } else {
-        locked
-            .get()
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&key],
-            )
-            .await?
-            .try_get(0)?
+        let client = locked.get();
+        // Prepared once per connection: replicas try this every interval.
+        let try_lock = client
+            .prepare_cached("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .await?;
+        client.query_one(&try_lock, &[&key]).await?.try_get(0)?
     };
     if !got {
         locked.held = false;
@@ -127,34 +131,37 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
     }
 
     let client = locked.get();
-    let cutoff: SystemTime = client.query_one(&inner.sql.now, &[]).await?.try_get(0)?;
+    // For this connection's session until the RESET below; a connection
+    // that misses the RESET is thrown away with the lock.
+    let start = client.prepare_cached(&inner.sql.start_cleanup).await?;
+    let cutoff: SystemTime = client
+        .query_one(&start, &[&options.statement_timeout])
+        .await?
+        .try_get(0)?;
+    let stmt = client.prepare_cached(&inner.sql.delete_batch).await?;
     let mut removed = 0u64;
     let mut batches = 0u64;
     loop {
-        let tx = client.transaction().await?;
-        tx.execute(
-            "SELECT set_config('statement_timeout', $1, true)",
-            &[&options.statement_timeout],
-        )
-        .await?;
-        let stmt = tx.prepare_cached(&inner.sql.delete_batch).await?;
-        let n = tx.execute(&stmt, &[&cutoff, &options.batch_size]).await?;
-        tx.commit().await?;
+        // One statement, its own transaction: one round trip a batch.
+        let n = client
+            .execute(&stmt, &[&cutoff, &options.batch_size])
+            .await?;
         removed += n;
         batches += 1;
         // Counted per committed batch, so a run that fails later still
         // counts what it removed.
         inner.cleaned_total.fetch_add(n, Ordering::Relaxed);
-        if n < options.batch_size.unsigned_abs() {
+        // A short batch means none are left as of the cutoff. The cap ends
+        // a run even if other clients keep writing already-expired rows.
+        if n < options.batch_size.unsigned_abs() || batches >= MAX_BATCHES_PER_RUN {
             break;
         }
     }
-    client
-        .execute(
-            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-            &[&key],
-        )
+    client.batch_execute("RESET statement_timeout").await?;
+    let unlock = client
+        .prepare_cached("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
         .await?;
+    client.execute(&unlock, &[&key]).await?;
     locked.held = false;
 
     let report = CleanupReport {

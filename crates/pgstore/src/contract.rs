@@ -21,6 +21,8 @@ impl StoreError for Error {
             Error::Connect(_) | Error::ConnectionLost(_) => ErrorKind::ConnectionLost,
             Error::Busy(_) | Error::PoolTimeout(_) => ErrorKind::Busy,
             Error::Closed => ErrorKind::Closed,
+            Error::BlockingInAsync => ErrorKind::InvalidInput,
+            Error::Runtime(_) => ErrorKind::Io,
             Error::Postgres(_) => ErrorKind::Other,
         }
     }

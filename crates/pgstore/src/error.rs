@@ -76,6 +76,15 @@ pub enum Error {
     /// The store was closed.
     #[error("session store is closed")]
     Closed,
+    /// A [`BlockingPgStore`](crate::BlockingPgStore) call was made from
+    /// inside an async runtime, where blocking would stall it; use
+    /// [`PgStore`](crate::PgStore) there.
+    #[error("blocking session store called inside an async runtime")]
+    BlockingInAsync,
+    /// The runtime of a [`BlockingPgStore`](crate::BlockingPgStore) could
+    /// not be started.
+    #[error("cannot start the session store's runtime")]
+    Runtime(#[source] std::io::Error),
     /// Any other PostgreSQL failure.
     #[error("postgres operation failed")]
     Postgres(#[source] tokio_postgres::Error),
@@ -100,11 +109,12 @@ impl Error {
             PoolError::Timeout(TimeoutType::Wait) => Error::PoolTimeout(wait),
             PoolError::Timeout(_) => Error::Connect(None),
             PoolError::Backend(e) => match Error::from(e) {
-                // Failing to open a connection is a connect failure, whatever
-                // the server said (too many connections, starting up, ...).
-                Error::ConnectionLost(e) | Error::Postgres(e) | Error::Busy(e) => {
-                    Error::Connect(Some(e))
-                }
+                // No connection, or the server cannot take one now (too many
+                // connections, starting up): a connect failure, retryable.
+                Error::ConnectionLost(e) | Error::Busy(e) => Error::Connect(Some(e)),
+                Error::Postgres(e) if e.code().is_none() => Error::Connect(Some(e)),
+                // The server refused for good (bad password, no such
+                // database): retrying will not help.
                 other => other,
             },
             PoolError::Closed => Error::Closed,

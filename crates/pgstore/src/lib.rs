@@ -34,11 +34,18 @@
 //! - [`commit`](PgStore::commit) is an upsert; [`delete`](PgStore::delete)
 //!   of a missing token is not an error; [`all`](PgStore::all) returns the
 //!   live sessions.
+//! - [`create`](PgStore::create) stores a session unless a live one holds
+//!   the token, in one statement (`INSERT ... ON CONFLICT DO UPDATE ...
+//!   WHERE` the held row is expired), so of replicas racing for one token
+//!   exactly one wins.
 //! - Cleanup every 5 minutes by default ([`Builder::cleanup_interval`];
 //!   `Duration::ZERO` disables it; [`PgStore::stop_cleanup`] stops it). An
 //!   error is logged and the next tick tries again. Replicas take turns
 //!   through an advisory lock and delete in short batches (`FOR UPDATE SKIP
 //!   LOCKED`) under a statement timeout; see [`PgStore::delete_expired`].
+//!
+//! [`BlockingPgStore`] ([`Builder::build_blocking`]) is the same store for
+//! synchronous code, on a runtime of its own.
 //!
 //! # Why deadpool-postgres
 //! The store needs an async pool of tokio-postgres connections that keeps
@@ -51,6 +58,12 @@
 //! [`Error::Connect`]. bb8 would need our own statement cache; sqlx's pool
 //! would bring a second PostgreSQL driver.
 //!
+//! # Requirements
+//! PostgreSQL 11 or later (advisory lock keys use `hashtextextended`). No
+//! TLS: connect over a unix socket or a trusted network. The database user
+//! needs SELECT, INSERT, UPDATE and DELETE on the table, and CREATE on the
+//! schema only if the store is to create the table.
+//!
 //! # Errors
 //! [`Error::is_retryable`] is true for a busy server (lock or statement
 //! timeout, serialization failure, too many connections), an exhausted
@@ -58,6 +71,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod blocking;
 mod builder;
 mod cleanup;
 mod contract;
@@ -65,6 +79,7 @@ mod error;
 mod schema;
 mod store;
 
+pub use blocking::BlockingPgStore;
 pub use builder::{Builder, MAX_DATA_LEN_LIMIT};
 pub use cleanup::CleanupReport;
 pub use error::{error_chain, Error, Result};

@@ -98,6 +98,9 @@ pub(crate) struct Sql {
     pub(crate) all: String,
     pub(crate) list: String,
     pub(crate) now: String,
+    /// The cleanup cutoff (now), and cleanup's statement timeout ($1) set
+    /// for the connection's session.
+    pub(crate) start_cleanup: String,
     pub(crate) count: String,
     pub(crate) size: String,
     pub(crate) delete_batch: String,
@@ -180,6 +183,7 @@ impl Sql {
                 "SELECT token, expiry FROM {t} WHERE {now} < expiry ORDER BY expiry, token LIMIT $1"
             ),
             now: format!("SELECT {now}"),
+            start_cleanup: format!("SELECT {now}, set_config('statement_timeout', $1, false)"),
             count: format!(
                 "SELECT count(*) FILTER (WHERE {now} < expiry), count(*) FILTER (WHERE expiry <= {now}) FROM {t}"
             ),

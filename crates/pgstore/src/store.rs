@@ -117,6 +117,14 @@ impl PgStore {
 
     pub(crate) async fn open_with(b: Builder) -> Result<Self> {
         let mut config = b.config.map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(Error::InvalidConfig(
+                "sslmode=require, but this store connects without TLS \
+                 (use a unix socket or a trusted network, with sslmode=disable or prefer)"
+                    .into(),
+            ));
+        }
+        let name = TableName::new(b.schema.as_deref(), &b.table)?;
         config.connect_timeout(b.connect_timeout);
         if !b.statement_timeout.is_zero() {
             let mut options = config.get_options().unwrap_or_default().to_owned();
@@ -140,7 +148,6 @@ impl PgStore {
             .create_timeout(Some(b.connect_timeout))
             .build()
             .map_err(|e| Error::InvalidConfig(format!("cannot build the connection pool: {e}")))?;
-        let name = TableName::new(b.schema.as_deref(), &b.table)?;
         let shape = {
             let mut client = pool
                 .get()
@@ -429,7 +436,8 @@ impl PgStore {
         }
     }
 
-    /// Row counts, the table's size, the pool and the last cleanup.
+    /// Row counts, the table's size, the pool and the last cleanup. Counting
+    /// reads the whole table: for operators, not request paths.
     pub async fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
         let client = inner.client().await?;

@@ -102,6 +102,7 @@ async fn bad_options_are_invalid_config() -> TestResult {
         PgStore::builder(url).table("bad name"),
         PgStore::builder("postgres://[::1"),
         PgStore::builder("host=x port=notaport"),
+        PgStore::builder("host=x sslmode=require"),
     ];
     for b in cases {
         let shown = format!("{b:?}");
@@ -147,5 +148,22 @@ async fn an_unreachable_server_fails_within_the_connect_timeout() -> TestResult 
             "{conninfo}: {took:?}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_database_is_not_retryable() -> TestResult {
+    let url = pg_url!();
+    let err = PgStore::builder(&format!("{url} dbname=no_such_database_here"))
+        .build()
+        .await
+        .expect_err("no such database");
+    assert!(matches!(err, Error::Postgres(_)), "{err:?}");
+    assert!(!err.is_retryable(), "{err:?}");
+    assert!(
+        pgstore::error_chain(&err).contains("does not exist"),
+        "{}",
+        pgstore::error_chain(&err)
+    );
     Ok(())
 }

@@ -22,7 +22,7 @@ fn pg_ctl() -> Option<Vec<String>> {
             panic!("PGSTORE_TEST_PGCTL is not set under CI; run through scripts/test.sh")
         }
         _ => {
-            eprintln!("SKIPPED: PGSTORE_TEST_PGCTL is not set (a server of our own is needed)");
+            support::skip("restart: PGSTORE_TEST_PGCTL is not set (it needs scripts/pg-test-server.sh's own server)");
             None
         }
     }

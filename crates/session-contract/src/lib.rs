@@ -4,7 +4,7 @@
 //! the [`TokenHasher`] that keeps tokens hashed at rest the same way on
 //! every backend.
 //!
-//! With the `conformance` feature, [`conformance`] holds the one test suite
+//! With the `conformance` feature, `conformance` holds the one test suite
 //! every backend runs (Go scs's store tests, ported, plus this workspace's
 //! extras).
 //!

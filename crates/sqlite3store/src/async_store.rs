@@ -1,29 +1,57 @@
-//! The async front: the same store, run on tokio's blocking pool.
+//! The async front: the same store, run on tokio's blocking pool, with the
+//! calls in flight bounded.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use tokio::sync::Semaphore;
 
 use crate::builder::Builder;
 use crate::error::{Error, Result};
 use crate::store::{CleanupReport, SqliteStore, Stats};
+use crate::writer::Cancel;
 
 /// The async face of [`SqliteStore`]: the same operations as `async fn`s.
 ///
 /// Each call moves its SQLite work to tokio's blocking pool
 /// ([`tokio::task::spawn_blocking`]), so no runtime worker thread ever waits
 /// on SQLite or on the store's locks; it works on a `current_thread` runtime
-/// and with time paused. A write that was started finishes even if its future
-/// is dropped, so an acknowledged commit is never lost and a cancelled one is
-/// either wholly committed or not at all.
+/// and with time paused.
 ///
 /// Cheap to clone; converts to and from [`SqliteStore`] for free, and both
 /// share one store.
 ///
-/// One exception to "never blocks": dropping the *last* handle closes the
-/// database, and closing checkpoints the WAL into the file (a short write
-/// and fsync) on whichever thread drops it. Keep a handle in your app state
-/// and drop it after the runtime's work is done, or drop it inside
-/// `spawn_blocking`.
+/// # Cancellation
+///
+/// Dropping a future (a request timeout, a client gone) never loses an
+/// acknowledged write, and never leaves half of one. A write whose future is
+/// dropped before the writer starts it (while it waits for a slot, for the
+/// writer, or for another process's write lock) is not applied at all, so
+/// a timed-out write can never land after, and overwrite, the retry that
+/// followed it. One the writer has started is applied whole. For
+/// `delete_expired`, batches already done stay done.
+///
+/// # Bounded
+///
+/// At most [`max_async_reads`](Builder::max_async_reads) reads (`find`,
+/// `find_with_expiry`, `all`, `list`, `stats`) and
+/// [`max_async_writes`](Builder::max_async_writes) writes (`commit`,
+/// `create`, `delete`, `delete_expired`, `vacuum`) of one store run on the
+/// blocking pool at once; the limits are shared by every async handle of
+/// the store. Further calls wait, as futures without a thread, in a
+/// first-come queue of their own kind. So writes that stall (another
+/// process holds the write lock for up to `busy_timeout`, or a `vacuum`
+/// runs) hold at most `max_async_writes` threads, and finds keep answering
+/// on their own threads. [`in_flight`](Self::in_flight) shows the calls
+/// running now.
+///
+/// # Closing
+///
+/// Dropping the last handle never blocks a runtime thread: closing goes to
+/// the blocking pool (see [Closing](SqliteStore#closing)). To know the file
+/// is closed and complete, call [`close`](Self::close)`().await` instead.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -36,6 +64,7 @@ use crate::store::{CleanupReport, SqliteStore, Stats};
 /// let store = AsyncSqliteStore::open(SqliteStore::builder(&path)).await?;
 /// store.commit("token", b"data", SystemTime::now() + Duration::from_secs(60)).await?;
 /// assert_eq!(store.find("token").await?, Some(b"data".to_vec()));
+/// store.close().await?; // the file alone is now complete
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -57,80 +86,244 @@ impl AsyncSqliteStore {
         &self.store
     }
 
-    /// Runs `f` on the blocking pool with a handle to the store.
+    /// The calls of this store's async front running on the blocking pool
+    /// right now, never more than the limits set on the [`Builder`].
+    pub fn in_flight(&self) -> InFlight {
+        let gate = self.store.async_gate();
+        InFlight {
+            reads: gate.reads.running.load(Ordering::Acquire),
+            writes: gate.writes.running.load(Ordering::Acquire),
+        }
+    }
+
+    /// Runs `f` on the blocking pool with a handle to the store, once a
+    /// permit of `kind`'s lane is free. The permit goes with the blocking
+    /// task, so a dropped future frees it only when the task has ended.
     async fn run<T: Send + 'static>(
+        &self,
+        kind: Kind,
+        f: impl FnOnce(&SqliteStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let lane = self.store.async_gate().lane(kind);
+        let permit = Arc::clone(&lane.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Closed)?;
+        let running = Arc::clone(&lane.running);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _running = Running::start(running);
+            f(&store)
+        })
+        .await
+        .map_err(Error::Task)?
+    }
+
+    async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&SqliteStore) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(Error::Task)?
+        self.run(Kind::Read, f).await
+    }
+
+    /// Runs a write; if this future is dropped, the writes `f` submits
+    /// that the writer has not started by then are skipped.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SqliteStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let cancel = CancelOnDrop(Cancel::default());
+        let flag = cancel.0.clone();
+        self.run(Kind::Write, move |s| flag.scope(|| f(s))).await
     }
 
     /// See [`SqliteStore::find`].
     pub async fn find(&self, token: &str) -> Result<Option<Vec<u8>>> {
         let token = token.to_owned();
-        self.run(move |s| s.find(&token)).await
+        self.read(move |s| s.find(&token)).await
     }
 
     /// See [`SqliteStore::find_with_expiry`].
     pub async fn find_with_expiry(&self, token: &str) -> Result<Option<(Vec<u8>, SystemTime)>> {
         let token = token.to_owned();
-        self.run(move |s| s.find_with_expiry(&token)).await
+        self.read(move |s| s.find_with_expiry(&token)).await
     }
 
     /// See [`SqliteStore::commit`].
     pub async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
         let (token, data) = (token.to_owned(), data.to_vec());
-        self.run(move |s| s.commit(&token, &data, expiry)).await
+        self.write(move |s| s.commit(&token, &data, expiry)).await
     }
 
     /// See [`SqliteStore::create`].
     pub async fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
         let (token, data) = (token.to_owned(), data.to_vec());
-        self.run(move |s| s.create(&token, &data, expiry)).await
+        self.write(move |s| s.create(&token, &data, expiry)).await
     }
 
     /// See [`SqliteStore::delete`].
     pub async fn delete(&self, token: &str) -> Result<bool> {
         let token = token.to_owned();
-        self.run(move |s| s.delete(&token)).await
+        self.write(move |s| s.delete(&token)).await
     }
 
     /// See [`SqliteStore::all`].
     pub async fn all(&self) -> Result<HashMap<String, Vec<u8>>> {
-        self.run(SqliteStore::all).await
+        self.read(SqliteStore::all).await
     }
 
     /// See [`SqliteStore::list`].
     pub async fn list(&self, limit: usize) -> Result<Vec<(String, SystemTime)>> {
-        self.run(move |s| s.list(limit)).await
+        self.read(move |s| s.list(limit)).await
     }
 
     /// See [`SqliteStore::delete_expired`].
     pub async fn delete_expired(&self) -> Result<u64> {
-        self.run(SqliteStore::delete_expired).await
+        self.write(SqliteStore::delete_expired).await
     }
 
     /// See [`SqliteStore::delete_expired_report`].
     pub async fn delete_expired_report(&self) -> Result<CleanupReport> {
-        self.run(SqliteStore::delete_expired_report).await
+        self.write(SqliteStore::delete_expired_report).await
     }
 
     /// See [`SqliteStore::stats`].
     pub async fn stats(&self) -> Result<Stats> {
-        self.run(SqliteStore::stats).await
+        self.read(SqliteStore::stats).await
     }
 
     /// See [`SqliteStore::vacuum`].
     pub async fn vacuum(&self) -> Result<()> {
-        self.run(SqliteStore::vacuum).await
+        self.write(SqliteStore::vacuum).await
+    }
+
+    /// Closes the store, for this handle and every clone, on the blocking
+    /// pool; see [`SqliteStore::close`]. Returns once the file is closed
+    /// and complete. Calls waiting for a slot, and any later call, fail with
+    /// [`Error::Closed`]. If this future is dropped, closing goes on.
+    pub async fn close(self) -> Result<()> {
+        tokio::task::spawn_blocking(move || self.store.close())
+            .await
+            .map_err(Error::Task)?
     }
 
     /// See [`SqliteStore::stop_cleanup`]; never blocks.
     pub fn stop_cleanup(&self) {
         self.store.stop_cleanup();
+    }
+}
+
+/// Calls of the async front running on tokio's blocking pool, from
+/// [`AsyncSqliteStore::in_flight`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InFlight {
+    /// Reads running now; at most [`Builder::max_async_reads`].
+    pub reads: usize,
+    /// Writes running now; at most [`Builder::max_async_writes`].
+    pub writes: usize,
+}
+
+impl Builder {
+    /// The most reads (`find`, `find_with_expiry`, `all`, `list`, `stats`)
+    /// the async front runs on tokio's blocking pool at once; more wait, as
+    /// futures, for a free slot. 1 to 4096; 0 or more than 4096 is
+    /// [`Error::InvalidConfig`] at `build`. Default: the number of
+    /// [`readers`](Self::readers), so a running read never waits for a
+    /// connection.
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub fn max_async_reads(mut self, calls: usize) -> Self {
+        self.max_async_reads = Some(calls);
+        self
+    }
+
+    /// The most writes (`commit`, `create`, `delete`, `delete_expired`,
+    /// `vacuum`) the async front runs on tokio's blocking pool at once: the
+    /// most threads stalled writes can hold. More wait, as futures, for a
+    /// free slot. Group commit batches the writes running together, so a
+    /// few dozen are plenty. 1 to 4096; 0 or more than 4096 is
+    /// [`Error::InvalidConfig`] at `build`. Default: 64.
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub fn max_async_writes(mut self, calls: usize) -> Self {
+        self.max_async_writes = calls;
+        self
+    }
+}
+
+/// Which lane a call waits in.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Read,
+    Write,
+}
+
+/// The async front's bounds for one store: a lane for reads and one for
+/// writes, so stalled writes never hold the threads reads need.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    reads: Lane,
+    writes: Lane,
+}
+
+#[derive(Debug)]
+struct Lane {
+    permits: Arc<Semaphore>,
+    /// Blocking tasks of this lane running now.
+    running: Arc<AtomicUsize>,
+}
+
+impl Gate {
+    pub(crate) fn new(reads: usize, writes: usize) -> Self {
+        let lane = |n| Lane {
+            permits: Arc::new(Semaphore::new(n)),
+            running: Arc::new(AtomicUsize::new(0)),
+        };
+        Self {
+            reads: lane(reads),
+            writes: lane(writes),
+        }
+    }
+
+    /// Fails every call waiting for a slot, and every later one, with
+    /// [`Error::Closed`].
+    pub(crate) fn close(&self) {
+        self.reads.permits.close();
+        self.writes.permits.close();
+    }
+
+    fn lane(&self, kind: Kind) -> &Lane {
+        match kind {
+            Kind::Read => &self.reads,
+            Kind::Write => &self.writes,
+        }
+    }
+}
+
+/// Raises its flag when dropped: when the write's future completes (too
+/// late to matter) or is dropped (the writer then skips what it has not
+/// started).
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Counts one running blocking task while alive.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn start(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -152,7 +345,7 @@ impl AsyncSqliteStore {
     /// See [`SqliteStore::update`].
     pub async fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
         let (token, data) = (token.to_owned(), data.to_vec());
-        self.run(move |s| s.update(&token, &data, expiry)).await
+        self.write(move |s| s.update(&token, &data, expiry)).await
     }
 
     /// See [`SqliteStore::update_owned`].
@@ -164,7 +357,7 @@ impl AsyncSqliteStore {
         owner: Option<&str>,
     ) -> Result<bool> {
         let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
-        self.run(move |s| s.update_owned(&token, &data, expiry, owner.as_deref()))
+        self.write(move |s| s.update_owned(&token, &data, expiry, owner.as_deref()))
             .await
     }
 
@@ -177,7 +370,7 @@ impl AsyncSqliteStore {
         owner: Option<&str>,
     ) -> Result<()> {
         let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
-        self.run(move |s| s.commit_owned(&token, &data, expiry, owner.as_deref()))
+        self.write(move |s| s.commit_owned(&token, &data, expiry, owner.as_deref()))
             .await
     }
 
@@ -190,31 +383,31 @@ impl AsyncSqliteStore {
         owner: Option<&str>,
     ) -> Result<bool> {
         let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
-        self.run(move |s| s.create_owned(&token, &data, expiry, owner.as_deref()))
+        self.write(move |s| s.create_owned(&token, &data, expiry, owner.as_deref()))
             .await
     }
 
     /// See [`SqliteStore::touch`].
     pub async fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool> {
         let token = token.to_owned();
-        self.run(move |s| s.touch(&token, expiry)).await
+        self.write(move |s| s.touch(&token, expiry)).await
     }
 
     /// See [`SqliteStore::list_owner`].
     pub async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<(String, SystemTime)>> {
         let owner = owner.to_owned();
-        self.run(move |s| s.list_owner(&owner, limit)).await
+        self.read(move |s| s.list_owner(&owner, limit)).await
     }
 
     /// See [`SqliteStore::count_owner`].
     pub async fn count_owner(&self, owner: &str) -> Result<u64> {
         let owner = owner.to_owned();
-        self.run(move |s| s.count_owner(&owner)).await
+        self.read(move |s| s.count_owner(&owner)).await
     }
 
     /// See [`SqliteStore::revoke_owner`].
     pub async fn revoke_owner(&self, owner: &str) -> Result<u64> {
         let owner = owner.to_owned();
-        self.run(move |s| s.revoke_owner(&owner)).await
+        self.write(move |s| s.revoke_owner(&owner)).await
     }
 }

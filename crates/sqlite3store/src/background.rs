@@ -67,9 +67,21 @@ impl Background {
         self.stop.store(true, Ordering::Release);
         let _ = self.wake.try_send(());
     }
+
+    /// Stops the thread and waits for it to end, wherever it is called
+    /// (the store's `close`), except on the thread itself.
+    pub(crate) fn stop_and_join(mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take() {
+            if thread.thread().id() != thread::current().id() && thread.join().is_err() {
+                tracing::warn!("a background thread of the session store panicked");
+            }
+        }
+    }
 }
 
 impl Drop for Background {
+    /// Only when the store's `close` did not run (see `Inner`'s drop).
     fn drop(&mut self) {
         self.stop();
         if let Some(thread) = self.thread.take() {

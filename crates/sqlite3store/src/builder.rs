@@ -78,6 +78,10 @@ pub struct Builder {
     pub(crate) max_file_size: Option<u64>,
     pub(crate) token_hash_key: Option<Arc<[u8]>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The async front's bounds (set in `async_store.rs`); reads default to
+    /// `readers` when `None`.
+    pub(crate) max_async_reads: Option<usize>,
+    pub(crate) max_async_writes: usize,
 }
 
 impl fmt::Debug for Builder {
@@ -105,6 +109,8 @@ impl fmt::Debug for Builder {
             // Never print the key.
             .field("token_hashing", &self.token_hash_key.is_some())
             .field("clock", &self.clock)
+            .field("max_async_reads", &self.async_read_limit())
+            .field("max_async_writes", &self.max_async_writes)
             .finish()
     }
 }
@@ -112,6 +118,13 @@ impl fmt::Debug for Builder {
 /// The largest blob SQLite accepts by default (`SQLITE_MAX_LENGTH`), less
 /// room for the row's other fields.
 pub const MAX_DATA_LEN_LIMIT: usize = 1_000_000_000 - 64 * 1024;
+
+/// Default of `max_async_writes`: enough for group commit to batch well,
+/// few enough that stalled writes leave tokio's blocking pool (512 threads
+/// by default) to everyone else.
+pub(crate) const DEFAULT_MAX_ASYNC_WRITES: usize = 64;
+/// The largest `max_async_reads` and `max_async_writes` accepted.
+pub(crate) const MAX_ASYNC_CALLS: usize = 4096;
 
 /// The smallest [`Builder::max_file_size`] accepted.
 pub const MIN_FILE_SIZE: u64 = 64 * 1024;
@@ -147,7 +160,14 @@ impl Builder {
             max_file_size: None,
             token_hash_key: None,
             clock: Arc::new(SystemClock),
+            max_async_reads: None,
+            max_async_writes: DEFAULT_MAX_ASYNC_WRITES,
         }
+    }
+
+    /// The async front's read bound: as set, or one per reader connection.
+    pub(crate) fn async_read_limit(&self) -> usize {
+        self.max_async_reads.unwrap_or(self.readers)
     }
 
     /// How often the background thread deletes expired sessions;
@@ -375,6 +395,14 @@ impl Builder {
             return bad(format!(
                 "max_file_size must be at least {MIN_FILE_SIZE} bytes, got {bytes}"
             ));
+        }
+        for (name, n) in [
+            ("max_async_reads", self.async_read_limit()),
+            ("max_async_writes", self.max_async_writes),
+        ] {
+            if !(1..=MAX_ASYNC_CALLS).contains(&n) {
+                return bad(format!("{name} must be 1 to {MAX_ASYNC_CALLS}, got {n}"));
+            }
         }
         if self.token_hash_key.as_ref().is_some_and(|k| k.is_empty()) {
             return bad("the token hashing key must not be empty".into());

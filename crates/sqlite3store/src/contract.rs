@@ -23,7 +23,8 @@ impl StoreError for Error {
             | Error::InvalidOwner(_)
             | Error::InvalidConfig(_) => ErrorKind::InvalidInput,
             Error::Busy(_) => ErrorKind::Busy,
-            Error::FileReplaced { .. } => ErrorKind::Closed,
+            Error::FileReplaced { .. } | Error::Closed => ErrorKind::Closed,
+            Error::Cancelled => ErrorKind::Cancelled,
             Error::SchemaMismatch { .. } => ErrorKind::Schema,
             Error::NotADatabase(_) | Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::Open { .. } | Error::ReadOnly(_) | Error::DiskFull(_) | Error::Io(_) => {

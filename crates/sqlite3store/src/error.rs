@@ -74,8 +74,9 @@ pub enum Error {
     #[error("session database is full")]
     DiskFull(#[source] rusqlite::Error),
     /// The database file was deleted or replaced at its path while the store
-    /// had it open; writes are refused rather than go to the orphaned file.
-    /// Reopen the store.
+    /// had it open; writes are refused rather than go to the orphaned file,
+    /// and once the store has seen this, reads are refused too (so they never
+    /// answer from two different files). Reopen the store.
     #[error("session database {path:?} was deleted or replaced while open")]
     FileReplaced {
         /// The path the store opened.
@@ -85,6 +86,14 @@ pub enum Error {
     /// batch (a bug: please report it). The store keeps working.
     #[error("session write abandoned: the writer panicked")]
     WriterPanicked,
+    /// An async write's future was dropped before the writer started it, so
+    /// it was not applied. Only the abandoned call itself sees this.
+    #[error("session write cancelled before it was applied")]
+    Cancelled,
+    /// The store was closed ([`SqliteStore::close`](crate::SqliteStore::close),
+    /// through this handle's clone or on drop).
+    #[error("session store is closed")]
+    Closed,
     /// Any other SQLite failure.
     #[error("sqlite operation failed")]
     Sqlite(#[source] rusqlite::Error),

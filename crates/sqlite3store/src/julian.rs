@@ -95,8 +95,13 @@ mod tests {
         let far_future = UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
         assert!(to_julian(far_past) < to_julian(UNIX_EPOCH));
         assert!(to_julian(far_future) > to_julian(SystemTime::now()));
+        // Non-finite values are the epoch; the rest clamp to the range
+        // that `to_julian` clamps to.
         assert!(from_julian(f64::NAN) == UNIX_EPOCH);
-        let _ = from_julian(f64::INFINITY);
-        let _ = from_julian(-1e300);
+        assert_eq!(from_julian(f64::INFINITY), UNIX_EPOCH);
+        assert_eq!(from_julian(f64::NEG_INFINITY), UNIX_EPOCH);
+        assert_eq!(from_julian(-1e300), from_julian(to_julian(far_past)));
+        assert_eq!(from_julian(1e300), from_julian(to_julian(far_future)));
+        assert!(from_julian(-1e300) < UNIX_EPOCH);
     }
 }

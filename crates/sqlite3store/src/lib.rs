@@ -27,7 +27,8 @@
 //!   weak reference, survives errors, and ends with the store; WAL
 //!   checkpoints on a thread of their own, off the commit path.
 //! - [`AsyncSqliteStore`] (feature `tokio`, on by default) runs the same
-//!   store on tokio's blocking pool.
+//!   store on tokio's blocking pool, with separate bounds on the reads and
+//!   the writes in flight.
 //!
 //! See [`Durability`] for what an acknowledged commit survives.
 
@@ -50,7 +51,7 @@ mod writer;
 
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use async_store::AsyncSqliteStore;
+pub use async_store::{AsyncSqliteStore, InFlight};
 pub use builder::{Builder, Durability, MAX_DATA_LEN_LIMIT, MIN_FILE_SIZE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{error_chain, Error, Result};

@@ -9,7 +9,7 @@ use std::sync::{Condvar, Mutex};
 
 use rusqlite::Connection;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub(crate) struct ReaderPool {
     state: Mutex<State>,
@@ -22,6 +22,8 @@ struct State {
     idle: Vec<Connection>,
     /// Connections that exist, idle or lent out.
     total: usize,
+    /// Set by [`ReaderPool::close`]: nothing more is lent or kept.
+    closed: bool,
 }
 
 impl std::fmt::Debug for ReaderPool {
@@ -44,6 +46,7 @@ impl ReaderPool {
             state: Mutex::new(State {
                 idle: Vec::with_capacity(max),
                 total: 0,
+                closed: false,
             }),
             freed: Condvar::new(),
             max,
@@ -61,6 +64,9 @@ impl ReaderPool {
     pub(crate) fn get(&self) -> Result<Lease<'_>> {
         let mut st = self.lock();
         loop {
+            if st.closed {
+                return Err(Error::Closed);
+            }
             if let Some(conn) = st.idle.pop() {
                 return Ok(Lease {
                     pool: self,
@@ -78,13 +84,33 @@ impl ReaderPool {
                     }),
                     Err(err) => {
                         self.lock().total -= 1;
-                        self.freed.notify_one();
+                        // Wakes `close` too, if it waits.
+                        self.freed.notify_all();
                         Err(err)
                     }
                 };
             }
             st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// Closes every connection, waiting for those lent out to come back
+    /// (each is lent for one query); later `get`s fail with
+    /// [`Error::Closed`].
+    pub(crate) fn close(&self) -> Result<()> {
+        let mut st = self.lock();
+        st.closed = true;
+        self.freed.notify_all();
+        let idle = std::mem::take(&mut st.idle);
+        st.total -= idle.len();
+        while st.total > 0 {
+            st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(st);
+        for conn in idle {
+            conn.close().map_err(|(_, err)| err)?;
+        }
+        Ok(())
     }
 
     /// Opens one connection now, so a bad file fails at open.
@@ -109,8 +135,18 @@ impl Deref for Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.lock().idle.push(conn);
-            self.pool.freed.notify_one();
+            let mut st = self.pool.lock();
+            if st.closed {
+                st.total -= 1;
+                drop(st);
+                drop(conn);
+                // `close` waits for the last one back.
+                self.pool.freed.notify_all();
+            } else {
+                st.idle.push(conn);
+                drop(st);
+                self.pool.freed.notify_one();
+            }
         }
     }
 }

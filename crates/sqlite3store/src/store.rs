@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,11 +45,54 @@ const IDLE_BATCH_GROWTH: u64 = 256;
 /// `sqlite3store`.
 ///
 /// Cheap to clone: clones share one store (one writer connection, one pool of
-/// readers, one cleanup thread). Dropping the last clone stops the background
-/// threads and closes the database.
+/// readers, one cleanup thread).
+///
+/// # Closing
+///
+/// [`close`](Self::close) (or [`AsyncSqliteStore::close`](crate::AsyncSqliteStore::close))
+/// closes the store for every clone: it returns once the background threads
+/// have stopped, the WAL is copied into the database file and truncated, and
+/// every connection is closed, so the database file alone, copied right
+/// after, holds every session. Calls through any clone after that fail with
+/// [`Error::Closed`].
+///
+/// Dropping the last clone (sync or async) does the same, with one
+/// exception: dropped inside a tokio runtime (in a task, or on its blocking
+/// pool), it hands closing to a thread of the runtime's blocking pool and
+/// returns at once, so a runtime thread never waits for it. The file is
+/// then closed shortly after, and at the latest when the runtime shuts
+/// down. Errors while closing on drop are only logged. The background
+/// threads never hold a handle, so they never delay closing.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
+    inner: Arc<Handles>,
+}
+
+/// What the user's handles share: the store, closed when the last goes.
+/// The background threads hold the store itself (`Weak<Inner>`), never this.
+#[derive(Debug)]
+struct Handles(Arc<Inner>);
+
+impl std::ops::Deref for Handles {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        #[cfg(feature = "tokio")]
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            // Never block a runtime thread. Should the task not run (the
+            // runtime is shutting down), dropping it drops the store,
+            // which closes it there.
+            let inner = Arc::clone(&self.0);
+            drop(runtime.spawn_blocking(move || inner.close_logged()));
+            return;
+        }
+        self.0.close_logged();
+    }
 }
 
 /// What one cleanup run did.
@@ -92,9 +135,9 @@ pub struct Stats {
     pub owned: u64,
 }
 
-// Fields drop in order: the threads stop first, then the readers close, and
-// the writer closes last, so it checkpoints the WAL into the file and removes
-// it (a read-only connection closing last could not).
+// `close` stops the threads first, then closes the readers, and the writer
+// last, so it checkpoints the WAL into the file and removes it (a read-only
+// connection closing last could not).
 pub(crate) struct Inner {
     cleanup: Mutex<Option<Background>>,
     checkpoint: Mutex<Option<Background>>,
@@ -115,6 +158,21 @@ pub(crate) struct Inner {
     /// opened it; a read-only store on a file Go created finds no owners.
     owner_column: bool,
     last_cleanup: Mutex<Option<CleanupReport>>,
+    /// Set once closing starts: every operation fails with `Closed`.
+    closed: AtomicBool,
+    /// Held while closing, so a second close waits for the first.
+    closing: Mutex<()>,
+    /// The async front's bounds, shared by every async handle of the store.
+    #[cfg(feature = "tokio")]
+    async_gate: crate::async_store::Gate,
+}
+
+impl Drop for Inner {
+    /// Only when no handle closed it: the last handle was dropped inside a
+    /// runtime and the task closing it never ran.
+    fn drop(&mut self) {
+        self.close_logged();
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -126,6 +184,7 @@ impl std::fmt::Debug for Inner {
             .field("writer", &self.writer)
             .field("readers", &self.readers)
             .field("token_hashing", &self.hasher.is_some())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -220,6 +279,10 @@ impl SqliteStore {
             last_cleanup: Mutex::new(None),
             cleanup: Mutex::new(None),
             checkpoint: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            closing: Mutex::new(()),
+            #[cfg(feature = "tokio")]
+            async_gate: crate::async_store::Gate::new(b.async_read_limit(), b.max_async_writes),
         });
         if !read_only {
             // The thread holds the writer, not the store: the store closes
@@ -237,7 +300,9 @@ impl SqliteStore {
             *inner.lock_cleanup() = Some(cleanup);
         }
         tracing::debug!(path = %b.path.display(), table = %b.table, read_only, "session store opened");
-        Ok(Self { inner })
+        Ok(Self {
+            inner: Arc::new(Handles(inner)),
+        })
     }
 
     /// The data of the session `token`, or `None` when it is missing or
@@ -606,6 +671,21 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Closes the store, for this handle and every clone (see
+    /// [Closing](Self#closing)). Returns once the cleanup and checkpoint
+    /// threads have stopped (after the step they may be running), running
+    /// calls have finished, the WAL is copied into the database file and
+    /// truncated, and every connection is closed. Calls through clones
+    /// then fail with [`Error::Closed`]; closing again returns `Ok`.
+    ///
+    /// Blocks for as long as that takes, at most about `busy_timeout` when
+    /// another process holds the lock. The store is closed even when this
+    /// returns an error: [`Error::Busy`] when another process's reader kept
+    /// the WAL from being checkpointed (the next open replays it).
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+
     /// The current time by the store's clock (see [`Builder::clock`]): the
     /// time expiry is compared against.
     pub fn now(&self) -> SystemTime {
@@ -631,6 +711,11 @@ impl SqliteStore {
     pub fn max_data_len(&self) -> usize {
         self.inner.max_data_len
     }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn async_gate(&self) -> &crate::async_store::Gate {
+        &self.inner.async_gate
+    }
 }
 
 impl Inner {
@@ -655,7 +740,49 @@ impl Inner {
     }
 
     fn writer(&self) -> Result<&Writer> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         self.writer.as_deref().ok_or(Error::ReadOnly(None))
+    }
+
+    /// See [`SqliteStore::close`]. Idempotent; the first error wins, and
+    /// every step runs even after one failed.
+    fn close(&self) -> Result<()> {
+        let _one_at_a_time = self.closing.lock().unwrap_or_else(|e| e.into_inner());
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        #[cfg(feature = "tokio")]
+        self.async_gate.close();
+        // Take each thread out of its lock before joining it: the cleanup
+        // thread may be stopping itself through the same lock.
+        let cleanup = self.lock_cleanup().take();
+        if let Some(thread) = cleanup {
+            thread.stop_and_join();
+        }
+        // The checkpoint thread holds the writer and a connection of its
+        // own; both are released when it ends.
+        let checkpoint = self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(thread) = checkpoint {
+            thread.stop_and_join();
+        }
+        // The readers first: the writer, closing last, removes the WAL.
+        let readers = self.readers.close();
+        let writer = self.writer.as_ref().map_or(Ok(()), |w| w.close());
+        tracing::debug!(path = %self.path.display(), "session store closed");
+        readers.and(writer)
+    }
+
+    /// `close` for drop, where errors can only be logged.
+    fn close_logged(&self) {
+        if let Err(err) = self.close() {
+            tracing::warn!(%err, path = %self.path.display(), "closing the session store failed");
+        }
     }
 
     fn lock_cleanup(&self) -> std::sync::MutexGuard<'_, Option<Background>> {
@@ -1049,6 +1176,8 @@ fn spawn_cleanup(inner: Weak<Inner>, first: Duration, every: Duration) -> Result
                 took_ms = report.duration.as_millis() as u64,
                 "expired sessions cleaned up"
             ),
+            // Closing stops this thread; nothing went wrong.
+            Err(Error::Closed) => return ControlFlow::Break(()),
             Err(err) => tracing::warn!(%err, "session cleanup failed; retrying next tick"),
         }
         ControlFlow::Continue(())

@@ -12,7 +12,14 @@
 //! If a batch fails, it is rolled back and each operation is retried in a
 //! transaction of its own, so one bad write never fails its neighbours and
 //! every caller gets its own error.
+//!
+//! A write may carry a [`Cancel`] flag (the async front sets one per call
+//! and raises it when the call's future is dropped). The writer looks at it
+//! once it holds the write lock, just before running the write: a write
+//! cancelled by then is skipped and answered [`Error::Cancelled`]; one that
+//! has started is applied whole.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -89,6 +96,50 @@ fn unix_id(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path)?;
     Ok((meta.dev(), meta.ino()))
+}
+
+/// Raised when the caller of a write has gone away; see the module docs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cancel(Arc<AtomicBool>);
+
+// Raised and scoped only by the async front.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+impl Cancel {
+    pub(crate) fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` with every write it submits on this thread carrying this
+    /// flag. The store's operations stay plain sync calls; the async front
+    /// wraps each blocking task in this.
+    pub(crate) fn scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        struct Restore(Option<Cancel>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT_CANCEL.with(|c| *c.borrow_mut() = self.0.take());
+            }
+        }
+        let _restore = Restore(CURRENT_CANCEL.with(|c| c.borrow_mut().replace(self.clone())));
+        f()
+    }
+
+    /// The flag of the scope this thread runs in, if any.
+    fn current() -> Option<Cancel> {
+        CURRENT_CANCEL.with(|c| c.borrow().clone())
+    }
+}
+
+thread_local! {
+    static CURRENT_CANCEL: RefCell<Option<Cancel>> = const { RefCell::new(None) };
+}
+
+/// Whether `cancel` says to skip the write.
+fn cancelled(cancel: Option<&Cancel>) -> bool {
+    cancel.is_some_and(Cancel::is_cancelled)
 }
 
 /// What a `yield_to_writers` cleanup batch returns when it gave way.
@@ -271,13 +322,15 @@ enum SlotState {
 struct Slot {
     state: Mutex<SlotState>,
     changed: Condvar,
+    cancel: Option<Cancel>,
 }
 
 impl Slot {
-    fn new() -> Arc<Self> {
+    fn new(cancel: Option<Cancel>) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(SlotState::Waiting),
             changed: Condvar::new(),
+            cancel,
         })
     }
 
@@ -298,7 +351,8 @@ struct Queue {
 }
 
 pub(crate) struct Writer {
-    conn: Mutex<Connection>,
+    /// None once closed.
+    conn: Mutex<Option<Connection>>,
     queue: Mutex<Queue>,
     /// Writers queued and not yet taken into a batch (for cleanup pacing).
     queued: Arc<AtomicUsize>,
@@ -325,6 +379,9 @@ impl Drop for Writer {
     /// (a reader, the checkpoint thread) happens to close after the writer.
     fn drop(&mut self) {
         let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner());
+        let Some(conn) = conn.as_mut() else {
+            return; // closed already
+        };
         if let Err(err) = checkpoint(conn, "TRUNCATE") {
             tracing::debug!(%err, "final WAL checkpoint failed; the WAL is replayed on next open");
         }
@@ -340,7 +397,7 @@ impl Writer {
         file: Arc<FileIdentity>,
     ) -> Self {
         Self {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Some(conn)),
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
                 leading: false,
@@ -379,7 +436,30 @@ impl Writer {
     /// meanwhile; (frames in the WAL, frames copied).
     pub(crate) fn checkpoint(&self) -> Result<(i64, i64)> {
         let conn = self.lock_conn();
-        Ok(checkpoint(&conn, "PASSIVE")?)
+        let conn = conn.as_ref().ok_or(Error::Closed)?;
+        Ok(checkpoint(conn, "PASSIVE")?)
+    }
+
+    /// Waits for the batch in flight, copies the WAL into the database and
+    /// truncates it, and closes the connection; later writes get
+    /// [`Error::Closed`]. Closes it even when the checkpoint fails (another
+    /// process reading), and then returns that error.
+    pub(crate) fn close(&self) -> Result<()> {
+        let Some(conn) = self.lock_conn().take() else {
+            return Ok(());
+        };
+        // (busy, frames in the WAL, frames copied)
+        let checkpointed = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        conn.close().map_err(|(_, err)| err)?;
+        match checkpointed? {
+            0 => Ok(()),
+            _ => Err(Error::Busy(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some("another connection kept the WAL from being checkpointed".into()),
+            ))),
+        }
     }
 
     /// How many writes are waiting for the writer right now.
@@ -397,29 +477,36 @@ impl Writer {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_conn(&self) -> MutexGuard<'_, Connection> {
+    fn lock_conn(&self) -> MutexGuard<'_, Option<Connection>> {
         // A panic inside rusqlite leaves the connection usable: any open
         // transaction is rolled back before the next batch begins.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `op` and returns once its transaction has committed (or failed).
+    /// Runs `op` and returns once its transaction has committed (or failed,
+    /// or skipped it as cancelled).
     pub(crate) fn submit(&self, op: WriteOp) -> Result<u64> {
+        let cancel = Cancel::current();
+        if cancelled(cancel.as_ref()) {
+            return Err(Error::Cancelled);
+        }
         if !self.group_commit {
             self.queued.fetch_add(1, Ordering::Relaxed);
             let mut conn = self.lock_conn();
             self.queued.fetch_sub(1, Ordering::Relaxed);
-            self.backstop_checkpoint(&conn);
-            let result = if self.file.replaced() {
-                Err(self.file.error())
-            } else {
-                self.run_alone(&mut conn, op)
+            let result = match conn.as_mut() {
+                None => Err(Error::Closed),
+                Some(_) if self.file.replaced() => Err(self.file.error()),
+                Some(conn) => {
+                    self.backstop_checkpoint(conn);
+                    self.run_alone(conn, op, cancel.as_ref())
+                }
             };
             self.waiting_after_batch
                 .store(self.queued(), Ordering::Relaxed);
             return result;
         }
-        let slot = Slot::new();
+        let slot = Slot::new(cancel);
         let lead = {
             let mut q = self.lock_queue();
             q.pending.push((op, Arc::clone(&slot)));
@@ -451,8 +538,16 @@ impl Writer {
             batch
         };
         {
-            let mut conn = self.lock_conn();
-            self.backstop_checkpoint(&conn);
+            let mut guard = self.lock_conn();
+            let Some(conn) = guard.as_mut() else {
+                for (_, slot) in batch {
+                    slot.set(SlotState::Done(Err(Error::Closed)));
+                }
+                drop(guard);
+                self.hand_off();
+                return own_result(own);
+            };
+            self.backstop_checkpoint(conn);
             if self.file.replaced() {
                 for (_, slot) in batch {
                     slot.set(SlotState::Done(Err(self.file.error())));
@@ -461,7 +556,7 @@ impl Writer {
                 let slots: Vec<Arc<Slot>> =
                     batch.iter().map(|(_, slot)| Arc::clone(slot)).collect();
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.run_batch(&mut conn, batch)
+                    self.run_batch(conn, batch)
                 }));
                 if let Err(panic) = run {
                     // Nobody may wait forever: fail what was not answered,
@@ -473,18 +568,14 @@ impl Writer {
                             slot.changed.notify_one();
                         }
                     }
-                    drop(conn);
+                    drop(guard);
                     self.hand_off();
                     std::panic::resume_unwind(panic);
                 }
             }
         }
         self.hand_off();
-        match std::mem::replace(&mut *own.lock(), SlotState::Waiting) {
-            SlotState::Done(result) => result,
-            // Unreachable: the batch held our op and fulfilled every slot.
-            _ => Err(Error::WriterPanicked),
-        }
+        own_result(own)
     }
 
     /// Passes the lead to the oldest waiting writer, or gives it up.
@@ -510,7 +601,11 @@ impl Writer {
                 slot.set(SlotState::Done(Ok(YIELDED)));
             } else if op.runs_alone() {
                 self.run_group(conn, std::mem::take(&mut group));
-                slot.set(SlotState::Done(self.run_alone(conn, op)));
+                slot.set(SlotState::Done(self.run_alone(
+                    conn,
+                    op,
+                    slot.cancel.as_ref(),
+                )));
             } else {
                 group.push((op, slot));
             }
@@ -524,12 +619,19 @@ impl Writer {
             0 => {}
             1 => {
                 let (op, slot) = group.into_iter().next().expect("one");
-                slot.set(SlotState::Done(self.run_alone(conn, op)));
+                slot.set(SlotState::Done(self.run_alone(
+                    conn,
+                    op,
+                    slot.cancel.as_ref(),
+                )));
             }
-            _ => match self.transaction(conn, group.iter().map(|(op, _)| op)) {
+            _ => match self.transaction(
+                conn,
+                group.iter().map(|(op, slot)| (op, slot.cancel.as_ref())),
+            ) {
                 Ok(changes) => {
                     for ((_, slot), changed) in group.iter().zip(changes) {
-                        slot.set(SlotState::Done(Ok(changed)));
+                        slot.set(SlotState::Done(changed.ok_or(Error::Cancelled)));
                     }
                 }
                 Err(Error::Busy(err)) => {
@@ -543,15 +645,23 @@ impl Writer {
                 Err(err) => {
                     tracing::debug!(%err, size = group.len(), "group commit failed; retrying each write alone");
                     for (op, slot) in group {
-                        slot.set(SlotState::Done(self.run_alone(conn, op)));
+                        let result = self.run_alone(conn, op, slot.cancel.as_ref());
+                        slot.set(SlotState::Done(result));
                     }
                 }
             },
         }
     }
 
-    fn run_alone(&self, conn: &mut Connection, op: WriteOp) -> Result<u64> {
+    fn run_alone(
+        &self,
+        conn: &mut Connection,
+        op: WriteOp,
+        cancel: Option<&Cancel>,
+    ) -> Result<u64> {
         match op {
+            // It takes the lock itself; we hold the only writer connection.
+            WriteOp::Standalone(_) if cancelled(cancel) => Err(Error::Cancelled),
             WriteOp::Standalone(f) => f(conn),
             op @ (WriteOp::DeleteExpired {
                 yield_to_writers: true,
@@ -560,26 +670,28 @@ impl Writer {
             | WriteOp::IncrementalVacuum {
                 yield_to_writers: true,
                 ..
-            }) => self.run_yielding(conn, &op),
-            op => Ok(self
-                .transaction(conn, std::iter::once(&op))?
-                .pop()
-                .unwrap_or(0)),
+            }) => self.run_yielding(conn, &op, cancel),
+            op => only(self.transaction(conn, std::iter::once((&op, cancel)))?),
         }
     }
 
     /// Runs `op` in its own transaction, abandoning it as soon as another
     /// write is queued. Rolling back a WAL transaction only drops frames
     /// never committed, so giving way costs the waiting writer little.
-    fn run_yielding(&self, conn: &mut Connection, op: &WriteOp) -> Result<u64> {
+    fn run_yielding(
+        &self,
+        conn: &mut Connection,
+        op: &WriteOp,
+        cancel: Option<&Cancel>,
+    ) -> Result<u64> {
         let queued = Arc::clone(&self.queued);
         let result = with_progress_handler(
             conn,
             move || queued.load(Ordering::Relaxed) > 0,
-            |conn| self.transaction(conn, std::iter::once(op)),
+            |conn| self.transaction(conn, std::iter::once((op, cancel))),
         )?;
         match result {
-            Ok(mut changes) => Ok(changes.pop().unwrap_or(0)),
+            Ok(changes) => only(changes),
             Err(Error::Sqlite(err))
                 if err.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) =>
             {
@@ -589,20 +701,42 @@ impl Writer {
         }
     }
 
+    /// Runs `ops` in one transaction; `None` for each op skipped because
+    /// it was cancelled by the time the write lock was ours.
     fn transaction<'a>(
         &self,
         conn: &mut Connection,
-        ops: impl Iterator<Item = &'a WriteOp>,
-    ) -> Result<Vec<u64>> {
+        ops: impl Iterator<Item = (&'a WriteOp, Option<&'a Cancel>)>,
+    ) -> Result<Vec<Option<u64>>> {
         // IMMEDIATE takes the write lock up front, so another process makes
         // us wait (busy_timeout) instead of failing mid-transaction.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let changes = ops
-            .map(|op| op.run(&tx, &self.sql))
-            .collect::<rusqlite::Result<Vec<u64>>>()?;
+            .map(|(op, cancel)| {
+                if cancelled(cancel) {
+                    Ok(None)
+                } else {
+                    op.run(&tx, &self.sql).map(Some)
+                }
+            })
+            .collect::<rusqlite::Result<Vec<Option<u64>>>>()?;
         tx.commit()?;
         Ok(changes)
     }
+}
+
+/// The leader's own result, once its batch has answered every slot.
+fn own_result(own: &Slot) -> Result<u64> {
+    match std::mem::replace(&mut *own.lock(), SlotState::Waiting) {
+        SlotState::Done(result) => result,
+        // Unreachable: the batch held our op and fulfilled every slot.
+        _ => Err(Error::WriterPanicked),
+    }
+}
+
+/// The result of a transaction of one op.
+fn only(changes: Vec<Option<u64>>) -> Result<u64> {
+    changes.into_iter().next().flatten().ok_or(Error::Cancelled)
 }
 
 /// Runs `f` with `interrupt` installed as `conn`'s progress handler (checked

@@ -82,7 +82,14 @@ async fn dropped_futures_lose_nothing_acknowledged() -> Result<()> {
     for (i, task) in tasks.into_iter().enumerate() {
         if i % 2 == 0 {
             task.abort();
-            let _ = task.await;
+            match task.await {
+                // It finished before the abort: acknowledged like the rest.
+                Ok(result) => {
+                    result?;
+                    acknowledged.push(i);
+                }
+                Err(err) => assert!(err.is_cancelled(), "t{i}: {err}"),
+            }
         } else {
             task.await.expect("join")?;
             acknowledged.push(i);
@@ -90,11 +97,14 @@ async fn dropped_futures_lose_nothing_acknowledged() -> Result<()> {
     }
     // Also drop futures mid-flight with a timeout of zero.
     for i in 200..250 {
-        let _ = tokio::time::timeout(
-            Duration::ZERO,
-            store.commit(&format!("t{i}"), &data(i), exp),
-        )
-        .await;
+        let (token, value) = (format!("t{i}"), data(i));
+        let commit = store.commit(&token, &value, exp);
+        // Elapsed: dropped mid-flight. A commit that won the race is
+        // acknowledged, and must be kept.
+        if let Ok(result) = tokio::time::timeout(Duration::ZERO, commit).await {
+            result?;
+            acknowledged.push(i);
+        }
     }
     // Let the blocking pool finish what was started.
     let sync: SqliteStore = store.clone().into();
@@ -155,4 +165,260 @@ async fn errors_come_through_unchanged() -> Result<()> {
         .unwrap_err();
     assert!(matches!(err, Error::Open { .. }), "{err:?}");
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finds_answer_while_writes_are_stalled() -> Result<()> {
+    const READS: usize = 4;
+    const WRITES: usize = 8;
+    const COMMITS: usize = 2000;
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(
+        fx.builder()
+            .busy_timeout(Duration::from_secs(120))
+            .max_async_reads(READS)
+            .max_async_writes(WRITES),
+    )
+    .await?;
+    let exp = fx.now() + MINUTE;
+    store.commit("seen", b"here", exp).await?;
+
+    // Another connection holds the write lock: every commit stalls.
+    let mut raw = fx.raw();
+    let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let commits: Vec<_> = (0..COMMITS)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.commit(&format!("t{i}"), b"d", exp).await })
+        })
+        .collect();
+    // Watch the calls in flight, from their start to the end of the test.
+    let peak = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = tokio::spawn({
+        let (store, peak, watching) = (store.clone(), Arc::clone(&peak), Arc::clone(&watching));
+        async move {
+            while watching.load(Ordering::Relaxed) {
+                let now = store.in_flight();
+                peak.0.fetch_max(now.reads as u64, Ordering::Relaxed);
+                peak.1.fetch_max(now.writes as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let full = tokio::time::timeout(Duration::from_secs(60), async {
+        while store.in_flight().writes < WRITES {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(full.is_ok(), "the stalled writes never filled their lane");
+
+    // Finds answer at once, one after another...
+    let mut slowest = Duration::ZERO;
+    for _ in 0..100 {
+        let started = std::time::Instant::now();
+        assert_eq!(store.find("seen").await?, Some(b"here".to_vec()));
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("slowest of 100 finds while {COMMITS} commits were stalled: {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(50),
+        "a find took {slowest:?} while writes were stalled"
+    );
+    // ... and more side by side than the read bound lets run at once.
+    let finds: Vec<_> = (0..READS * 4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.find("seen").await })
+        })
+        .collect();
+    for find in finds {
+        let found = tokio::time::timeout(Duration::from_secs(10), find).await;
+        let found = found.expect("a find waited behind the stalled writes");
+        assert_eq!(found.expect("join")?, Some(b"here".to_vec()));
+    }
+    assert!(commits.iter().all(|c| !c.is_finished()), "the lock is held");
+
+    tx.commit()?; // release: every stalled commit goes through
+    for commit in commits {
+        commit.await.expect("join")?;
+    }
+    watching.store(false, Ordering::Relaxed);
+    watcher.await.expect("join");
+    let (reads, writes) = (
+        peak.0.load(Ordering::Relaxed),
+        peak.1.load(Ordering::Relaxed),
+    );
+    eprintln!("peak blocking tasks: {reads} reads, {writes} writes");
+    assert_eq!(writes, WRITES as u64, "writes in flight over the bound");
+    assert!(reads <= READS as u64, "{reads} reads in flight");
+    // So the blocking threads the store used never passed the two bounds.
+    assert!(reads + writes <= (READS + WRITES) as u64);
+    let idle = store.in_flight();
+    assert_eq!((idle.reads, idle.writes), (0, 0));
+    assert_eq!(fx.rows(), COMMITS as i64 + 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn async_bounds_are_checked() -> Result<()> {
+    let fx = Fixture::new();
+    for bad in [0, 4097, usize::MAX] {
+        for builder in [
+            fx.builder().max_async_reads(bad),
+            fx.builder().max_async_writes(bad),
+        ] {
+            let err = AsyncSqliteStore::open(builder).await.unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
+        }
+    }
+    // One of each is enough to work.
+    let store = AsyncSqliteStore::open(fx.builder().max_async_reads(1).max_async_writes(1)).await?;
+    store.commit("t", b"d", fx.now() + MINUTE).await?;
+    assert_eq!(store.find("t").await?, Some(b"d".to_vec()));
+    Ok(())
+}
+
+/// Waits until no async call of `store` runs on the blocking pool.
+async fn settled(store: &AsyncSqliteStore) {
+    let quiet = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let now = store.in_flight();
+            if (now.reads, now.writes) == (0, 0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert!(quiet.is_ok(), "async calls still running after a minute");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_write_never_lands_after_its_retry() -> Result<()> {
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(fx.builder().busy_timeout(Duration::from_secs(60))).await?;
+    let exp = fx.now() + MINUTE;
+    store.commit("t", b"v0", exp).await?;
+    store.commit("r", b"v0", exp).await?;
+
+    // Another process holds the write lock.
+    let mut raw = fx.raw();
+    let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Requests time out meanwhile: two that are retried, one that is not.
+    for (token, data) in [("t", "v1"), ("r", "v1"), ("u", "gone")] {
+        let write = store.commit(token, data.as_bytes(), exp);
+        let timed_out = tokio::time::timeout(Duration::from_millis(100), write).await;
+        assert!(
+            timed_out.is_err(),
+            "{token} committed while the lock was held"
+        );
+    }
+    // The retry of `t` is served by the other process (another replica),
+    // which commits v2 and releases the lock.
+    tx.execute(
+        "UPDATE sessions SET data = ?1 WHERE token = 't'",
+        [&b"v2"[..]],
+    )?;
+    // The retry of `r` comes back to this store and waits for the lock.
+    let retry = tokio::spawn({
+        let store = store.clone();
+        async move { store.commit("r", b"v2", exp).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tx.commit()?;
+    retry.await.expect("join")?;
+    settled(&store).await;
+
+    assert_eq!(
+        store.find("t").await?,
+        Some(b"v2".to_vec()),
+        "v1 overwrote t's retry"
+    );
+    assert_eq!(
+        store.find("r").await?,
+        Some(b"v2".to_vec()),
+        "v1 overwrote r's retry"
+    );
+    assert_eq!(
+        store.find("u").await?,
+        None,
+        "an abandoned write was applied"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_taken_before_its_future_was_dropped_is_applied_whole() -> Result<()> {
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(fx.builder()).await?;
+    let exp = fx.now() + MINUTE;
+    let data = vec![7u8; 256 * 1024];
+    // Dropped once its blocking task is running: either not applied, or
+    // applied whole, never in part; and the store goes on working.
+    for i in 0..20 {
+        let token = format!("t{i}");
+        let write = store.commit(&token, &data, exp);
+        let _ = tokio::time::timeout(Duration::from_micros(200 * i), write).await;
+    }
+    settled(&store).await;
+    for (token, value) in store.all().await? {
+        assert_eq!(value, data, "{token} holds part of a write");
+    }
+    store.commit("after", b"ok", exp).await?;
+    assert_eq!(store.find("after").await?, Some(b"ok".to_vec()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_answers_calls_waiting_for_a_slot_at_once() -> Result<()> {
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(
+        fx.builder()
+            .busy_timeout(Duration::from_secs(60))
+            .max_async_writes(1),
+    )
+    .await?;
+    let exp = fx.now() + MINUTE;
+    let mut raw = fx.raw();
+    let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let commit = |token: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move { store.commit(token, b"d", exp).await })
+    };
+    // One write holds the only slot, stalled on the lock; three wait for it.
+    let stalled = commit("a");
+    settled_at(&store, 1).await;
+    let waiting = [commit("b"), commit("c"), commit("d")];
+    let closing = tokio::spawn(store.clone().close());
+    for call in waiting {
+        let answered = tokio::time::timeout(Duration::from_secs(10), call).await;
+        let result = answered.expect("answered while the lock is still held");
+        let err = result.expect("join").unwrap_err();
+        assert!(matches!(err, Error::Closed), "{err:?}");
+    }
+    // The running write is not abandoned: closing waits for it, it commits
+    // once the lock is free, and it is in the closed file.
+    tx.commit()?;
+    stalled.await.expect("join")?;
+    closing.await.expect("join")?;
+    let err = store.find("a").await.unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err:?}");
+    let rows: i64 = fx
+        .raw()
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
+    assert_eq!(rows, 1);
+    Ok(())
+}
+
+/// Waits until `writes` async writes of `store` run on the blocking pool.
+async fn settled_at(store: &AsyncSqliteStore, writes: usize) {
+    let reached = tokio::time::timeout(Duration::from_secs(60), async {
+        while store.in_flight().writes != writes {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "never {writes} writes in flight");
 }

@@ -2,6 +2,7 @@
 //! (Bad tokens and data are in the conformance suite and hostile_input.rs.)
 
 mod common;
+mod support;
 
 use std::error::Error as _;
 use std::time::{Duration, SystemTime};
@@ -24,7 +25,7 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_alone() -> Result<()> {
     assert_eq!(err.to_string(), "file is not a SQLite database");
     assert!(err.source().is_some());
     assert_eq!(std::fs::read(&path)?, content, "the file was changed");
-    assert!(!dir.path().join("notes.txt-wal").exists());
+    assert!(!support::sidecar(&path, "-wal").exists());
     // Read-only open says the same.
     let err = SqliteStore::builder(&path)
         .read_only(true)

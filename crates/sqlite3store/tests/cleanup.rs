@@ -1,8 +1,11 @@
 //! Cleanup: batches, the background thread, giving space back, stats.
 
 mod common;
+mod support;
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::{eventually, go_insert, Fixture};
@@ -37,27 +40,58 @@ fn preload(
 fn a_large_backlog_is_removed_in_batches_while_commits_go_on() -> Result<()> {
     let fx = Fixture::new();
     let store = fx.builder().cleanup_batch_size(100).build()?;
-    preload(&fx, "old", 20_000, fx.now() - MINUTE, b"x")?;
+    let backlog = 20_000;
+    preload(&fx, "old", backlog, fx.now() - MINUTE, b"x")?;
     preload(&fx, "live", 500, fx.now() + MINUTE, b"y")?;
-    // A writer keeps committing while cleanup runs; every commit succeeds.
-    let writer = {
-        let store = store.clone();
-        let t = fx.now() + MINUTE;
-        std::thread::spawn(move || -> Result<usize> {
+    let t = fx.now() + MINUTE;
+    let cleaned = AtomicBool::new(false);
+    let (started_tx, started_rx) = mpsc::channel();
+    let (report, written) = std::thread::scope(|s| {
+        // A writer commits before, during and after the cleanup run, and
+        // after each acknowledgement notes how much backlog is left.
+        let writer = s.spawn(|| -> Result<(usize, BTreeSet<u64>)> {
+            let mut left = BTreeSet::new();
             let mut n = 0;
-            for i in 0..300 {
-                store.commit(&format!("during{i}"), b"z", t)?;
+            while n < 300 || !cleaned.load(Ordering::Acquire) {
+                store.commit(&format!("during{n}"), b"z", t)?;
                 n += 1;
+                if n == 1 {
+                    started_tx.send(()).ok();
+                }
+                left.insert(store.stats()?.expired);
             }
-            Ok(n)
-        })
-    };
-    let report = store.delete_expired_report()?;
-    assert_eq!(writer.join().expect("writer thread")?, 300);
-    assert_eq!(report.removed, 20_000);
+            Ok((n, left))
+        });
+        // The cleanup starts once the writer is committing.
+        let report = started_rx
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| "the writer never committed")
+            .map(|()| store.delete_expired_report());
+        cleaned.store(true, Ordering::Release);
+        let written = writer.join().expect("writer thread");
+        (report, written)
+    });
+    let report = report.expect("writer started")?;
+    let (commits, partial) = written?;
+    assert_eq!(report.removed, backlog as u64);
+    // Commits were acknowledged between batches: after them the backlog
+    // stood at several levels strictly between all and nothing (one
+    // transaction, or a writer held off until the end, would show none).
+    let between: Vec<&u64> = partial
+        .iter()
+        .filter(|&&left| left > 0 && left < backlog as u64)
+        .collect();
+    println!(
+        "cleanup: {commits} commits around a {backlog}-row cleanup saw {} backlog levels in between",
+        between.len()
+    );
+    assert!(
+        between.len() >= 3,
+        "commits saw the backlog only at {partial:?}: no interleaving with batches"
+    );
     let stats = store.stats()?;
     assert_eq!(stats.expired, 0);
-    assert_eq!(stats.active, 800);
+    assert_eq!(stats.active, 500 + commits as u64);
     assert_eq!(stats.last_cleanup, Some(report));
     Ok(())
 }
@@ -201,8 +235,39 @@ fn preload_with_store_closed(fx: &Fixture) -> Result<()> {
     Ok(())
 }
 
+const STOP_TEST: &str = "stop_cleanup_stops_further_runs";
+
+/// `stop_cleanup` ends the cleanup thread itself, observed as the thread
+/// leaving the process; no run happens after. Runs in a child process, so
+/// no other test's cleanup thread is counted.
 #[test]
-fn stop_cleanup_stops_further_runs() -> Result<()> {
+fn stop_cleanup_stops_further_runs() -> support::TestResult {
+    if support::child_role().is_some() {
+        return stop_child();
+    }
+    let ended = support::run_to_end(&mut support::child_command(STOP_TEST, "stop")?)?;
+    match ended.lines.last().and_then(|l| l.strip_prefix("skip ")) {
+        Some(reason) => support::skip(reason),
+        None if ended.done() => Ok(()),
+        None => Err(format!("child: {ended:?}").into()),
+    }
+}
+
+/// Threads of this process whose name starts with `prefix` (names are cut
+/// to 15 bytes), from `/proc/self/task`.
+fn threads_named(prefix: &str) -> std::io::Result<usize> {
+    let mut n = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        // A thread may end between the listing and the read.
+        if let Ok(name) = std::fs::read_to_string(task?.path().join("comm")) {
+            n += usize::from(name.starts_with(prefix));
+        }
+    }
+    Ok(n)
+}
+
+fn stop_child() -> support::TestResult {
+    const CLEANUP_THREAD: &str = "sqlite3store-cl";
     let fx = Fixture::new();
     let store = fx
         .builder()
@@ -213,16 +278,30 @@ fn stop_cleanup_stops_further_runs() -> Result<()> {
         .stats()
         .map(|s| s.last_cleanup.is_some())
         .unwrap_or(false)));
+    match threads_named(CLEANUP_THREAD) {
+        Ok(1) => {}
+        Ok(n) => panic!("{n} cleanup threads before the stop"),
+        Err(err) => {
+            support::emit(&format!("skip cannot list threads: {err}"));
+            return Ok(());
+        }
+    }
     store.stop_cleanup();
     store.stop_cleanup();
-    // Give a stopped thread a chance to misbehave: after it has certainly
-    // seen the stop, expired rows stay.
-    std::thread::sleep(Duration::from_millis(50));
-    store.commit("old", b"x", fx.now() - MINUTE)?;
+    // The stop is seen: the thread ends (after the run it may be in).
+    assert!(
+        eventually(Duration::from_secs(20), || threads_named(CLEANUP_THREAD)
+            .is_ok_and(|n| n == 0)),
+        "the cleanup thread still runs 20 s after stop_cleanup"
+    );
     let last = store.stats()?.last_cleanup;
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(store.stats()?.last_cleanup, last);
-    assert_eq!(store.stats()?.expired, 1);
+    store.commit("old", b"x", fx.now() - MINUTE)?;
+    let stats = store.stats()?;
+    assert_eq!(stats.last_cleanup, last, "a run after the stop");
+    assert_eq!(stats.expired, 1);
+    // The store itself works on, and cleans up when asked.
+    assert_eq!(store.delete_expired()?, 1);
+    support::emit("done");
     Ok(())
 }
 

@@ -436,24 +436,37 @@ fn a_fifo_in_place_of_the_file_fails_at_open_instead_of_hanging() -> TestResult 
     let dir = tempfile::tempdir()?;
     let fifo = dir.path().join("sessions.db");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    if !made.is_ok_and(|s| s.success()) {
-        println!("skipped: mkfifo is not available");
-        return Ok(());
+    match made {
+        Ok(status) if status.success() => {}
+        Ok(status) => return support::skip(&format!("mkfifo failed: {status}")),
+        Err(err) => return support::skip(&format!("cannot run mkfifo: {err}")),
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let path = fifo.clone();
     let opener = std::thread::spawn(move || {
         let result = SqliteStore::with_cleanup_interval(&path, Duration::ZERO).map(drop);
-        let _ = tx.send(result);
+        // The receiver is gone only if the test already failed.
+        tx.send(result).ok();
     });
     let result = rx.recv_timeout(Duration::from_secs(10));
     if result.is_err() {
         // Unblock the opener (a writer appears, then goes) so it can end.
         drop(std::fs::OpenOptions::new().write(true).open(&fifo)?);
     }
-    let _ = opener.join();
+    opener.join().map_err(|_| "the opener panicked")?;
     match result {
-        Ok(Err(_)) => Ok(()),
+        // SQLite cannot use it as a file: the open itself fails, naming the
+        // path, and the FIFO is left in place.
+        Ok(Err(Error::Open { path, .. })) => {
+            assert_eq!(path, fifo, "the error names the path");
+            let meta = std::fs::symlink_metadata(&fifo)?;
+            assert!(
+                std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()),
+                "the FIFO was replaced"
+            );
+            Ok(())
+        }
+        Ok(Err(err)) => Err(format!("a FIFO: expected Error::Open, got {err:?}").into()),
         Ok(Ok(())) => Err("a FIFO was opened as a session database".into()),
         Err(_) => Err("open of a FIFO did not return within 10 s".into()),
     }

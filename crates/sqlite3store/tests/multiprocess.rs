@@ -90,7 +90,7 @@ fn run(test: &str, crasher: bool) -> TestResult {
         done.store(true, Ordering::Release);
         let kills = match killer {
             Some(k) => k.join().map_err(|_| "the kill loop panicked")?,
-            None => Ok(0),
+            None => Ok(Kills::default()),
         };
         TestResult::Ok((reports?, kills?))
     })?;
@@ -138,12 +138,28 @@ fn run(test: &str, crasher: bool) -> TestResult {
         assert_eq!(store.find(&key)?, Some(value(winners[0], 0)), "{key}");
         checked += 1;
     }
+    // Every write a killed process acknowledged is there too.
+    checked += kills.verify(&store)?;
     let acked: u64 = reports.iter().map(|r| r.acked).sum();
     println!(
         "multiprocess: {processes} processes, {acked} acknowledged writes, \
-         {checked} final states checked, {kills} writer processes killed \
-         meanwhile, no error reached a caller"
+         {checked} final states checked, no error reached a caller; \
+         writer processes killed meanwhile: {} ({} after writes, {} mid-write, \
+         {} mid-VACUUM; {} of their writes acknowledged, {} keys checked)",
+        kills.total,
+        kills.after_writes,
+        kills.mid_write,
+        kills.mid_vacuum,
+        kills.acked,
+        kills.keys.len(),
     );
+    if crasher {
+        // The kills landed where they are meant to: after acknowledged
+        // writes, in the middle of writes, and in the middle of a VACUUM.
+        assert!(kills.after_writes > 0, "no kill after a write: {kills:?}");
+        assert!(kills.mid_write > 0, "no kill mid-write: {kills:?}");
+        assert!(kills.mid_vacuum > 0, "no kill mid-VACUUM: {kills:?}");
+    }
     Ok(())
 }
 
@@ -173,35 +189,127 @@ fn collect(children: Vec<(Child, Receiver<String>)>, started: Instant) -> TestRe
     Ok(reports)
 }
 
+/// What the kill loop saw of the crashers it killed.
+#[derive(Debug, Default)]
+struct Kills {
+    total: u64,
+    /// Killed after at least one acknowledged write.
+    after_writes: u64,
+    /// Killed with a commit or delete started and not acknowledged.
+    mid_write: u64,
+    /// Killed with a `VACUUM` started and not acknowledged.
+    mid_vacuum: u64,
+    /// Writes all crashers acknowledged.
+    acked: u64,
+    /// Per crasher key: the state its last acknowledged write left (the
+    /// data's length, or None once deleted), and the states writes in
+    /// flight when their process was killed, since then, would have left.
+    #[allow(clippy::type_complexity)]
+    keys: HashMap<String, (Option<usize>, Vec<Option<usize>>)>,
+}
+
+impl Kills {
+    /// Checks every crasher key in the final file: it holds its last
+    /// acknowledged state, or what the write in flight at a kill made it.
+    fn verify(&self, store: &SqliteStore) -> TestResult<u64> {
+        for (key, (acked, in_flight)) in &self.keys {
+            let found = store.find(key)?;
+            let thread = key.split('-').nth(1).ok_or("crasher key")?.parse::<u8>()?;
+            if let Some(data) = &found {
+                assert!(data.iter().all(|&b| b == thread), "{key}: foreign data");
+            }
+            let found = found.map(|d| d.len());
+            assert!(
+                found == *acked || in_flight.contains(&found),
+                "{key}: found {found:?}, acknowledged {acked:?}, in flight {in_flight:?}"
+            );
+        }
+        Ok(self.keys.len() as u64)
+    }
+}
+
 /// Starts a writer process, lets it run a few milliseconds, kills it, and
-/// again, until `done`. Returns how many were killed.
-fn kill_loop(test: &str, path: &Path, seed: u64, done: &AtomicBool) -> TestResult<u64> {
+/// again, until `done`. Every other crasher spends one thread on VACUUM
+/// alone, so kills land mid-VACUUM too. Reads each crasher's account of
+/// what it started and finished.
+fn kill_loop(test: &str, path: &Path, seed: u64, done: &AtomicBool) -> TestResult<Kills> {
     let mut rng = Rng::new(seed);
-    let mut kills = 0;
+    let mut kills = Kills::default();
     while !done.load(Ordering::Acquire) {
+        let vacuums = kills.total % 2 == 1;
         let mut child = support::child_command(test, "crasher")?
             .env("MP_DB", path)
             .env("MP_SEED", rng.next_u64().to_string())
+            .env("MP_VACUUMS", vacuums.to_string())
             .spawn()?;
         let lines = support::lines(child.stdout.take().ok_or("no stdout")?);
+        // Most kills come a few milliseconds after the crasher started
+        // writing (however slow its start); one in four blind, which may
+        // land while it opens (recovers) the file.
+        let mut seen = Vec::new();
+        if !rng.chance(25) {
+            let line = lines
+                .recv_timeout(DEADLINE)
+                .map_err(|_| "the crasher never started writing")?;
+            seen.push(line);
+        }
         std::thread::sleep(Duration::from_millis(5 + rng.below(60)));
         if let Some(status) = child.try_wait()? {
             return Err(format!("the crasher ended by itself: {status}").into());
         }
         child.kill()?;
         child.wait()?;
-        if let Some(error) = lines.iter().find(|l| l.starts_with("error")) {
-            return Err(format!("the crasher failed before it was killed: {error}").into());
+        // Everything it wrote before it died is in the pipe. Per thread,
+        // the operation started and not yet acknowledged.
+        // (operation, key, the state it leaves)
+        let mut open: HashMap<String, (String, String, Option<usize>)> = HashMap::new();
+        let mut acked = 0;
+        for line in seen.into_iter().chain(lines.iter()) {
+            match line.split(' ').collect::<Vec<_>>().as_slice() {
+                ["start", thread, op, key, len] => {
+                    let leaves = len.parse().ok();
+                    let started = ((*op).to_owned(), (*key).to_owned(), leaves);
+                    open.insert((*thread).to_owned(), started);
+                }
+                ["ack", thread, op] => {
+                    let Some((started, key, leaves)) = open.remove(*thread) else {
+                        return Err(format!("crasher: ack without start: {line}").into());
+                    };
+                    if started != *op {
+                        return Err(format!("crasher: ack of {started}: {line}").into());
+                    }
+                    if *op != "vacuum" {
+                        acked += 1;
+                        kills.keys.insert(key, (leaves, Vec::new()));
+                    }
+                }
+                ["error", ..] => {
+                    return Err(format!("the crasher failed before it was killed: {line}").into())
+                }
+                _ => return Err(format!("crasher: unexpected line {line:?}").into()),
+            }
         }
-        kills += 1;
+        kills.total += 1;
+        kills.acked += acked;
+        kills.after_writes += u64::from(acked > 0);
+        kills.mid_write += u64::from(open.values().any(|(op, ..)| op != "vacuum"));
+        kills.mid_vacuum += u64::from(open.values().any(|(op, ..)| op == "vacuum"));
+        for (op, key, leaves) in open.into_values() {
+            if op != "vacuum" {
+                kills.keys.entry(key).or_default().1.push(leaves);
+            }
+        }
     }
     Ok(kills)
 }
 
 /// Writes (commit, overwrite, delete, now and then VACUUM) from two
-/// threads until killed.
+/// threads until killed, announcing each operation (`start <thread> <op>`)
+/// and acknowledging it once it returned Ok (`ack <thread> <op>`). With
+/// `MP_VACUUMS=true` the second thread runs nothing but VACUUM.
 fn crasher_main() -> TestResult {
     let seed: u64 = support::child_env("MP_SEED").parse()?;
+    let vacuums = support::child_env("MP_VACUUMS") == "true";
     let store = SqliteStore::builder(support::child_env("MP_DB"))
         .checkpoint_pages(8)
         .build()?;
@@ -212,20 +320,32 @@ fn crasher_main() -> TestResult {
                 let mut rng = Rng::new(seed ^ t);
                 loop {
                     let key = format!("crasher-{t}-{}", rng.below(32));
-                    let result = match rng.below(100) {
-                        0..80 => store.commit(
-                            &key,
-                            &vec![t as u8; rng.below(3000) as usize],
-                            far_future(),
-                        ),
-                        80..99 => store.delete(&key).map(drop),
+                    let op = match rng.below(100) {
+                        _ if vacuums && t == 1 => "vacuum",
+                        0..80 => "commit",
+                        80..99 => "delete",
                         // Killed mid-VACUUM too, while the others work.
+                        _ => "vacuum",
+                    };
+                    let len = rng.below(3000) as usize;
+                    // The state the operation leaves: the data's length,
+                    // or "-" for none.
+                    let leaves = if op == "commit" {
+                        len.to_string()
+                    } else {
+                        "-".into()
+                    };
+                    emit(&format!("start {t} {op} {key} {leaves}"));
+                    let result = match op {
+                        "commit" => store.commit(&key, &vec![t as u8; len], far_future()),
+                        "delete" => store.delete(&key).map(drop),
                         _ => store.vacuum(),
                     };
                     if let Err(err) = result {
-                        emit(&format!("error {key}: {err:?}"));
+                        emit(&format!("error {op} {key}: {err:?}"));
                         std::process::exit(3);
                     }
+                    emit(&format!("ack {t} {op}"));
                 }
             });
         }

@@ -43,7 +43,8 @@
 //! expiry date. With hashing on, the file therefore holds no session id.
 //! All the SQL is in `sqlite3store`; see [`sqlite3store::Builder`] for its
 //! options (durability, size limits, the cleanup interval, a test clock) and
-//! [`SqliteSessionStore::open_with`] to use them.
+//! [`SqliteSessionStore::open_with`] to use them. The adapter itself is
+//! [`ContractStore`], shared with every backend of the workspace.
 //!
 //! # Cleanup
 //! The core store deletes expired sessions on a background thread (every 5
@@ -58,12 +59,10 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod cleanup;
-mod record;
 mod store;
 
-pub use cleanup::{spawn_cleanup_task, CleanupTask};
 pub use store::SqliteSessionStore;
+pub use tower_sessions_contract::{spawn_cleanup_task, CleanupTask, ContractStore};
 
 /// The core store, re-exported for its builder, clock and error types.
 pub use sqlite3store;

@@ -18,13 +18,21 @@ pub fn url(test: &str) -> Option<String> {
             panic!("{test}: PGSTORE_TEST_URL is not set under CI; run through scripts/test.sh")
         }
         _ => {
-            eprintln!(
-                "SKIPPED {test}: PGSTORE_TEST_URL is not set \
+            skip(&format!(
+                "{test}: PGSTORE_TEST_URL is not set \
                  (run `bash scripts/pg-test-server.sh run cargo test -p pgstore`)"
-            );
+            ));
             None
         }
     }
+}
+
+/// Says why a test is skipped, past libtest's output capture (which only
+/// takes `print!`/`eprint!`), so it shows in a plain `cargo test`.
+pub fn skip(why: &str) {
+    use std::io::Write as _;
+    // Nothing to do if stderr is gone.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {why}");
 }
 
 /// The server URL, or return `Ok(())` from the test (skipped, see [`url`]).

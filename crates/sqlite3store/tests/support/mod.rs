@@ -25,6 +25,17 @@ pub(crate) fn env_count(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Ends a test that cannot do its real check here (a tool missing, a
+/// permission refused). Under `CI` that is a failure, never a silent pass:
+/// it panics with `reason`. Locally it prints why and the test passes.
+pub(crate) fn skip(reason: &str) -> TestResult {
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set, so this test may not skip: {reason}");
+    }
+    println!("skipped: {reason}");
+    Ok(())
+}
+
 /// SplitMix64: small, seedable, good enough to pick test actions.
 #[derive(Debug, Clone)]
 pub(crate) struct Rng(u64);
@@ -112,6 +123,17 @@ pub(crate) fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(os)
 }
 
+/// Removes the `-wal` and `-shm` files beside a database, if any.
+pub(crate) fn remove_sidecars(path: &Path) -> TestResult {
+    for suffix in ["-wal", "-shm"] {
+        match std::fs::remove_file(sidecar(path, suffix)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// `PRAGMA integrity_check` through a plain connection; `["ok"]` when sound.
 pub(crate) fn integrity_check(path: &Path) -> TestResult<Vec<String>> {
     let conn = rusqlite::Connection::open(path)?;
@@ -127,6 +149,34 @@ pub(crate) fn assert_intact(path: &Path) -> TestResult {
     let report = integrity_check(path)?;
     assert_eq!(report, ["ok"], "integrity_check of {}", path.display());
     Ok(())
+}
+
+/// How long an open of a damaged or odd file may take before the test
+/// calls it a hang: generous, for a loaded machine.
+pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `f` (an open) on its own thread and waits for it at most
+/// [`OPEN_TIMEOUT`]; a call that does not return by then fails the test
+/// (its thread is left behind).
+pub(crate) fn within<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> TestResult<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // The receiver is gone only once the test has failed.
+        tx.send(f()).ok();
+    });
+    rx.recv_timeout(OPEN_TIMEOUT)
+        .map_err(|_| format!("{what}: no answer within {OPEN_TIMEOUT:?}").into())
+}
+
+/// Opens `builder`'s store, failing the test if that hangs (see [`within`]).
+pub(crate) fn open_within(
+    builder: Builder,
+    what: &str,
+) -> TestResult<sqlite3store::Result<SqliteStore>> {
+    within(what, move || builder.build())
 }
 
 // ---- child processes -------------------------------------------------------
@@ -206,6 +256,41 @@ pub(crate) fn lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String
     rx
 }
 
+/// How a child process ended: its status, every protocol line it wrote,
+/// and its stderr if that was piped.
+#[derive(Debug)]
+pub(crate) struct Ended {
+    pub(crate) status: std::process::ExitStatus,
+    pub(crate) lines: Vec<String>,
+    pub(crate) stderr: String,
+}
+
+impl Ended {
+    /// Exited with success after saying `done`.
+    pub(crate) fn done(&self) -> bool {
+        self.status.success() && self.lines.iter().any(|l| l.starts_with("done"))
+    }
+}
+
+/// Starts `cmd` (from [`child_command`] or [`wrapped_child_command`]),
+/// reads its protocol lines and waits for it to end. For children that run
+/// to the end by themselves; tests that kill theirs read [`lines`] as they
+/// come.
+pub(crate) fn run_to_end(cmd: &mut Command) -> std::io::Result<Ended> {
+    let mut child = cmd.spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let lines = lines(stdout);
+    let out = child.wait_with_output()?;
+    Ok(Ended {
+        status: out.status,
+        lines: lines.iter().collect(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
 /// Reads a `KEY=value` the parent passed to a child.
 pub(crate) fn child_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("child started without {name}"))
@@ -213,8 +298,14 @@ pub(crate) fn child_env(name: &str) -> String {
 
 // ---- one interface over both fronts ----------------------------------------
 
-/// The operations the tests drive, over the sync or the async front.
+/// The operations the tests drive, over the sync or the async front: the
+/// conformance suite's generic cases (`F::open`) and the dynamic ones
+/// (`Box<dyn Front>`, see [`open`]) alike.
 pub(crate) trait Front {
+    /// Opens `builder`'s store behind this front.
+    fn open(builder: Builder) -> sqlite3store::Result<Self>
+    where
+        Self: Sized;
     fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> sqlite3store::Result<()>;
     fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> sqlite3store::Result<bool>;
     fn find(&self, token: &str) -> sqlite3store::Result<Option<Vec<u8>>>;
@@ -224,9 +315,13 @@ pub(crate) trait Front {
     fn list(&self, limit: usize) -> sqlite3store::Result<Vec<(String, SystemTime)>>;
     fn delete_expired(&self) -> sqlite3store::Result<u64>;
     fn stats(&self) -> sqlite3store::Result<Stats>;
+    fn stop_cleanup(&self);
 }
 
 impl Front for SqliteStore {
+    fn open(builder: Builder) -> sqlite3store::Result<Self> {
+        builder.build()
+    }
     fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> sqlite3store::Result<()> {
         SqliteStore::commit(self, token, data, expiry)
     }
@@ -254,26 +349,28 @@ impl Front for SqliteStore {
     fn stats(&self) -> sqlite3store::Result<Stats> {
         SqliteStore::stats(self)
     }
+    fn stop_cleanup(&self) {
+        SqliteStore::stop_cleanup(self)
+    }
 }
 
-/// The async front, driven from a test thread on a current-thread runtime.
+/// The async front, driven from a test thread on a current-thread runtime:
+/// the strictest setting, where any blocking call would stall the only
+/// worker.
 pub(crate) struct AsyncFront {
     // Dropped before the runtime.
     store: AsyncSqliteStore,
     rt: tokio::runtime::Runtime,
 }
 
-impl AsyncFront {
-    pub(crate) fn open(builder: Builder) -> sqlite3store::Result<Self> {
+impl Front for AsyncFront {
+    fn open(builder: Builder) -> sqlite3store::Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let store = rt.block_on(AsyncSqliteStore::open(builder))?;
         Ok(Self { store, rt })
     }
-}
-
-impl Front for AsyncFront {
     fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> sqlite3store::Result<()> {
         self.rt.block_on(self.store.commit(token, data, expiry))
     }
@@ -301,6 +398,9 @@ impl Front for AsyncFront {
     fn stats(&self) -> sqlite3store::Result<Stats> {
         self.rt.block_on(self.store.stats())
     }
+    fn stop_cleanup(&self) {
+        self.store.stop_cleanup()
+    }
 }
 
 /// Which front a test drives.
@@ -315,8 +415,8 @@ pub(crate) const BOTH: [Kind; 2] = [Kind::Sync, Kind::Async];
 /// Opens `builder`'s store behind the `kind` front.
 pub(crate) fn open(kind: Kind, builder: Builder) -> sqlite3store::Result<Box<dyn Front>> {
     Ok(match kind {
-        Kind::Sync => Box::new(builder.build()?),
-        Kind::Async => Box::new(AsyncFront::open(builder)?),
+        Kind::Sync => Box::new(<SqliteStore as Front>::open(builder)?),
+        Kind::Async => Box::new(<AsyncFront as Front>::open(builder)?),
     })
 }
 

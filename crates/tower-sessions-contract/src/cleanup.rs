@@ -49,14 +49,14 @@ impl CleanupTask {
 /// Unlike [`ExpiredDeletion::continuously_delete_expired`], which ends at its
 /// first error, a failed run is logged (`tracing::warn!`) and the next tick
 /// tries again. A run that takes longer than `period` delays the next one
-/// rather than starting a burst. A zero `period` starts no task, as
-/// [`sqlite3store::Builder::cleanup_interval`] does.
+/// rather than starting a burst. A zero `period` starts no task (as a zero
+/// cleanup interval does in the backends).
 ///
-/// With [`SqliteSessionStore`](crate::SqliteSessionStore) you may not need
-/// this at all: the core store already deletes expired sessions on a thread
-/// of its own. Use this to run cleanup on the runtime instead (and open the
-/// store with `cleanup_interval(Duration::ZERO)`), or with any other store
-/// that implements [`ExpiredDeletion`].
+/// The backends already delete expired sessions on their own schedule
+/// (sqlite3store on a thread of its own), so you may not need this at all.
+/// Use it to run cleanup on the runtime instead (and open the backend with
+/// its own cleanup off), or with any other store that implements
+/// [`ExpiredDeletion`].
 ///
 /// # Panics
 /// When called outside a tokio runtime, as [`tokio::spawn`].

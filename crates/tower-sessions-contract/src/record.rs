@@ -1,7 +1,7 @@
 //! How a tower-sessions [`Record`] is kept in the `data` column.
 //!
-//! The row's token is already the session id (or, with
-//! `Builder::hash_tokens`, an HMAC of it), so the id is not stored again:
+//! The row's token is already the session id (or, when the backend hashes
+//! tokens, an HMAC of it), so the id is not stored again:
 //! with hashing on, a copy of the file would otherwise hand out every
 //! cookie. The id comes back from the token the caller looks the row up by.
 //!
