@@ -358,7 +358,10 @@ mod tests {
         phone.post("/login", "name=ada").await?;
         other.post("/login", "name=grace").await?;
         let page = laptop.get().await?;
-        assert!(page.contains("<strong id=\"your-sessions\">2</strong>"), "{page}");
+        assert!(
+            page.contains("<strong id=\"your-sessions\">2</strong>"),
+            "{page}"
+        );
         assert!(other
             .get()
             .await?
@@ -368,7 +371,10 @@ mod tests {
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert_eq!(laptop.cookie, None, "the cookie is expired");
         let page = phone.get().await?;
-        assert!(!page.contains("id=\"user\""), "the phone is still logged in");
+        assert!(
+            !page.contains("id=\"user\""),
+            "the phone is still logged in"
+        );
         let page = other.get().await?;
         assert!(page.contains("<strong id=\"user\">grace</strong>"));
         assert_eq!(laptop.store.count_owner("ada").await?, 0);
