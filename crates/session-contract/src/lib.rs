@@ -29,6 +29,6 @@ mod error;
 mod hash;
 mod store;
 
-pub use error::{ErrorKind, StoreError};
+pub use error::{error_chain, ErrorKind, StoreError};
 pub use hash::TokenHasher;
 pub use store::{Listed, Session, SessionStore};

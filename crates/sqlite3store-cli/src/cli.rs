@@ -18,7 +18,6 @@ Examples:
   sqlite3store --db sessions.db vacuum
   sqlite3store --db app.db --table web_sessions list
   SQLITE3STORE_DB=sessions.db sqlite3store stats
-  sqlite3store bench
 
 stats, list and show open the file read-only and never write to it (SQLite
 may leave its empty -wal and -shm files beside a WAL-mode database); no
@@ -38,7 +37,7 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "sqlite3store", version, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
-    /// The session database file. Required by every command but `bench`.
+    /// The session database file (required).
     #[arg(long, env = "SQLITE3STORE_DB", global = true, value_name = "PATH")]
     pub(crate) db: Option<PathBuf>,
 
@@ -48,17 +47,7 @@ pub(crate) struct Cli {
 
     /// What to do.
     #[command(subcommand)]
-    pub(crate) command: Command,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub(crate) enum Command {
-    /// The commands that work on the `--db` file.
-    #[command(flatten)]
-    Store(StoreCommand),
-    /// Runs the project's benchmark (takes a while; does not use --db).
-    Bench(bench::BenchArgs),
+    pub(crate) command: StoreCommand,
 }
 
 /// The subcommands that work on the `--db` file.

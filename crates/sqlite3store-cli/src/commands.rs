@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use sqlite3store::{CleanupReport, SqliteStore, Stats};
 
-use crate::cli::{Cli, Command, ListArgs, RevokeArgs, ShowArgs, StatsArgs, StoreCommand};
+use crate::cli::{Cli, ListArgs, RevokeArgs, ShowArgs, StatsArgs, StoreCommand};
 use crate::failure::Failure;
 use crate::output::{self, Data};
 
@@ -27,10 +27,7 @@ enum Access {
 
 /// Runs the command the command line names, writing its output to stdout.
 pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
-    let command = match cli.command {
-        Command::Store(command) => command,
-        Command::Bench(args) => return bench(&args),
-    };
+    let command = cli.command;
     let Some(db) = cli.db else {
         Cli::command()
             .error(
@@ -317,8 +314,4 @@ fn sizes_on_disk(db: &Path) -> io::Result<(u64, u64)> {
     wal.push("-wal");
     let wal = std::fs::metadata(wal).map_or(0, |m| m.len());
     Ok((std::fs::metadata(db)?.len(), wal))
-}
-
-fn bench(args: &bench::BenchArgs) -> Result<(), Failure> {
-    bench::run(args).map_err(Failure::Bench)
 }

@@ -525,9 +525,7 @@ fn help_shows_examples_and_exit_codes() -> Result {
     for needle in ["Examples:", "Exit codes:", "SQLITE3STORE_DB"] {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
     }
-    for command in [
-        "stats", "list", "show", "revoke", "purge", "vacuum", "bench",
-    ] {
+    for command in ["stats", "list", "show", "revoke", "purge", "vacuum"] {
         assert!(
             help.contains(&format!("sqlite3store --db sessions.db {command}"))
                 || help.contains(&format!("sqlite3store {command}")),
@@ -538,41 +536,10 @@ fn help_shows_examples_and_exit_codes() -> Result {
 }
 
 #[test]
-fn bench_has_help() -> Result {
-    bin()?
-        .args(["bench", "--help"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("benchmark"));
-    Ok(())
-}
-
-#[test]
-fn bench_runs_a_tiny_workload_and_prints_its_table() -> Result {
-    let dir = tempfile::tempdir()?;
-    bin()?
-        .args([
-            "bench",
-            "--quick",
-            "--systems",
-            "sqlite3store",
-            "--workloads",
-            "find-hit,commit-update",
-        ])
-        .args([
-            "--sessions",
-            "200",
-            "--duration",
-            "0.05",
-            "--workers",
-            "1,2",
-            "--temp-dir",
-        ])
-        .arg(dir.path())
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("| sqlite3store |"))
-        .stdout(predicate::str::contains("commit-update"));
+fn has_no_bench_command() -> Result {
+    // The benchmark is `cargo run --release -p bench`; the operator tool
+    // does not depend on it.
+    bin()?.args(["bench", "--help"]).assert().code(2);
     Ok(())
 }
 

@@ -180,14 +180,7 @@ fn expiry(record: &Record) -> SystemTime {
 /// the whole chain of causes (the backends' messages leave the cause to
 /// `source()`), joined by ": ".
 fn backend_error(err: impl std::error::Error) -> session_store::Error {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    session_store::Error::Backend(line)
+    session_store::Error::Backend(session_contract::error_chain(&err))
 }
 
 #[cfg(test)]
