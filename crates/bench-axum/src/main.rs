@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! scripts/install-wrk.sh   # once: Debian's wrk, when missing
-//! cargo run --release -p bench-axum -- --secs 10
+//! cargo run --release -p bench-axum            # 3 rounds of 5 s each
 //! ```
 
 use std::collections::HashMap;
@@ -33,9 +33,13 @@ type BoxError = Box<dyn Error + Send + Sync>;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Seconds of measured load per store and route.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds of measured load per store, route and round.
+    #[arg(long, default_value_t = 5)]
     secs: u32,
+    /// Rounds: in each, the stores take turns on each route, so a change
+    /// in the machine's load hits both alike.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Seconds of unmeasured load before each measured run.
     #[arg(long, default_value_t = 2)]
     warmup: u32,
@@ -62,6 +66,24 @@ struct Run {
     failed: u64,
 }
 
+impl Run {
+    /// Each figure's median over `runs` (the upper one of an even count);
+    /// failures summed.
+    fn median(runs: &[Run]) -> Run {
+        let mid = |f: fn(&Run) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        };
+        Run {
+            rps: mid(|r| r.rps),
+            p50_us: mid(|r| r.p50_us),
+            p99_us: mid(|r| r.p99_us),
+            failed: runs.iter().map(|r| r.failed).sum(),
+        }
+    }
+}
+
 const ROUTES: [&str; 2] = ["read", "write"];
 
 fn main() -> ExitCode {
@@ -76,8 +98,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), BoxError> {
-    if args.sessions == 0 || args.secs == 0 || args.connections == 0 || args.threads == 0 {
-        return Err("--sessions, --secs, --connections and --threads must be at least 1".into());
+    if [args.secs, args.rounds, args.connections, args.threads].contains(&0) || args.sessions == 0 {
+        return Err(
+            "--sessions, --secs, --rounds, --connections and --threads must be at least 1".into(),
+        );
     }
     if Command::new("wrk").arg("--version").output().is_err() {
         return Err("wrk not found; install it with scripts/install-wrk.sh".into());
@@ -86,12 +110,13 @@ fn run(args: &Args) -> Result<(), BoxError> {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "wrk -t{} -c{} -d{}s (+{}s warm-up) per store and route; {} live sessions at random; \
-         {cores} cores; load average before: {}",
+        "wrk -t{} -c{} -d{}s (+{}s warm-up) per store and route, {} rounds taking turns; \
+         {} live sessions at random; {cores} cores; load average before: {}",
         args.threads,
         args.connections,
         args.secs,
         args.warmup,
+        args.rounds,
         args.sessions,
         load.split_whitespace()
             .take(3)
@@ -99,17 +124,46 @@ fn run(args: &Args) -> Result<(), BoxError> {
             .join(" ")
     );
 
-    let memory = bench_store(args, dir.path(), "memory", |_| async {
+    let memory = Server::start(args, dir.path(), "memory", |_| async {
         Ok(MemoryStore::default())
     })?;
-    let sqlite = bench_store(args, dir.path(), "sqlite", |dir| async move {
+    let sqlite = Server::start(args, dir.path(), "sqlite", |dir| async move {
         Ok(SqliteSessionStore::open(dir.join("sessions.db")).await?)
     })?;
+    let mut results: [Vec<Vec<Run>>; 2] = [Vec::new(), Vec::new()];
+    for (i, route) in ROUTES.iter().enumerate() {
+        for server in [&memory, &sqlite] {
+            if args.warmup > 0 {
+                wrk(args, &server.script(route), &server.url, args.warmup)?;
+            }
+        }
+        let mut runs = [Vec::new(), Vec::new()];
+        for _ in 0..args.rounds {
+            for (s, server) in [&memory, &sqlite].into_iter().enumerate() {
+                let run = wrk(args, &server.script(route), &server.url, args.secs)?;
+                println!(
+                    "{:>6} /{route:<5} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}",
+                    server.name,
+                    run.rps,
+                    run.p50_us / 1000.0,
+                    run.p99_us / 1000.0,
+                    run.failed
+                );
+                runs[s].push(run);
+            }
+        }
+        results[i] = runs.to_vec();
+    }
+    memory.stop()?;
+    sqlite.stop()?;
+    let memory: Vec<Run> = results.iter().map(|r| Run::median(&r[0])).collect();
+    let sqlite: Vec<Run> = results.iter().map(|r| Run::median(&r[1])).collect();
 
     let mut table = String::new();
     writeln!(
         table,
-        "\n| route | MemoryStore req/s | p99 | SqliteSessionStore req/s | p99 | req/s ratio | p99 ratio |"
+        "\nMedians of the rounds:\n\n\
+         | route | MemoryStore req/s | p99 | SqliteSessionStore req/s | p99 | req/s ratio | p99 ratio |"
     )?;
     writeln!(table, "|---|---:|---:|---:|---:|---:|---:|")?;
     for (i, route) in ROUTES.iter().enumerate() {
@@ -140,63 +194,80 @@ fn run(args: &Args) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Serves the app on a store made by `open` on a runtime of its own, seeds
-/// the sessions, and loads each route in turn.
-fn bench_store<S, F, Fut>(
-    args: &Args,
-    dir: &Path,
-    name: &str,
-    open: F,
-) -> Result<Vec<Run>, BoxError>
-where
-    S: SessionStore + Clone,
-    F: FnOnce(std::path::PathBuf) -> Fut,
-    Fut: std::future::Future<Output = Result<S, BoxError>>,
-{
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if args.workers > 0 {
-        builder.worker_threads(args.workers);
-    }
-    let runtime = builder.enable_all().build()?;
-    let store = runtime.block_on(open(dir.to_path_buf()))?;
-    let cookies = runtime.block_on(seed(&store, args.sessions))?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(SocketAddr::from((
-        Ipv4Addr::LOCALHOST,
-        0,
-    ))))?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(async move {
-        axum::serve(listener, router(store))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+/// The app on one store, served on a runtime of its own.
+struct Server {
+    name: &'static str,
+    url: String,
+    dir: std::path::PathBuf,
+    runtime: tokio::runtime::Runtime,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
 
-    let mut runs = Vec::new();
-    for route in ROUTES {
-        let script = dir.join(format!("{name}-{route}.lua"));
-        std::fs::write(&script, wrk_script(route, &cookies))?;
-        let url = format!("http://{addr}/");
-        if args.warmup > 0 {
-            wrk(args, &script, &url, args.warmup)?;
+impl Server {
+    /// Opens a store with `open`, seeds the sessions, writes a wrk script
+    /// per route, and starts serving.
+    fn start<S, F, Fut>(
+        args: &Args,
+        dir: &Path,
+        name: &'static str,
+        open: F,
+    ) -> Result<Self, BoxError>
+    where
+        S: SessionStore + Clone,
+        F: FnOnce(std::path::PathBuf) -> Fut,
+        Fut: std::future::Future<Output = Result<S, BoxError>>,
+    {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if args.workers > 0 {
+            builder.worker_threads(args.workers);
         }
-        let run = wrk(args, &script, &url, args.secs)?;
-        println!(
-            "{name:>6} /{route:<5} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}",
-            run.rps,
-            run.p50_us / 1000.0,
-            run.p99_us / 1000.0,
-            run.failed
-        );
-        runs.push(run);
+        let runtime = builder.enable_all().build()?;
+        let store = runtime.block_on(open(dir.to_path_buf()))?;
+        let cookies = runtime.block_on(seed(&store, args.sessions))?;
+        for route in ROUTES {
+            std::fs::write(
+                dir.join(format!("{name}-{route}.lua")),
+                wrk_script(route, &cookies),
+            )?;
+        }
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(SocketAddr::from((
+            Ipv4Addr::LOCALHOST,
+            0,
+        ))))?;
+        let url = format!("http://{}/", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = runtime.spawn(async move {
+            axum::serve(listener, router(store))
+                .with_graceful_shutdown(async {
+                    // Either a stop or the sender dropped: stop serving.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self {
+            name,
+            url,
+            dir: dir.to_path_buf(),
+            runtime,
+            stop,
+            served,
+        })
     }
-    // The server may already be gone only if it failed; report that.
-    let _ = stop.send(());
-    runtime.block_on(server)??;
-    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
-    Ok(runs)
+
+    fn script(&self, route: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{}-{route}.lua", self.name))
+    }
+
+    /// Stops serving; reports the server's error, if it failed.
+    fn stop(self) -> Result<(), BoxError> {
+        // The server may already be gone only if it failed; `served` says.
+        let _ = self.stop.send(());
+        self.runtime.block_on(self.served)??;
+        self.runtime
+            .shutdown_timeout(std::time::Duration::from_secs(10));
+        Ok(())
+    }
 }
 
 /// The app: sliding expiry, one route that only reads, one that saves.
