@@ -43,6 +43,22 @@ impl Sessions {
         })
     }
 
+    /// Live sessions of `owner`.
+    async fn count_owner(&self, owner: &str) -> Result<u64, AppError> {
+        Ok(match self {
+            Self::Sqlite(store) => store.count_owner(owner).await?,
+            Self::Postgres(store) => store.count_owner(owner).await?,
+        })
+    }
+
+    /// Deletes every session of `owner`; how many.
+    async fn revoke_owner(&self, owner: &str) -> Result<u64, AppError> {
+        Ok(match self {
+            Self::Sqlite(store) => store.revoke_owner(owner).await?,
+            Self::Postgres(store) => store.revoke_owner(owner).await?,
+        })
+    }
+
     /// Where the sessions are, for the page.
     fn place(&self) -> &'static str {
         match self {
@@ -53,6 +69,12 @@ impl Sessions {
 }
 
 pub(crate) fn router(sessions: Sessions) -> Router {
+    // Each session's owner is its user's name, kept up to date on every
+    // save, so "log out everywhere" is one revoke.
+    let sessions = match sessions {
+        Sessions::Sqlite(store) => Sessions::Sqlite(store.with_owner_key(USER)),
+        Sessions::Postgres(store) => Sessions::Postgres(store.with_owner_key(USER)),
+    };
     match &sessions {
         Sessions::Sqlite(store) => routes(store.clone(), sessions),
         Sessions::Postgres(store) => routes(store.clone(), sessions),
@@ -69,6 +91,7 @@ fn routes<S: SessionStore + Clone>(store: S, sessions: Sessions) -> Router {
         .route("/", get(index))
         .route("/login", post(login))
         .route("/logout", post(logout))
+        .route("/logout-everywhere", post(logout_everywhere))
         .with_state(sessions)
         .layer(layer)
 }
@@ -84,9 +107,13 @@ async fn index(State(sessions): State<Sessions>, session: Session) -> Result<Res
     // This request's session is stored after the handler, so a first visit
     // is not counted yet.
     let active = sessions.active().await?;
+    let mine = match &user {
+        Some(user) => sessions.count_owner(user).await?,
+        None => 0,
+    };
     Ok(html_page(
         StatusCode::OK,
-        &index_body(visits, user.as_deref(), active, sessions.place()),
+        &index_body(visits, user.as_deref(), mine, active, sessions.place()),
     ))
 }
 
@@ -117,6 +144,20 @@ async fn logout(session: Session) -> Result<Redirect, AppError> {
     Ok(Redirect::to("/"))
 }
 
+/// Ends every session of the logged-in user, in every browser: each is
+/// gone at its next request, and a request in flight cannot save it back.
+async fn logout_everywhere(
+    State(sessions): State<Sessions>,
+    session: Session,
+) -> Result<Redirect, AppError> {
+    if let Some(user) = session.get::<String>(USER).await? {
+        let revoked = sessions.revoke_owner(&user).await?;
+        tracing::info!(revoked, "logged a user out everywhere");
+    }
+    session.flush().await?;
+    Ok(Redirect::to("/"))
+}
+
 fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("Please enter a name.");
@@ -130,7 +171,7 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn index_body(visits: u64, user: Option<&str>, active: u64, place: &str) -> String {
+fn index_body(visits: u64, user: Option<&str>, mine: u64, active: u64, place: &str) -> String {
     let mut body = String::new();
     let times = if visits == 1 { "time" } else { "times" };
     let _ = writeln!(
@@ -142,8 +183,11 @@ fn index_body(visits: u64, user: Option<&str>, active: u64, place: &str) -> Stri
             let _ = writeln!(
                 body,
                 "<p>Logged in as <strong id=\"user\">{}</strong>.</p>\n\
+                 <p>Your sessions: <strong id=\"your-sessions\">{mine}</strong></p>\n\
                  <form id=\"logout\" method=\"post\" action=\"/logout\">\
-                 <button type=\"submit\">Log out</button></form>",
+                 <button type=\"submit\">Log out</button></form>\n\
+                 <form id=\"logout-everywhere\" method=\"post\" action=\"/logout-everywhere\">\
+                 <button type=\"submit\">Log out everywhere</button></form>",
                 escape(user)
             );
         }
@@ -350,6 +394,49 @@ mod tests {
         let page = f.get().await?;
         assert!(!page.contains("id=\"user\""));
         assert!(page.contains("<strong id=\"visits\">1</strong>"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn log_out_everywhere_ends_the_users_other_sessions() -> Result {
+        let mut laptop = Fixture::new().await?;
+        // A second browser on the same app and store.
+        let mut phone = Fixture {
+            _dir: tempfile::tempdir()?,
+            store: laptop.store.clone(),
+            app: laptop.app.clone(),
+            cookie: None,
+        };
+        let mut other = Fixture {
+            _dir: tempfile::tempdir()?,
+            store: laptop.store.clone(),
+            app: laptop.app.clone(),
+            cookie: None,
+        };
+        laptop.post("/login", "name=ada").await?;
+        phone.post("/login", "name=ada").await?;
+        other.post("/login", "name=grace").await?;
+        let page = laptop.get().await?;
+        assert!(
+            page.contains("<strong id=\"your-sessions\">2</strong>"),
+            "{page}"
+        );
+        assert!(other
+            .get()
+            .await?
+            .contains("<strong id=\"your-sessions\">1</strong>"));
+
+        let (status, _) = laptop.post("/logout-everywhere", "").await?;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(laptop.cookie, None, "the cookie is expired");
+        let page = phone.get().await?;
+        assert!(
+            !page.contains("id=\"user\""),
+            "the phone is still logged in"
+        );
+        let page = other.get().await?;
+        assert!(page.contains("<strong id=\"user\">grace</strong>"));
+        assert_eq!(laptop.store.count_owner("ada").await?, 0);
         Ok(())
     }
 

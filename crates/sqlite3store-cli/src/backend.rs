@@ -156,6 +156,26 @@ impl Backend {
         }
     }
 
+    /// Up to `limit` active sessions of `owner`, soonest to expire first.
+    pub(crate) fn list_owner(
+        &self,
+        owner: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, SystemTime)>, Failure> {
+        match self {
+            Self::Sqlite(s) => Ok(s.list_owner(owner, limit)?),
+            Self::Postgres(pg) => pg.block_on(pg.store.list_owner(owner, limit)),
+        }
+    }
+
+    /// Deletes every session of `owner`, live or expired; how many.
+    pub(crate) fn revoke_owner(&self, owner: &str) -> Result<u64, Failure> {
+        match self {
+            Self::Sqlite(s) => Ok(s.revoke_owner(owner)?),
+            Self::Postgres(pg) => pg.block_on(pg.store.revoke_owner(owner)),
+        }
+    }
+
     /// The data and expiry of the active session `token`.
     pub(crate) fn find_with_expiry(
         &self,
