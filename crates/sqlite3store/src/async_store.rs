@@ -368,3 +368,76 @@ impl From<AsyncSqliteStore> for SqliteStore {
         store.store
     }
 }
+
+/// Owners, revocation and touch (see the [`SqliteStore`] methods of the same
+/// names).
+impl AsyncSqliteStore {
+    /// See [`SqliteStore::update`].
+    pub async fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
+        let (token, data) = (token.to_owned(), data.to_vec());
+        self.write(move |s| s.update(&token, &data, expiry)).await
+    }
+
+    /// See [`SqliteStore::update_owned`].
+    pub async fn update_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
+        self.write(move |s| s.update_owned(&token, &data, expiry, owner.as_deref()))
+            .await
+    }
+
+    /// See [`SqliteStore::commit_owned`].
+    pub async fn commit_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<()> {
+        let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
+        self.write(move |s| s.commit_owned(&token, &data, expiry, owner.as_deref()))
+            .await
+    }
+
+    /// See [`SqliteStore::create_owned`].
+    pub async fn create_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
+        self.write(move |s| s.create_owned(&token, &data, expiry, owner.as_deref()))
+            .await
+    }
+
+    /// See [`SqliteStore::touch`].
+    pub async fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool> {
+        let token = token.to_owned();
+        self.write(move |s| s.touch(&token, expiry)).await
+    }
+
+    /// See [`SqliteStore::list_owner`].
+    pub async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+        let owner = owner.to_owned();
+        self.read(move |s| s.list_owner(&owner, limit)).await
+    }
+
+    /// See [`SqliteStore::count_owner`].
+    pub async fn count_owner(&self, owner: &str) -> Result<u64> {
+        let owner = owner.to_owned();
+        self.read(move |s| s.count_owner(&owner)).await
+    }
+
+    /// See [`SqliteStore::revoke_owner`].
+    pub async fn revoke_owner(&self, owner: &str) -> Result<u64> {
+        let owner = owner.to_owned();
+        self.write(move |s| s.revoke_owner(&owner)).await
+    }
+}

@@ -20,7 +20,7 @@ use crate::hash::{storage_key, TokenHasher};
 use crate::julian::{from_julian, to_julian};
 use crate::pool::ReaderPool;
 use crate::schema::Sql;
-use crate::writer::{FileIdentity, WriteOp, Writer, YIELDED};
+use crate::writer::{FileIdentity, SetOwner, WriteOp, Writer, YIELDED};
 
 /// The WAL file is truncated to this after a checkpoint resets it.
 const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
@@ -33,6 +33,9 @@ const IDLE_BATCH_TARGET: Duration = Duration::from_millis(250);
 const CONTENDED_STEP_TARGET: Duration = Duration::from_millis(5);
 /// The longest maintenance waits for checkpoints before its next step.
 const MAX_CHECKPOINT_PAUSE: Duration = Duration::from_millis(500);
+/// Rows [`SqliteStore::revoke_owner`] deletes per write, so a commit
+/// queued behind it waits for one short batch, not for the whole owner.
+const REVOKE_BATCH: u64 = 256;
 /// The smallest step (rows or pages).
 const MIN_STEP: u64 = 16;
 /// How far idle batches may grow, as a multiple of `cleanup_batch_size`.
@@ -126,6 +129,10 @@ pub struct Stats {
     pub incremental_vacuum: bool,
     /// The last cleanup run of this store, if any has run.
     pub last_cleanup: Option<CleanupReport>,
+    /// Distinct owners with at least one active session.
+    pub owners: u64,
+    /// Active sessions that have an owner.
+    pub owned: u64,
 }
 
 // `close` stops the threads first, then closes the readers, and the writer
@@ -150,6 +157,9 @@ pub(crate) struct Inner {
     busy_timeout: Duration,
     cleanup_batch_size: u64,
     incremental_vacuum: bool,
+    /// Whether the table has the owner column: always once a writable store
+    /// opened it; a read-only store on a file Go created finds no owners.
+    owner_column: bool,
     last_cleanup: Mutex<Option<CleanupReport>>,
     /// Set once closing starts: every operation fails with `Closed`.
     closed: AtomicBool,
@@ -214,8 +224,8 @@ impl SqliteStore {
         let auto_vacuum = |conn: &Connection| -> Result<bool> {
             Ok(conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? == 2)
         };
-        let incremental_vacuum = match &writer_conn {
-            Some(conn) => auto_vacuum(conn)?,
+        let (incremental_vacuum, owner_column) = match &writer_conn {
+            Some(conn) => (auto_vacuum(conn)?, true),
             None => {
                 // Check the file and table without writing anything.
                 check_header(&b.path)?;
@@ -228,7 +238,7 @@ impl SqliteStore {
                 })?;
                 probe(&conn)?;
                 sql.verify(&conn)?;
-                auto_vacuum(&conn)?
+                (auto_vacuum(&conn)?, sql.has_owner_column(&conn)?)
             }
         };
 
@@ -270,6 +280,7 @@ impl SqliteStore {
             busy_timeout: b.busy_timeout,
             cleanup_batch_size: b.cleanup_batch_size as u64,
             incremental_vacuum,
+            owner_column,
             last_cleanup: Mutex::new(None),
             cleanup: Mutex::new(None),
             checkpoint: Mutex::new(None),
@@ -390,8 +401,181 @@ impl SqliteStore {
             data: data.to_vec(),
             expiry: to_julian(expiry),
             now: inner.now(),
+            owner: None,
         })?;
         Ok(stored > 0)
+    }
+
+    /// Like [`create`](Self::create), with an owner (see
+    /// [`commit_owned`](Self::commit_owned)).
+    pub fn create_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let inner = &self.inner;
+        inner.check_commit(token, data)?;
+        let owner = check_owner(owner)?;
+        let stored = inner.writer()?.submit(WriteOp::Create {
+            key: storage_key(inner.hasher.as_ref(), token).into_owned(),
+            data: data.to_vec(),
+            expiry: to_julian(expiry),
+            now: inner.now(),
+            owner,
+        })?;
+        Ok(stored > 0)
+    }
+
+    /// Like [`commit`](Self::commit) (insert or replace), and sets the
+    /// session's owner (`None` clears it): a user id, say, so that
+    /// [`revoke_owner`](Self::revoke_owner) can log them out everywhere.
+    /// Plain `commit` keeps the owner a row has. An owner is a non-empty
+    /// string of at most [`MAX_OWNER_LEN`](crate::MAX_OWNER_LEN) bytes
+    /// without NUL ([`Error::InvalidOwner`] otherwise).
+    pub fn commit_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_commit(token, data)?;
+        let owner = check_owner(owner)?;
+        inner.writer()?.submit(WriteOp::CommitOwned {
+            key: storage_key(inner.hasher.as_ref(), token).into_owned(),
+            data: data.to_vec(),
+            expiry: to_julian(expiry),
+            owner,
+        })?;
+        Ok(())
+    }
+
+    /// Writes `data` and `expiry` over the session `token` only while it is
+    /// active, keeping its owner; returns false, writing nothing, when it is
+    /// missing or expired. Unlike [`commit`](Self::commit), it never brings
+    /// back a session that was deleted or revoked meanwhile: the write and
+    /// the check are one statement on the single writer, so a delete that
+    /// returned before it began always wins.
+    pub fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
+        self.update_with(token, data, expiry, SetOwner::Keep)
+    }
+
+    /// Like [`update`](Self::update), and sets the owner (`None` clears it).
+    pub fn update_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let owner = check_owner(owner)?;
+        self.update_with(token, data, expiry, SetOwner::To(owner))
+    }
+
+    fn update_with(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: SetOwner,
+    ) -> Result<bool> {
+        let inner = &self.inner;
+        inner.check_commit(token, data)?;
+        let written = inner.writer()?.submit(WriteOp::Update {
+            key: storage_key(inner.hasher.as_ref(), token).into_owned(),
+            data: data.to_vec(),
+            expiry: to_julian(expiry),
+            now: inner.now(),
+            owner,
+        })?;
+        Ok(written > 0)
+    }
+
+    /// Moves the expiry of the active session `token` without rewriting its
+    /// data; returns false, changing nothing, when it is missing or expired
+    /// (a gone session is never brought back).
+    pub fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool> {
+        let inner = &self.inner;
+        let writer = inner.writer()?;
+        if !inner.token_fits(token) {
+            return Ok(false);
+        }
+        let moved = writer.submit(WriteOp::Touch {
+            key: storage_key(inner.hasher.as_ref(), token).into_owned(),
+            expiry: to_julian(expiry),
+            now: inner.now(),
+        })?;
+        Ok(moved > 0)
+    }
+
+    /// Up to `limit` active sessions of `owner` as (stored key, expiry),
+    /// soonest to expire first. An empty or invalid owner has none.
+    pub fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+        let inner = &self.inner;
+        if !inner.owner_column || session_contract::owner_problem(owner).is_some() {
+            return Ok(Vec::new());
+        }
+        let now = inner.now();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        inner.read(|conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.list_owner)?;
+            let rows = stmt.query_map(params![owner, now, limit], |r| {
+                Ok((r.get::<_, String>(0)?, from_julian(r.get::<_, f64>(1)?)))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// How many active sessions `owner` has.
+    pub fn count_owner(&self, owner: &str) -> Result<u64> {
+        let inner = &self.inner;
+        if !inner.owner_column || session_contract::owner_problem(owner).is_some() {
+            return Ok(0);
+        }
+        let now = inner.now();
+        inner.read(|conn| {
+            let n: i64 = conn
+                .prepare_cached(&inner.sql.count_owner)?
+                .query_row(params![owner, now], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
+    /// Deletes every session of `owner`, active or expired ("log out
+    /// everywhere"); returns how many rows it removed. Works in writes of
+    /// [`REVOKE_BATCH`] rows, so requests queued meanwhile wait for one
+    /// short batch, never for the whole owner. Every session the owner had
+    /// when the call began is gone when it returns.
+    pub fn revoke_owner(&self, owner: &str) -> Result<u64> {
+        let inner = &self.inner;
+        let writer = inner.writer()?;
+        if session_contract::owner_problem(owner).is_some() {
+            return Ok(0);
+        }
+        // Fixed at the start, so the loop ends even if another process keeps
+        // adding sessions for this owner.
+        let total = inner.read(|conn| {
+            let n: i64 = conn
+                .prepare_cached(&inner.sql.count_owner)?
+                .query_row(params![owner, f64::MIN], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })?;
+        let mut removed = 0;
+        for _ in 0..=total / REVOKE_BATCH {
+            let n = writer.submit(WriteOp::RevokeOwner {
+                owner: owner.to_owned(),
+                limit: REVOKE_BATCH,
+            })?;
+            removed += n;
+            if n < REVOKE_BATCH {
+                break;
+            }
+        }
+        tracing::debug!(removed, "owner's sessions revoked");
+        Ok(removed)
     }
 
     /// Removes the session `token`; returns whether one was there. A missing
@@ -476,6 +660,17 @@ impl SqliteStore {
             };
             let active = count(&inner.sql.count_active)?;
             let expired = count(&inner.sql.count_expired)?;
+            let (owners, owned) = if inner.owner_column {
+                conn.prepare_cached(&inner.sql.count_owners)?
+                    .query_row([now], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?.max(0) as u64,
+                            r.get::<_, i64>(1)?.max(0) as u64,
+                        ))
+                    })?
+            } else {
+                (0, 0)
+            };
             let pragma = |name: &str| -> Result<u64> {
                 Ok(conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))? as u64)
             };
@@ -491,6 +686,8 @@ impl SqliteStore {
                 free_pages: pragma("freelist_count")?,
                 incremental_vacuum: inner.incremental_vacuum,
                 last_cleanup: *inner.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()),
+                owners,
+                owned,
             })
         })
     }
@@ -794,6 +991,17 @@ impl Inner {
             let n: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
             Ok(n.max(0) as u64)
         })
+    }
+}
+
+/// The owner as stored, or [`Error::InvalidOwner`].
+fn check_owner(owner: Option<&str>) -> Result<Option<String>> {
+    match owner {
+        None => Ok(None),
+        Some(owner) => match session_contract::owner_problem(owner) {
+            Some(problem) => Err(Error::InvalidOwner(problem)),
+            None => Ok(Some(owner.to_owned())),
+        },
     }
 }
 
