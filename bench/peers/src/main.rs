@@ -1,20 +1,18 @@
 //! The peer side of the sqlite3store benchmark: tower-sessions-sqlx-store's
-//! `SqliteStore`, as a user gets it, under the workloads of
-//! `crates/bench/src/workload.rs` (included below by path, so both sides
-//! measure the same way).
+//! `SqliteStore`, as a user gets it, under the workloads of the
+//! `bench-workload` crate (a path dependency, so both sides measure the same
+//! way).
 //!
 //! It lives outside the workspace because sqlx links its own bundled SQLite,
-//! which clashes with rusqlite's. The `bench` binary runs it with
-//! `--config <JSON>` and reads one JSON result a line from stdout; progress
-//! goes to stderr.
+//! which clashes with rusqlite's. The `bench` binary runs it with `--serve`
+//! and hands it one cell at a time over stdin and stdout
+//! ([`workload::serve`]); progress goes to stderr.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use base64::Engine as _;
 use time::OffsetDateTime;
 use tokio::runtime::{Handle, Runtime};
 use tower_sessions_core::session::{Id, Record};
@@ -22,20 +20,13 @@ use tower_sessions_core::{ExpiredDeletion, SessionStore};
 use tower_sessions_sqlx_store::sqlx::{self, SqlitePool};
 use tower_sessions_sqlx_store::SqliteStore;
 
-// Shared with the bench crate, which uses parts this binary does not.
-#[allow(dead_code)]
-#[path = "../../../crates/bench/src/workload.rs"]
-mod workload;
-
-use workload::{BoxError, Config, SeedRow, System, Target, DATA_LEN, TOKEN_BYTES};
+use bench_workload as workload;
+use workload::{BoxError, Durability, Layer, SeedRow, System, Target, TOKEN_BYTES};
 
 /// The table `SqliteStore::new` uses.
 const TABLE: &str = "tower_sessions";
 /// Rows per INSERT statement while preloading.
 const PRELOAD_CHUNK: usize = 100;
-/// Random bytes behind the session value: base64 makes them 256 characters,
-/// the same 256 bytes of data the other systems store.
-const VALUE_BYTES: usize = DATA_LEN / 4 * 3;
 
 /// tower-sessions-sqlx-store 0.15 with SQLite, on a tokio runtime.
 #[derive(Debug)]
@@ -63,13 +54,14 @@ fn url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+/// The record the benchmark's tower-sessions-sqlite3store system builds too.
 fn record(token: &[u8; TOKEN_BYTES], data: &[u8], expiry: SystemTime) -> Record {
-    let mut id = [0; 16];
-    id.copy_from_slice(&token[..16]);
-    let value = base64::engine::general_purpose::STANDARD.encode(&data[..VALUE_BYTES]);
     Record {
-        id: Id(i128::from_le_bytes(id)),
-        data: HashMap::from([("data".to_owned(), serde_json::Value::String(value))]),
+        id: Id(workload::session_id(token)),
+        data: HashMap::from([(
+            "data".to_owned(),
+            serde_json::Value::String(workload::session_value(data)),
+        )]),
         expiry_date: OffsetDateTime::from(expiry),
     }
 }
@@ -79,6 +71,16 @@ impl System for Sqlx {
 
     fn name(&self) -> &'static str {
         "tower-sessions-sqlx"
+    }
+
+    /// sqlx 0.8 opens SQLite with a rollback journal and
+    /// `synchronous=FULL`: an fsync per commit.
+    fn durability(&self) -> Durability {
+        Durability::PowerLoss
+    }
+
+    fn layer(&self) -> Layer {
+        Layer::SessionStore
     }
 
     fn create(&self, path: &Path, rows: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError> {
@@ -175,25 +177,13 @@ fn main() {
 }
 
 fn run() -> Result<(), BoxError> {
-    let mut args = std::env::args().skip(1);
-    let cfg: Config = match (args.next().as_deref(), args.next()) {
-        (Some("--config"), Some(json)) => serde_json::from_str(&json)?,
-        _ => return Err("usage: bench-peers --config <JSON> (run by `bench --peers`)".into()),
-    };
+    if std::env::args().nth(1).as_deref() != Some("--serve") {
+        return Err("usage: bench-peers --serve (run by `bench --peers`)".into());
+    }
     let system = Sqlx {
         runtime: tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?,
     };
-    let mut stdout = std::io::stdout().lock();
-    let mut failed = None;
-    workload::run_system(&system, &cfg, &mut |line| {
-        let written = serde_json::to_string(&line)
-            .map_err(BoxError::from)
-            .and_then(|json| Ok(writeln!(stdout, "{json}").and_then(|()| stdout.flush())?));
-        if let Err(err) = written {
-            failed.get_or_insert(err);
-        }
-    })?;
-    failed.map_or(Ok(()), Err)
+    workload::serve(system, std::io::stdin().lock(), std::io::stdout().lock())
 }

@@ -4,7 +4,7 @@
 //!
 //! What Go's package gets, and so what this does:
 //! - rollback journal (`journal_mode=DELETE`, nothing sets WAL),
-//!   `synchronous=NORMAL` and `busy_timeout=5000` (the driver's defaults),
+//!   `synchronous=NORMAL`, which in rollback mode still syncs every commit, and `busy_timeout=5000` (the driver's defaults),
 //!   serialized connections (`SQLITE_OPEN_FULLMUTEX`, as the driver opens);
 //! - every call prepares its statement and finalizes it (the driver prepares
 //!   per query; nothing is cached);
@@ -21,7 +21,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::workload::{token_string, BoxError, SeedRow, System, Target, TOKEN_BYTES};
+use crate::workload::{
+    token_string, BoxError, Durability, Layer, SeedRow, System, Target, TOKEN_BYTES,
+};
 use crate::TokenKey;
 
 const FIND: &str = "SELECT data FROM sessions WHERE token = ? AND julianday('now') < expiry";
@@ -30,7 +32,7 @@ const DELETE: &str = "DELETE FROM sessions WHERE token = ?";
 const ALL: &str = "SELECT token, data FROM sessions WHERE julianday('now') < expiry";
 const DELETE_EXPIRED: &str = "DELETE FROM sessions WHERE expiry < julianday('now')";
 /// The schema Go's README tells users to create.
-const SCHEMA: &str =
+pub(crate) const SCHEMA: &str =
     "CREATE TABLE sessions (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL);
 CREATE INDEX sessions_expiry_idx ON sessions(expiry);";
 
@@ -52,6 +54,16 @@ impl System for GoStyle {
         "go-style"
     }
 
+    /// A rollback journal syncs the journal and the file on every commit,
+    /// `synchronous=NORMAL` included.
+    fn durability(&self) -> Durability {
+        Durability::PowerLoss
+    }
+
+    fn layer(&self) -> Layer {
+        Layer::Raw
+    }
+
     fn create(&self, path: &Path, rows: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError> {
         let conn = Connection::open(path)?;
         conn.execute_batch(SCHEMA)?;
@@ -70,11 +82,21 @@ impl System for GoStyle {
     }
 }
 
-/// Inserts `rows` in one transaction (setup, not measured). Expiries are
-/// stored as the Julian day numbers both stores write.
+/// Inserts `rows` in one transaction (setup, not measured), each under its
+/// 43-character token. Expiries are stored as the Julian day numbers both
+/// stores write.
 pub(crate) fn insert_rows(
     conn: &Connection,
     rows: &mut dyn Iterator<Item = SeedRow>,
+) -> Result<(), BoxError> {
+    insert_rows_as(conn, rows, &mut |row| token_string(&row.token))
+}
+
+/// [`insert_rows`], each row under the token `token` gives it.
+pub(crate) fn insert_rows_as(
+    conn: &Connection,
+    rows: &mut dyn Iterator<Item = SeedRow>,
+    token: &mut dyn FnMut(&SeedRow) -> String,
 ) -> Result<(), BoxError> {
     conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "cache_size", -64 * 1024)?;
@@ -84,7 +106,7 @@ pub(crate) fn insert_rows(
             conn.prepare("INSERT INTO sessions (token, data, expiry) VALUES (?1, ?2, ?3)")?;
         for row in rows {
             let expiry = sqlite3store::julian_day::from_system_time(row.expiry);
-            insert.execute(params![token_string(&row.token), &row.data[..], expiry])?;
+            insert.execute(params![token(&row), &row.data[..], expiry])?;
         }
     }
     conn.execute_batch("COMMIT")?;

@@ -1,21 +1,28 @@
-//! The project's benchmark: the same workloads against sqlite3store, its
-//! single-writer-mutex variant, a Go-style baseline (Go's scs
-//! `sqlite3store`, reproduced through rusqlite) and, with `--peers`,
-//! tower-sessions-sqlx-store run in a separate process. Used by the `bench`
-//! binary and by `sqlite3store bench`.
+//! The project's benchmark: the same workloads against sqlite3store (with
+//! the default durability and with `Durability::PowerLoss`, raw and through
+//! tower-sessions' `SessionStore`), its single-writer-mutex variant, a
+//! Go-style baseline (Go's scs `sqlite3store`, reproduced through rusqlite),
+//! a hand-tuned rusqlite program and, with `--peers`,
+//! tower-sessions-sqlx-store run in a separate process. Each system is
+//! labelled with what its acknowledged writes survive and the layer called.
+//! Used by the `bench` binary; not published, and nothing published depends
+//! on it.
 //!
 //! ```text
 //! cargo run --release -p bench -- --peers --out docs
 //! ```
 //!
-//! prints a table per workload (ops/s, p50, p99, worst latency, errors, and
-//! the ratios of sqlite3store over each other system), the cleanup results,
-//! peak memory and the issue's targets marked met or not, and writes them to
-//! `docs/bench.json`, `docs/bench.md` and `docs/bench.svg`.
+//! runs every cell (a workload at a worker count) `--repeats` times per
+//! system, the systems taking turns cell by cell, and prints the ratios
+//! between systems, a table per cell (median ops/s with the min-max spread,
+//! p50, p99, worst latency, errors), the cleanup results, peak memory and the
+//! issues' targets marked met or not, and writes them to `docs/bench.json`
+//! (every run too), `docs/bench.md` and `docs/bench.svg`.
 //!
-//! Every system gets the same tokens and data (from `--seed`), a fresh file
-//! per group of workloads in a temporary directory, and the same runner
-//! ([`workload`]), which the peers binary includes by path.
+//! Every system gets the same tokens and data (from `--seed`), one file for
+//! the throughput cells and a fresh file per cleanup run, in a temporary
+//! directory, and the same runner ([`workload`], the `bench-workload` crate,
+//! which the peers binary uses too).
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
@@ -23,13 +30,15 @@ use std::path::PathBuf;
 use clap::Parser;
 use sqlite3store::Durability;
 
+mod adapter;
 mod go_style;
+mod hand_tuned;
 mod ours;
 mod peers;
 mod report;
-pub mod workload;
+pub use bench_workload as workload;
 
-use workload::{run_system, Config, Line, Memory, Row, Workload};
+use workload::{Config, Line, Memory, Row, Runner, Runs, Workload};
 
 /// A session as the systems in this crate address it: its token in the
 /// 43-character base64url form, its data and its expiry, built before the
@@ -60,29 +69,50 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// sqlite3store with default options (its cleanup thread off: the benchmark
 /// calls cleanup itself).
 const OURS: &str = "sqlite3store";
-/// The same store with `group_commit(false)`.
-const SINGLE_WRITER: &str = "sqlite3store single-writer";
-/// sqlite3store with `Durability::PowerLoss` (fsync per commit); opt-in.
+/// sqlite3store with `Durability::PowerLoss` (an fsync per transaction).
 const OURS_FSYNC: &str = "sqlite3store power-loss";
-/// The single-writer variant with `Durability::PowerLoss`; opt-in.
+/// The same store with `group_commit(false)`; opt-in.
+const SINGLE_WRITER: &str = "sqlite3store single-writer";
+/// The single-writer variant with `Durability::PowerLoss`, where group
+/// commit has the most to share.
 const SINGLE_WRITER_FSYNC: &str = "single-writer power-loss";
+/// sqlite3store through tower-sessions' `SessionStore` trait, defaults.
+const ADAPTER: &str = "tower-sessions-sqlite3store";
+/// The same with `Durability::PowerLoss`.
+const ADAPTER_FSYNC: &str = "tower-sessions-sqlite3store power-loss";
 /// Go's scs sqlite3store, reproduced.
 const GO_STYLE: &str = "go-style";
 /// tower-sessions-sqlx-store's SqliteStore (the peers binary).
 const SQLX: &str = "tower-sessions-sqlx";
+/// Plain rusqlite with hand-picked settings: what SQLite itself can do.
+const HAND_TUNED: &str = "hand-tuned";
 
 /// Every system: the name in results, and the short names `--systems`
 /// accepts.
-const SYSTEMS: [(&str, &[&str]); 6] = [
+const SYSTEMS: [(&str, &[&str]); 9] = [
     (OURS, &["sqlite3store", "ours", "a"]),
-    (SINGLE_WRITER, &["single-writer", "a2"]),
     (OURS_FSYNC, &["power-loss"]),
+    (SINGLE_WRITER, &["single-writer", "a2"]),
     (SINGLE_WRITER_FSYNC, &["single-writer-power-loss"]),
+    (ADAPTER, &["adapter", "tower-sessions-sqlite3store"]),
+    (ADAPTER_FSYNC, &["adapter-power-loss"]),
     (GO_STYLE, &["go-style", "go", "c"]),
     (SQLX, &["sqlx", "tower-sessions-sqlx", "b"]),
+    (HAND_TUNED, &["hand-tuned"]),
 ];
 
-/// Options of a benchmark run (shared by the `bench` binary and the CLI).
+/// The systems run when `--systems` is not given (sqlx too with `--peers`).
+const DEFAULT_SYSTEMS: [&str; 7] = [
+    OURS,
+    OURS_FSYNC,
+    SINGLE_WRITER_FSYNC,
+    ADAPTER,
+    ADAPTER_FSYNC,
+    GO_STYLE,
+    HAND_TUNED,
+];
+
+/// Options of a benchmark run (the `bench` binary's command line).
 ///
 /// [`Default`] gives the same values as the command line without flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -115,6 +145,12 @@ pub struct BenchArgs {
     )]
     pub workers: Vec<usize>,
 
+    /// Runs of each cell (a workload at a worker count) per system; the
+    /// report gives the median and the min-max spread. Systems take turns
+    /// cell by cell, so drift hits them alike.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub repeats: usize,
+
     /// Workers of the zero-errors check (`mixed-many`).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub many_workers: usize,
@@ -129,10 +165,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub workloads: Vec<String>,
 
-    /// Systems to run, comma-separated: sqlite3store, single-writer,
-    /// go-style, sqlx (sqlx needs --peers). Default: those four (sqlx with
-    /// --peers). Also available: power-loss and single-writer-power-loss,
-    /// the first two with `Durability::PowerLoss` (an fsync per commit).
+    /// Systems to run, comma-separated: sqlite3store, power-loss
+    /// (sqlite3store with `Durability::PowerLoss`), single-writer,
+    /// single-writer-power-loss (`group_commit(false)`), adapter,
+    /// adapter-power-loss (tower-sessions-sqlite3store), go-style,
+    /// hand-tuned (plain rusqlite, hand-picked settings), sqlx (needs
+    /// --peers). Default: all but single-writer (sqlx with --peers).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub systems: Vec<String>,
 
@@ -189,6 +227,9 @@ impl BenchArgs {
         if self.workers.is_empty() || self.workers.contains(&0) || self.many_workers == 0 {
             return Err("worker counts must be at least 1".into());
         }
+        if self.repeats == 0 {
+            return Err("--repeats must be at least 1".into());
+        }
         let duration_secs = self.duration.unwrap_or(if self.quick { 0.3 } else { 2.5 });
         if !(duration_secs > 0.0 && duration_secs.is_finite()) {
             return Err("--duration must be a positive number of seconds".into());
@@ -207,6 +248,7 @@ impl BenchArgs {
             duration_secs,
             warmup_secs: (duration_secs / 10.0).clamp(0.05, 0.3),
             workers: self.workers.clone(),
+            repeats: self.repeats,
             many_workers: self.many_workers,
             cleanup_workers: self.cleanup_workers,
             workloads,
@@ -218,7 +260,7 @@ impl BenchArgs {
     /// The systems asked for, by their result names.
     fn systems(&self) -> Result<Vec<&'static str>, BoxError> {
         if self.systems.is_empty() {
-            let mut all = vec![OURS, SINGLE_WRITER, GO_STYLE];
+            let mut all = DEFAULT_SYSTEMS.to_vec();
             if self.peers.is_some() {
                 all.push(SQLX);
             }
@@ -232,8 +274,9 @@ impl BenchArgs {
                 .find(|(full, short)| *full == name || short.contains(&name))
                 .ok_or_else(|| {
                     format!(
-                        "unknown system {name:?}; expected sqlite3store, single-writer, go-style, \
-                         sqlx, power-loss or single-writer-power-loss"
+                        "unknown system {name:?}; expected sqlite3store, power-loss, single-writer, \
+                         single-writer-power-loss, adapter, adapter-power-loss, go-style, hand-tuned \
+                         or sqlx"
                     )
                 })?;
             if !chosen.contains(system) {
@@ -244,68 +287,124 @@ impl BenchArgs {
     }
 }
 
+/// An in-process system, ready to run cells.
+fn runner(system: &'static str, cfg: &Config) -> Result<Box<dyn Runs>, BoxError> {
+    let ours = |name, group_commit, durability| -> Box<dyn Runs> {
+        Box::new(Runner::new(
+            ours::Ours {
+                name,
+                group_commit,
+                durability,
+            },
+            cfg.clone(),
+        ))
+    };
+    Ok(match system {
+        OURS => ours(OURS, true, Durability::ProcessCrash),
+        OURS_FSYNC => ours(OURS_FSYNC, true, Durability::PowerLoss),
+        SINGLE_WRITER => ours(SINGLE_WRITER, false, Durability::ProcessCrash),
+        SINGLE_WRITER_FSYNC => ours(SINGLE_WRITER_FSYNC, false, Durability::PowerLoss),
+        ADAPTER => Box::new(Runner::new(
+            adapter::Adapter::new(ADAPTER, Durability::ProcessCrash)?,
+            cfg.clone(),
+        )),
+        ADAPTER_FSYNC => Box::new(Runner::new(
+            adapter::Adapter::new(ADAPTER_FSYNC, Durability::PowerLoss)?,
+            cfg.clone(),
+        )),
+        GO_STYLE => Box::new(Runner::new(go_style::GoStyle, cfg.clone())),
+        HAND_TUNED => Box::new(Runner::new(hand_tuned::HandTuned, cfg.clone())),
+        other => return Err(format!("{other} does not run in this process").into()),
+    })
+}
+
 /// Runs the benchmark, prints its tables and, with `--out`, writes them.
+///
+/// Cell by cell (a workload at a worker count), each system runs the cell
+/// once per round, `--repeats` rounds, each round starting with the next
+/// system, so drift over the run hits every system alike.
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
+    let started = std::time::Instant::now();
     let cfg = args.config()?;
     let systems = args.systems()?;
     eprintln!(
-        "benchmark: {} sessions, {} expired for cleanup, {} s per workload, workers {:?}, systems: {}",
+        "benchmark: {} sessions, {} expired for cleanup, {} s per workload, workers {:?}, \
+         {} runs per cell, systems: {}",
         cfg.sessions,
         cfg.expired,
         cfg.duration_secs,
         cfg.workers,
+        cfg.repeats,
         systems.join(", ")
     );
+    let mut runners: Vec<Box<dyn Runs>> = Vec::new();
+    let mut missing = Vec::new();
+    for system in &systems {
+        if *system == SQLX {
+            let spec = args.peers.as_deref().unwrap_or(peers::BUILD);
+            // The peers are optional: report what failed and keep the rest.
+            match peers::Remote::start(spec, &cfg) {
+                Ok(remote) => runners.push(Box::new(remote)),
+                Err(err) => {
+                    eprintln!("{SQLX}: {err}");
+                    missing.push(format!("{SQLX} did not run: {err}"));
+                }
+            }
+        } else {
+            runners.push(runner(system, &cfg)?);
+        }
+    }
     let mut rows: Vec<Row> = Vec::new();
     let mut memory: Vec<Memory> = Vec::new();
-    let mut missing = Vec::new();
-    let mut collect = |line: Line| match line {
-        Line::Row(row) => rows.push(row),
-        Line::Memory(m) => memory.push(m),
-    };
-    // Ours first, so the peak memory of each is measured before the others
-    // have grown the process.
-    for system in &systems {
-        let ours = |name, group_commit, durability| ours::Ours {
-            name,
-            group_commit,
-            durability,
-        };
-        match *system {
-            OURS => run_system(&ours(OURS, true, Durability::default()), &cfg, &mut collect)?,
-            SINGLE_WRITER => run_system(
-                &ours(SINGLE_WRITER, false, Durability::default()),
-                &cfg,
-                &mut collect,
-            )?,
-            OURS_FSYNC => run_system(
-                &ours(OURS_FSYNC, true, Durability::PowerLoss),
-                &cfg,
-                &mut collect,
-            )?,
-            SINGLE_WRITER_FSYNC => run_system(
-                &ours(SINGLE_WRITER_FSYNC, false, Durability::PowerLoss),
-                &cfg,
-                &mut collect,
-            )?,
-            GO_STYLE => run_system(&go_style::GoStyle, &cfg, &mut collect)?,
-            _ => {}
+    let cells = workload::cells(&cfg);
+    for (n, cell) in cells.iter().enumerate() {
+        for repeat in 0..cfg.repeats {
+            for k in turns(runners.len(), n * cfg.repeats + repeat) {
+                let runner = &mut runners[k];
+                match runner.run(*cell, repeat) {
+                    Ok(lines) => {
+                        for line in lines {
+                            match line {
+                                Line::Row(row) => rows.push(row),
+                                Line::Memory(m) => memory.push(m),
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        let what = format!(
+                            "{} failed at {} x{} (run {}): {err}",
+                            runner.name(),
+                            cell.workload.name(),
+                            cell.workers,
+                            repeat + 1
+                        );
+                        eprintln!("{what}");
+                        missing.push(what);
+                    }
+                }
+            }
+        }
+        let last_throughput = !cell.workload.is_cleanup()
+            && cells
+                .get(n + 1)
+                .is_none_or(|next| next.workload.is_cleanup());
+        if last_throughput {
+            for runner in &mut runners {
+                if let Err(err) = runner.finish_throughput() {
+                    missing.push(format!("{}: closing its file failed: {err}", runner.name()));
+                }
+            }
         }
     }
-    if systems.contains(&SQLX) {
-        let spec = args.peers.as_deref().unwrap_or(peers::BUILD);
-        // The peers are optional: report what failed and keep our results.
-        if let Err(err) = peers::run(spec, &cfg, &mut collect) {
-            eprintln!("tower-sessions-sqlx: {err}");
-            missing.push(format!("tower-sessions-sqlx did not run: {err}"));
-        }
-    }
+    drop(runners);
     let report = report::Report::new(
         report::Meta {
             date: utc_now(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             version: env!("CARGO_PKG_VERSION"),
             quick: args.quick,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            minutes: started.elapsed().as_secs_f64() / 60.0,
         },
         cfg,
         rows,
@@ -318,6 +417,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
         eprintln!("wrote {}", dir.join("bench.{json,md,svg}").display());
     }
     Ok(())
+}
+
+/// The order in which `systems` systems run in round `round` (counted over
+/// the whole run): every one once, starting one further along each round,
+/// so no system always runs first or right after the same neighbour's
+/// cell warmed the disk.
+fn turns(systems: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..systems).map(move |i| (i + round) % systems)
 }
 
 fn utc_now() -> String {
@@ -344,8 +451,20 @@ mod tests {
         let cfg = args.config()?;
         assert_eq!((cfg.sessions, cfg.expired), (100_000, 1_000_000));
         assert_eq!(cfg.workloads, Workload::ALL.to_vec());
-        assert_eq!(args.systems()?, vec![OURS, SINGLE_WRITER, GO_STYLE]);
+        assert_eq!(args.repeats, 3);
+        assert_eq!(args.systems()?, DEFAULT_SYSTEMS.to_vec());
         Ok(())
+    }
+
+    #[test]
+    fn every_round_runs_every_system_once_starting_one_further() {
+        for round in 0..7 {
+            let mut order: Vec<usize> = turns(4, round).collect();
+            assert_eq!(order[0], round % 4);
+            order.sort_unstable();
+            assert_eq!(order, [0, 1, 2, 3]);
+        }
+        assert_eq!(turns(0, 3).count(), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use sqlite3store::{Durability, SqliteStore};
 
 use crate::go_style;
-use crate::workload::{BoxError, SeedRow, System, Target, TOKEN_BYTES};
+use crate::workload::{self, BoxError, Layer, SeedRow, System, Target, TOKEN_BYTES};
 use crate::TokenKey;
 
 /// sqlite3store with default options, except that the cleanup thread is off
@@ -32,6 +32,15 @@ impl Ours {
     }
 }
 
+/// What a store with `durability` survives.
+pub(crate) fn label(durability: Durability) -> workload::Durability {
+    match durability {
+        Durability::PowerLoss => workload::Durability::PowerLoss,
+        // ProcessCrash, and any mode added later until it is labelled here.
+        _ => workload::Durability::ProcessCrash,
+    }
+}
+
 /// An open sqlite3store.
 #[derive(Debug)]
 pub(crate) struct OursStore(SqliteStore);
@@ -41,6 +50,14 @@ impl System for Ours {
 
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn durability(&self) -> workload::Durability {
+        label(self.durability)
+    }
+
+    fn layer(&self) -> Layer {
+        Layer::Raw
     }
 
     fn create(&self, path: &Path, rows: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError> {

@@ -1,50 +1,118 @@
-//! Runs the peers binary (bench/peers: tower-sessions-sqlx-store, which
-//! links its own SQLite and so cannot live in this process) and reads its
-//! results, JSON lines in the format of [`crate::workload::Line`].
+//! Drives the peers binary (bench/peers: tower-sessions-sqlx-store, which
+//! links its own SQLite and so cannot live in this process): one JSON
+//! request a line on its stdin, one [`Reply`] a line on its stdout.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use crate::workload::{Config, Line};
+use crate::workload::{Cell, Config, Line, Reply, Request, Runs};
 use crate::BoxError;
 
 /// The `--peers` value that means "build bench/peers with cargo".
 pub(crate) const BUILD: &str = "auto";
 
-/// Runs the peers binary (`spec` is a path, or [`BUILD`]) with `cfg`, passing
-/// each result line to `emit`.
-pub(crate) fn run(spec: &str, cfg: &Config, emit: &mut dyn FnMut(Line)) -> Result<(), BoxError> {
-    let exe = if spec == BUILD {
-        build()?
-    } else {
-        PathBuf::from(spec)
-    };
-    eprintln!("running {}", exe.display());
-    let mut child = Command::new(&exe)
-        .arg("--config")
-        .arg(serde_json::to_string(cfg)?)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or("no stdout from the peers binary")?;
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        match serde_json::from_str::<Line>(&line) {
-            Ok(parsed) => emit(parsed),
-            Err(_) => eprintln!("peers: {line}"),
+/// The peers binary, serving its system one cell at a time (see
+/// [`crate::workload::serve`]), so the driver interleaves it with the
+/// systems of this process.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Remote {
+    /// Starts the peers binary (`spec` is a path, or [`BUILD`]) with `cfg`.
+    pub(crate) fn start(spec: &str, cfg: &Config) -> Result<Self, BoxError> {
+        let exe = if spec == BUILD {
+            build()?
+        } else {
+            PathBuf::from(spec)
+        };
+        eprintln!("running {}", exe.display());
+        let mut child = Command::new(&exe)
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        let stdin = child.stdin.take().ok_or("no stdin to the peers binary")?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("no stdout from the peers binary")?;
+        let mut remote = Self {
+            name: String::new(),
+            child,
+            stdin: Some(stdin),
+            stdout: BufReader::new(stdout).lines(),
+        };
+        remote.send(&serde_json::to_string(cfg)?)?;
+        match remote.receive()? {
+            Reply::Ready { system } => remote.name = system,
+            other => return Err(format!("peers: expected ready, got {other:?}").into()),
+        }
+        Ok(remote)
+    }
+
+    fn send(&mut self, line: &str) -> Result<(), BoxError> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or("the peers binary's stdin is closed")?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    /// The next reply; other lines are the binary's chatter, shown.
+    fn receive(&mut self) -> Result<Reply, BoxError> {
+        for line in &mut self.stdout {
+            let line = line?;
+            match serde_json::from_str::<Reply>(&line) {
+                Ok(reply) => return Ok(reply),
+                Err(_) => eprintln!("peers: {line}"),
+            }
+        }
+        let status = self.child.wait()?;
+        Err(format!("the peers binary ended ({status}) without a reply").into())
+    }
+
+    fn request(&mut self, request: &Request) -> Result<Vec<Line>, BoxError> {
+        self.send(&serde_json::to_string(request)?)?;
+        match self.receive()? {
+            Reply::Done(lines) => Ok(lines),
+            Reply::Failed(err) => Err(err.into()),
+            Reply::Ready { .. } => Err("peers: unexpected second ready".into()),
         }
     }
-    let status = child.wait()?;
-    if !status.success() {
-        return Err(format!("{} exited with {status}", exe.display()).into());
+}
+
+impl Runs for Remote {
+    fn name(&self) -> &str {
+        &self.name
     }
-    Ok(())
+
+    fn run(&mut self, cell: Cell, repeat: usize) -> Result<Vec<Line>, BoxError> {
+        self.request(&Request::Run { cell, repeat })
+    }
+
+    fn finish_throughput(&mut self) -> Result<(), BoxError> {
+        self.request(&Request::FinishThroughput).map(drop)
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // End of input ends the binary; wait so no process outlives the run.
+        drop(self.stdin.take());
+        if let Err(err) = self.child.wait() {
+            eprintln!("peers: waiting for the binary failed: {err}");
+        }
+    }
 }
 
 /// Builds bench/peers in release mode (a no-op when up to date) and returns

@@ -7,27 +7,44 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::workload::{Config, Memory, Row, Workload};
-use crate::{GO_STYLE, OURS, OURS_FSYNC, SINGLE_WRITER, SINGLE_WRITER_FSYNC, SQLX};
+use crate::{
+    ADAPTER, ADAPTER_FSYNC, GO_STYLE, HAND_TUNED, OURS, OURS_FSYNC, SINGLE_WRITER,
+    SINGLE_WRITER_FSYNC, SQLX,
+};
 
 /// How the systems are run, for readers of the report.
 const METHOD: &str = "\
-Systems:
-- **sqlite3store**: default options (WAL, group commit, reader pool); its cleanup thread is off and \
-the benchmark calls `delete_expired_report()` itself.
-- **sqlite3store single-writer**: the same with `group_commit(false)`: one mutex around the writer.
+Systems (\"survives\" is what an acknowledged write survives: a crash of the process, or a power loss \
+too, which takes an fsync per commit):
+- **sqlite3store**: default options (WAL, `synchronous=NORMAL`, group commit, reader pool); survives a \
+process crash. Its cleanup thread is off and the benchmark calls `delete_expired_report()` itself.
+- **sqlite3store power-loss**: the same with `Durability::PowerLoss` (`synchronous=FULL`): survives power loss.
+- **single-writer power-loss** (and, with `--systems single-writer`, **sqlite3store single-writer**): \
+`group_commit(false)`, one mutex around the writer; a benchmark-only setting.
+- **tower-sessions-sqlite3store** (and **… power-loss**): this project's `SqliteSessionStore` through \
+tower-sessions' `SessionStore` trait, on the same runtime setup as tower-sessions-sqlx: a multi-thread \
+tokio runtime with default settings, each worker thread blocking on the call's future, the same records.
 - **go-style**: Go's scs `sqlite3store` reproduced in Rust: its exact SQL, a statement prepared per call, \
-rollback journal, `synchronous=NORMAL`, `busy_timeout=5000`, a pool that grows to the concurrency. \
-It does SQLite's share of Go's work, not Go's own (cgo calls, `database/sql`, `Scan`), so it is \
-a lower bound on the real Go package's cost per call.
+rollback journal, `synchronous=NORMAL` (in rollback mode that still syncs every commit: survives power loss), \
+`busy_timeout=5000`, a pool that grows to the concurrency. It does SQLite's share of Go's work, not \
+Go's own (cgo calls, `database/sql`, `Scan`), so it is a lower bound on the real Go package's cost per call.
+- **hand-tuned**: plain rusqlite as issue 13 describes it, to show what SQLite itself does here: WAL, \
+`synchronous=NORMAL` (survives a process crash), one read-only connection per thread with `mmap_size` \
+256 MiB and a 16 MiB cache, statements cached, one writer connection behind a mutex (autocommit per \
+write), cleanup as one `DELETE`; `all()` builds the same map as sqlite3store's.
 - **tower-sessions-sqlx**: tower-sessions-sqlx-store 0.15 `SqliteStore` as its README sets it up \
 (`SqlitePool::connect(\"sqlite://…?mode=rwc\")`, `migrate()`), through the `SessionStore` trait, in its own \
-process; each worker thread blocks on the call's future. Its ids are i128 and its records carry the \
-256 bytes as a 256-character string.
+process. sqlx 0.8 opens SQLite with a rollback journal and `synchronous=FULL`: survives power loss. Its ids \
+are i128 and its records carry the 256 bytes as a 256-character string, as do the tower-sessions-sqlite3store \
+system's.
 
-Reproduce with `cargo run --release -p bench -- --peers --out docs` (or `sqlite3store bench`). \
-Each worker loops until the deadline; only the call is timed. Throughput workloads share one file \
-per system (reads first, inserts last); each cleanup workload gets a fresh file. Errors are counted, \
-never fatal; a failed call still counts as an operation.
+\"raw\" systems are called directly on the worker thread; \"SessionStore\" systems through the trait. \
+Each worker loops until the deadline; only the call is timed. Every cell (a workload at a worker count) \
+runs once per system per round, the systems taking turns, for the configured number of rounds; tables \
+give the median run's figures, the min-max spread of ops/s over the runs, the worst latency of all runs \
+and the errors of all runs. Throughput workloads share one file per system (reads first, inserts last); \
+each cleanup run gets a fresh file. Errors are counted, never fatal; a failed call still counts as an \
+operation.
 
 ";
 
@@ -38,9 +55,13 @@ pub(crate) struct Report {
     pub(crate) meta: Meta,
     /// What it ran.
     pub(crate) config: Config,
-    /// One row per system and workload.
-    pub(crate) rows: Vec<Row>,
-    /// Peak memory per system.
+    /// One per system and cell: the median run, with the spread.
+    pub(crate) summary: Vec<Summary>,
+    /// Ratios between systems, cell by cell.
+    pub(crate) comparisons: Vec<Comparison>,
+    /// Every run of every cell.
+    pub(crate) runs: Vec<Row>,
+    /// Peak memory per system and run of a cell.
     pub(crate) memory: Vec<Memory>,
     /// The issue's targets, checked.
     pub(crate) checks: Vec<Check>,
@@ -59,6 +80,133 @@ pub(crate) struct Meta {
     pub(crate) version: &'static str,
     /// `--quick` was given.
     pub(crate) quick: bool,
+    /// The command line of the run.
+    pub(crate) command: String,
+    /// Minutes the whole run took, setup included.
+    pub(crate) minutes: f64,
+}
+
+/// The runs of one system on one cell, summed up.
+#[derive(Debug, Serialize)]
+pub(crate) struct Summary {
+    /// The median run (by ops/s; by rows/s for cleanup), except that `ops`
+    /// and `errors` are summed over every run and `max_us` is the worst of
+    /// every run.
+    pub(crate) row: Row,
+    /// How many runs.
+    pub(crate) runs: usize,
+    /// The lowest ops/s (rows/s for cleanup) of the runs.
+    pub(crate) min: f64,
+    /// The highest.
+    pub(crate) max: f64,
+}
+
+/// ops/s of one system over another's on one cell.
+#[derive(Debug, Serialize)]
+pub(crate) struct Comparison {
+    /// The numerator system.
+    pub(crate) system: String,
+    /// The denominator system.
+    pub(crate) other: String,
+    /// Both survive the same failures and are called through the same layer.
+    pub(crate) like_for_like: bool,
+    /// The workload.
+    pub(crate) workload: Workload,
+    /// The workers.
+    pub(crate) workers: usize,
+    /// Median over median.
+    pub(crate) ratio: f64,
+    /// The lowest run of `system` over the highest of `other`.
+    pub(crate) low: f64,
+    /// The highest over the lowest.
+    pub(crate) high: f64,
+}
+
+/// The pairs compared, numerator first: defaults against defaults, then
+/// matched durability and layers, then group commit against the mutex and
+/// the cost of the tower-sessions layer.
+const PAIRS: [(&str, &str); 10] = [
+    (OURS, GO_STYLE),
+    (OURS, SQLX),
+    (OURS_FSYNC, GO_STYLE),
+    (ADAPTER, SQLX),
+    (ADAPTER_FSYNC, SQLX),
+    (OURS_FSYNC, SQLX),
+    (OURS_FSYNC, SINGLE_WRITER_FSYNC),
+    (OURS, SINGLE_WRITER),
+    (OURS, ADAPTER),
+    (OURS, HAND_TUNED),
+];
+
+/// What a summary is ranked by: ops/s, or rows/s for cleanup.
+fn key(r: &Row) -> f64 {
+    r.cleanup.as_ref().map_or(r.ops_per_sec, |c| c.rows_per_sec)
+}
+
+/// One summary per system and cell, in the order the runs came.
+fn summarize(runs: &[Row]) -> Vec<Summary> {
+    let mut groups: Vec<Vec<&Row>> = Vec::new();
+    for r in runs {
+        let same = |g: &&mut Vec<&Row>| {
+            g[0].system == r.system && g[0].workload == r.workload && g[0].workers == r.workers
+        };
+        match groups.iter_mut().find(same) {
+            Some(g) => g.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|mut g| {
+            g.sort_by(|a, b| key(a).total_cmp(&key(b)));
+            let mut row = g[(g.len() - 1) / 2].clone();
+            row.ops = g.iter().map(|r| r.ops).sum();
+            row.errors = g.iter().map(|r| r.errors).sum();
+            row.max_us = g.iter().map(|r| r.max_us).fold(0.0, f64::max);
+            if row.first_error.is_none() {
+                row.first_error = g.iter().find_map(|r| r.first_error.clone());
+            }
+            if row.note.is_none() {
+                row.note = g.iter().find_map(|r| r.note.clone());
+            }
+            Summary {
+                runs: g.len(),
+                min: key(g[0]),
+                max: key(g[g.len() - 1]),
+                row,
+            }
+        })
+        .collect()
+}
+
+fn comparisons(summary: &[Summary]) -> Vec<Comparison> {
+    let find = |system: &str, workload, workers| {
+        summary.iter().find(|s| {
+            s.row.system == system && s.row.workload == workload && s.row.workers == workers
+        })
+    };
+    let mut out = Vec::new();
+    for s in summary.iter().filter(|s| !s.row.workload.is_cleanup()) {
+        for (a, b) in PAIRS.into_iter().filter(|(a, _)| *a == s.row.system) {
+            let Some(o) = find(b, s.row.workload, s.row.workers) else {
+                continue;
+            };
+            if s.row.ops == 0 || o.row.ops == 0 || o.min <= 0.0 || o.row.ops_per_sec <= 0.0 {
+                continue;
+            }
+            out.push(Comparison {
+                system: a.to_owned(),
+                other: b.to_owned(),
+                like_for_like: s.row.durability == o.row.durability && s.row.layer == o.row.layer,
+                workload: s.row.workload,
+                workers: s.row.workers,
+                ratio: s.row.ops_per_sec / o.row.ops_per_sec,
+                low: s.min / o.max,
+                high: s.max / o.min,
+            });
+        }
+    }
+    out
 }
 
 /// One target from the issue and whether it was met.
@@ -76,23 +224,28 @@ impl Report {
     pub(crate) fn new(
         meta: Meta,
         config: Config,
-        rows: Vec<Row>,
+        runs: Vec<Row>,
         memory: Vec<Memory>,
         missing: Vec<String>,
     ) -> Self {
-        let checks = checks(&rows);
+        let summary = summarize(&runs);
+        let medians: Vec<Row> = summary.iter().map(|s| s.row.clone()).collect();
         Self {
             meta,
             config,
-            rows,
+            comparisons: comparisons(&summary),
+            checks: checks(&medians),
+            summary,
+            runs,
             memory,
-            checks,
             missing,
         }
     }
 
-    fn find(&self, system: &str, workload: Workload, workers: usize) -> Option<&Row> {
-        find_row(&self.rows, system, workload, workers)
+    fn find(&self, system: &str, workload: Workload, workers: usize) -> Option<&Summary> {
+        self.summary.iter().find(|s| {
+            s.row.system == system && s.row.workload == workload && s.row.workers == workers
+        })
     }
 
     /// Systems in a fixed order: ours first, then the rest as they came.
@@ -100,19 +253,22 @@ impl Report {
         let mut out: Vec<&str> = Vec::new();
         for known in [
             OURS,
-            SINGLE_WRITER,
             OURS_FSYNC,
+            SINGLE_WRITER,
             SINGLE_WRITER_FSYNC,
+            ADAPTER,
+            ADAPTER_FSYNC,
             GO_STYLE,
             SQLX,
+            HAND_TUNED,
         ] {
-            if self.rows.iter().any(|r| r.system == known) {
+            if self.summary.iter().any(|s| s.row.system == known) {
                 out.push(known);
             }
         }
-        for r in &self.rows {
-            if !out.contains(&r.system.as_str()) {
-                out.push(&r.system);
+        for s in &self.summary {
+            if !out.contains(&s.row.system.as_str()) {
+                out.push(&s.row.system);
             }
         }
         out
@@ -121,9 +277,10 @@ impl Report {
     /// (workload, workers) pairs of the throughput workloads, in order.
     fn instances(&self) -> Vec<(Workload, usize)> {
         let mut out: Vec<(Workload, usize)> = self
-            .rows
+            .summary
             .iter()
-            .filter(|r| !matches!(r.workload, Workload::Cleanup | Workload::CleanupIdle))
+            .map(|s| &s.row)
+            .filter(|r| !r.workload.is_cleanup())
             .map(|r| (r.workload, r.workers))
             .collect();
         out.sort();
@@ -140,8 +297,9 @@ impl Report {
             md,
             "{}{} UTC, {} CPUs; {} preloaded sessions of {} bytes, 43-character tokens; \
              {} s per workload after {} s of warm-up; cleanup over {} expired + {} active rows \
-             with {} workers finding and committing (half each). Latency is per call, \
-             p50 / p99 / worst. Ratios are ops/s of sqlite3store over the other system.\n",
+             with {} workers finding and committing (half each); {} runs per cell. Latency is \
+             per call, p50 / p99 of the median run and the worst of all runs.\n\n\
+             Command: `{}` ({:.1} minutes).\n",
             if self.meta.quick {
                 "Quick smoke run (not a measurement). "
             } else {
@@ -156,37 +314,40 @@ impl Report {
             c.expired,
             c.sessions,
             c.cleanup_workers,
+            c.repeats,
+            self.meta.command,
+            self.meta.minutes,
         );
         for m in &self.missing {
             let _ = writeln!(md, "> **Missing:** {m}\n");
         }
         md.push_str(METHOD);
         let systems = self.systems();
+        self.ratios_markdown(&mut md);
         for (workload, workers) in self.instances() {
-            let title = match workload {
-                Workload::MixedMany => format!("mixed, {workers} workers (zero-errors check)"),
-                Workload::All => "all() over every session, 1 worker".to_owned(),
-                _ => format!("{}, {workers} worker{}", workload.name(), plural(workers)),
-            };
-            let _ = writeln!(md, "## {title}\n");
+            let _ = writeln!(md, "## {}\n", title(workload, workers));
             let _ = writeln!(
                 md,
-                "| system | ops/s | p50 | p99 | worst | errors | notes |"
+                "| system | survives | layer | ops/s (median) | min–max | p50 | p99 | worst | errors | notes |"
             );
-            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---|");
+            let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|---|");
             for system in &systems {
-                let Some(r) = self.find(system, workload, workers) else {
+                let Some(s) = self.find(system, workload, workers) else {
                     continue;
                 };
+                let r = &s.row;
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     r.system,
+                    r.durability.label(),
+                    r.layer.label(),
                     if r.ops == 0 {
                         "n/a".into()
                     } else {
                         ops(r.ops_per_sec)
                     },
+                    spread(s),
                     latency(r.p50_us),
                     latency(r.p99_us),
                     latency(r.max_us),
@@ -194,62 +355,10 @@ impl Report {
                     notes(r),
                 );
             }
-            let ratios: Vec<String> = [GO_STYLE, SQLX, SINGLE_WRITER]
-                .into_iter()
-                .filter_map(|other| {
-                    ratio(&self.rows, workload, workers, other)
-                        .map(|x| format!("ours/{} **{}**", short(other), times(x)))
-                })
-                .collect();
-            let mut ratios = ratios;
-            if let Some(x) = ratio_of(
-                &self.rows,
-                OURS_FSYNC,
-                SINGLE_WRITER_FSYNC,
-                workload,
-                workers,
-            ) {
-                ratios.push(format!(
-                    "power-loss group commit/single-writer **{}**",
-                    times(x)
-                ));
-            }
-            if !ratios.is_empty() {
-                let _ = writeln!(md, "\n{}", ratios.join(" · "));
-            }
             md.push('\n');
         }
         self.cleanup_markdown(&mut md, &systems);
-        if !self.memory.is_empty() {
-            let _ = writeln!(md, "## Memory\n");
-            let _ = writeln!(
-                md,
-                "Resident memory of the process (`VmRSS`) when each phase began, once its file \
-                 was preloaded and opened and its keys prepared, and the peak (`VmHWM`, reset at \
-                 that moment) during the phase. The benchmark's own keys and histograms are in \
-                 both; memory freed by earlier phases may stay resident, so compare the growth. \
-                 tower-sessions-sqlx runs in its own process.\n"
-            );
-            let _ = writeln!(md, "| system | phase | RSS at start | peak RSS | growth |");
-            let _ = writeln!(md, "|---|---|---:|---:|---:|");
-            for m in &self.memory {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {}{} | {} |",
-                    m.system,
-                    m.phase,
-                    mib(m.start_kib),
-                    mib(m.peak_kib),
-                    if m.reset {
-                        ""
-                    } else {
-                        " (process peak so far)"
-                    },
-                    mib(m.peak_kib.saturating_sub(m.start_kib)),
-                );
-            }
-            md.push('\n');
-        }
+        self.memory_markdown(&mut md);
         let _ = writeln!(md, "## Targets\n");
         let _ = writeln!(md, "| target | measured | result |");
         let _ = writeln!(md, "|---|---|---|");
@@ -267,17 +376,140 @@ impl Report {
         md
     }
 
+    /// The ratios of every compared pair, one table, cells as rows.
+    fn ratios_markdown(&self, md: &mut String) {
+        let pairs: Vec<(&str, &str, bool)> = PAIRS
+            .into_iter()
+            .filter_map(|(a, b)| {
+                let c = self
+                    .comparisons
+                    .iter()
+                    .find(|c| c.system == a && c.other == b)?;
+                Some((a, b, c.like_for_like))
+            })
+            .collect();
+        if pairs.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "## Ratios\n");
+        let _ = writeln!(
+            md,
+            "Median ops/s of the first system over the second's; in brackets the lowest run of \
+             the first over the highest of the second, and the highest over the lowest. \
+             **Like for like** columns compare systems that survive the same failures through \
+             the same layer; the others compare what each gives by default.\n"
+        );
+        let mut header = String::from("| workload |");
+        let mut rule = String::from("|---|");
+        for (a, b, like) in &pairs {
+            let _ = write!(
+                header,
+                " {a} / {b}{} |",
+                if *like { " (like for like)" } else { "" }
+            );
+            rule.push_str("---:|");
+        }
+        let _ = writeln!(md, "{header}\n{rule}");
+        for (workload, workers) in self.instances() {
+            let mut line = format!("| {} |", title(workload, workers));
+            let mut any = false;
+            for (a, b, _) in &pairs {
+                let c = self.comparisons.iter().find(|c| {
+                    c.system == *a
+                        && c.other == *b
+                        && c.workload == workload
+                        && c.workers == workers
+                });
+                match c {
+                    Some(c) => {
+                        any = true;
+                        let _ = write!(
+                            line,
+                            " **{}** ({}–{}) |",
+                            times(c.ratio),
+                            times(c.low),
+                            times(c.high)
+                        );
+                    }
+                    None => line.push_str(" — |"),
+                }
+            }
+            if any {
+                let _ = writeln!(md, "{line}");
+            }
+        }
+        md.push('\n');
+    }
+
+    /// Peak memory per system: the most any run of a phase grew by.
+    fn memory_markdown(&self, md: &mut String) {
+        if self.memory.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "## Memory\n");
+        let _ = writeln!(
+            md,
+            "Resident memory of the process (`VmRSS`) when a run of a cell began, once its \
+             file was preloaded and opened and its keys prepared, and the peak (`VmHWM`, reset at \
+             that moment) during the run; the largest over the runs of each phase. All systems but \
+             tower-sessions-sqlx share one process, and memory freed by earlier runs may stay \
+             resident, so compare the growth.\n"
+        );
+        let _ = writeln!(md, "| system | phase | RSS at start | peak RSS | growth |");
+        let _ = writeln!(md, "|---|---|---:|---:|---:|");
+        let phase = |m: &Memory| match m.workload {
+            Workload::All => "all()",
+            Workload::Cleanup | Workload::CleanupIdle => m.workload.name(),
+            _ => "other throughput workloads",
+        };
+        // One line per system and phase, systems in report order.
+        let mut keys: Vec<(&str, &str)> = Vec::new();
+        for m in &self.memory {
+            let key = (m.system.as_str(), phase(m));
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        let systems = self.systems();
+        keys.sort_by_key(|(system, _)| systems.iter().position(|s| s == system));
+        for key in keys {
+            let of_phase = || {
+                self.memory
+                    .iter()
+                    .filter(move |o| o.system == key.0 && phase(o) == key.1)
+            };
+            let start = of_phase().map(|o| o.start_kib).max().unwrap_or(0);
+            let peak = of_phase().map(|o| o.peak_kib).max().unwrap_or(0);
+            let growth = of_phase()
+                .map(|o| o.peak_kib.saturating_sub(o.start_kib))
+                .max()
+                .unwrap_or(0);
+            let reset = of_phase().all(|o| o.reset);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {}{} | {} |",
+                key.0,
+                key.1,
+                mib(start),
+                mib(peak),
+                if reset { "" } else { " (process peak so far)" },
+                mib(growth),
+            );
+        }
+        md.push('\n');
+    }
+
     fn cleanup_markdown(&self, md: &mut String, systems: &[&str]) {
         for (workload, title) in [
             (Workload::Cleanup, "Cleanup under load"),
             (Workload::CleanupIdle, "Cleanup, store otherwise idle"),
         ] {
-            let rows: Vec<&Row> = systems
+            let rows: Vec<&Summary> = systems
                 .iter()
                 .filter_map(|s| {
-                    self.rows
+                    self.summary
                         .iter()
-                        .find(|r| r.system == *s && r.workload == workload)
+                        .find(|r| r.row.system == *s && r.row.workload == workload)
                 })
                 .collect();
             if rows.is_empty() {
@@ -288,17 +520,21 @@ impl Report {
             if loaded {
                 let _ = writeln!(
                     md,
-                    "| system | removed | took | rows/s | workers' ops/s | p99 | worst | requests > 25 ms | errors | files before → after → closed | notes |"
+                    "| system | survives | layer | removed | took | rows/s (median) | min–max | workers' ops/s | p99 | worst | requests > 25 ms | errors | files before → after → closed | notes |"
                 );
-                let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+                let _ = writeln!(
+                    md,
+                    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+                );
             } else {
                 let _ = writeln!(
                     md,
-                    "| system | removed | took | rows/s | files before → after → closed | notes |"
+                    "| system | survives | layer | removed | took | rows/s (median) | min–max | files before → after → closed | notes |"
                 );
-                let _ = writeln!(md, "|---|---:|---:|---:|---|---|");
+                let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---|---|");
             }
-            for r in rows {
+            for s in rows {
+                let r = &s.row;
                 let Some(c) = &r.cleanup else { continue };
                 let files = format!(
                     "{} → {} → {}",
@@ -309,11 +545,14 @@ impl Report {
                 if loaded {
                     let _ = writeln!(
                         md,
-                        "| {} | {} | {:.2} s | {} | {} | {} | {} | {} | {} | {files} | {} |",
+                        "| {} | {} | {} | {} | {:.2} s | {} | {} | {} | {} | {} | {} | {} | {files} | {} |",
                         r.system,
+                        r.durability.label(),
+                        r.layer.label(),
                         c.removed,
                         c.secs,
                         ops(c.rows_per_sec),
+                        spread(s),
                         ops(r.ops_per_sec),
                         latency(r.p99_us),
                         latency(r.max_us),
@@ -324,11 +563,14 @@ impl Report {
                 } else {
                     let _ = writeln!(
                         md,
-                        "| {} | {} | {:.2} s | {} | {files} | {} |",
+                        "| {} | {} | {} | {} | {:.2} s | {} | {} | {files} | {} |",
                         r.system,
+                        r.durability.label(),
+                        r.layer.label(),
                         c.removed,
                         c.secs,
                         ops(c.rows_per_sec),
+                        spread(s),
                         notes(r),
                     );
                 }
@@ -346,7 +588,7 @@ impl Report {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, s)| {
-                    let r = self.find(s, workload, workers)?;
+                    let r = &self.find(s, workload, workers)?.row;
                     (r.ops > 0).then_some((i, r.ops_per_sec))
                 })
                 .collect();
@@ -364,10 +606,11 @@ impl Report {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, s)| {
-                    let r = self
-                        .rows
+                    let r = &self
+                        .summary
                         .iter()
-                        .find(|r| r.system == *s && r.workload == workload)?;
+                        .find(|r| r.row.system == *s && r.row.workload == workload)?
+                        .row;
                     Some((i, r.cleanup.as_ref()?.rows_per_sec))
                 })
                 .collect();
@@ -454,8 +697,11 @@ fn checks(rows: &[Row]) -> Vec<Check> {
             }
         }
         at_least(
-            format!("{} ×16: ≥ 2x single-writer mutex", workload.name()),
-            ratio(rows, workload, 16, SINGLE_WRITER),
+            format!(
+                "{} ×16: ≥ 2x single-writer mutex, both power loss",
+                workload.name()
+            ),
+            ratio_of(rows, OURS_FSYNC, SINGLE_WRITER_FSYNC, workload, 16),
             2.0,
             times,
         );
@@ -533,7 +779,56 @@ fn checks(rows: &[Row]) -> Vec<Check> {
         rows_per_sec(idle),
         100_000.0,
     );
+    // Issue 13: against the hand-tuned program, in the same run.
+    at_least(
+        "cleanup under load: ≥ 100,000 rows/s (issue 13)",
+        rows_per_sec(loaded),
+        100_000.0,
+    );
+    at_least(
+        "cleanup idle: ≥ 250,000 rows/s (issue 13)",
+        rows_per_sec(idle),
+        250_000.0,
+    );
+    for (workload, workers, min) in [
+        (Workload::FindHit, 1, 0.9),
+        (Workload::FindHit, 16, 0.9),
+        (Workload::Mixed, 16, 1.5),
+        // At most 1.1x hand-tuned's time per call.
+        (Workload::All, 1, 1.0 / 1.1),
+    ] {
+        let value = ratio(rows, workload, workers, HAND_TUNED);
+        out.push(Check {
+            target: format!(
+                "{} ×{workers}: ≥ {}x hand-tuned (issue 13)",
+                workload.name(),
+                times(min)
+            ),
+            measured: value.map_or_else(|| "—".into(), times),
+            met: value.map(|v| v >= min),
+        });
+    }
     out
+}
+
+/// A cell's heading.
+fn title(workload: Workload, workers: usize) -> String {
+    match workload {
+        Workload::MixedMany => format!("mixed, {workers} workers (zero-errors check)"),
+        Workload::All => "all() over every session, 1 worker".to_owned(),
+        _ => format!("{}, {workers} worker{}", workload.name(), plural(workers)),
+    }
+}
+
+/// The min–max of a summary's runs, or the single value.
+fn spread(s: &Summary) -> String {
+    if s.row.ops == 0 && s.row.cleanup.is_none() {
+        "—".to_owned()
+    } else if s.runs < 2 {
+        "1 run".to_owned()
+    } else {
+        format!("{}–{}", ops(s.min), ops(s.max))
+    }
 }
 
 fn plural(n: usize) -> &'static str {
@@ -541,14 +836,6 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
-    }
-}
-
-fn short(system: &str) -> &str {
-    match system {
-        SINGLE_WRITER => "single-writer",
-        SQLX => "sqlx",
-        other => other,
     }
 }
 
@@ -615,8 +902,9 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-const COLORS: [&str; 6] = [
-    "#1f77b4", "#9ecae1", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+const COLORS: [&str; 10] = [
+    "#1f77b4", "#9ecae1", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2",
 ];
 
 fn xml_escape(s: &str) -> String {
@@ -728,6 +1016,9 @@ mod tests {
     fn row(system: &str, workload: Workload, workers: usize, ops_per_sec: f64, p99_us: f64) -> Row {
         Row {
             system: system.into(),
+            durability: crate::workload::Durability::ProcessCrash,
+            layer: crate::workload::Layer::Raw,
+            repeat: 0,
             workload,
             workers,
             ops: 100,
@@ -749,7 +1040,14 @@ mod tests {
             row(OURS, Workload::FindHit, 1, 400_000.0, 10.0),
             row(GO_STYLE, Workload::FindHit, 1, 100_000.0, 20.0),
             row(OURS, Workload::CommitUpdate, 16, 100_000.0, 6_000.0),
-            row(SINGLE_WRITER, Workload::CommitUpdate, 16, 60_000.0, 900.0),
+            row(OURS_FSYNC, Workload::CommitUpdate, 16, 10_000.0, 6_000.0),
+            row(
+                SINGLE_WRITER_FSYNC,
+                Workload::CommitUpdate,
+                16,
+                6_000.0,
+                900.0,
+            ),
         ];
         assert_eq!(ratio(&rows, Workload::FindHit, 1, GO_STYLE), Some(4.0));
         assert_eq!(ratio(&rows, Workload::FindHit, 1, SQLX), None);
@@ -758,10 +1056,50 @@ mod tests {
         assert_eq!(get("find-hit ×1: ≥ 3.5x go-style"), Some(Some(true)));
         assert_eq!(get("find-hit ×16: ≥ 8x go-style"), Some(None));
         assert_eq!(
-            get("commit-update ×16: ≥ 2x single-writer mutex"),
+            get("commit-update ×16: ≥ 2x single-writer mutex, both power loss"),
             Some(Some(false))
         );
         assert_eq!(get("commit-update ×16: p99 < 5 ms"), Some(Some(false)));
+    }
+
+    #[test]
+    fn summaries_take_the_median_run_and_the_spread() {
+        let mut runs = Vec::new();
+        for (i, ops) in [300.0, 100.0, 200.0].into_iter().enumerate() {
+            let mut r = row(
+                OURS_FSYNC,
+                Workload::CommitUpdate,
+                16,
+                ops,
+                10.0 * (i + 1) as f64,
+            );
+            r.repeat = i;
+            runs.push(r);
+            let mut g = row(GO_STYLE, Workload::CommitUpdate, 16, ops / 10.0, 5.0);
+            g.durability = crate::workload::Durability::PowerLoss;
+            g.errors = 1;
+            runs.push(g);
+        }
+        let summary = summarize(&runs);
+        assert_eq!(summary.len(), 2);
+        let ours = &summary[0];
+        assert_eq!((ours.runs, ours.min, ours.max), (3, 100.0, 300.0));
+        assert_eq!(ours.row.ops_per_sec, 200.0);
+        // The median run's p99; the worst of all runs; ops and errors summed.
+        assert_eq!(ours.row.p99_us, 30.0);
+        assert_eq!(ours.row.max_us, 60.0);
+        assert_eq!((summary[1].row.ops, summary[1].row.errors), (300, 3));
+        let c = comparisons(&summary);
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].system.as_str(), c[0].other.as_str()),
+            (OURS_FSYNC, GO_STYLE)
+        );
+        assert!((c[0].ratio - 10.0).abs() < 1e-9);
+        assert!((c[0].low - 100.0 / 30.0).abs() < 1e-9);
+        assert!((c[0].high - 300.0 / 10.0).abs() < 1e-9);
+        // Default durability (the helper's) against go-style's power loss.
+        assert!(!c[0].like_for_like);
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub enum Error {
         /// The configured maximum.
         max: usize,
     },
+    /// An owner (`commit_owned`, ...) was empty, over
+    /// [`session_contract::MAX_OWNER_LEN`] bytes, or held a NUL byte.
+    #[error("invalid session owner: {0}")]
+    InvalidOwner(String),
     /// The table exists but does not have the session schema, or is missing
     /// and the store was told not to create it.
     #[error("table {table} does not have the session schema: {reason}")]
@@ -155,17 +159,8 @@ impl From<tokio_postgres::Error> for Error {
 }
 
 /// An error and its whole `source()` chain on one line, joined by ": ", for
-/// logs and command-line messages.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
+/// logs and command-line messages (the contract's, re-exported).
+pub use session_contract::error_chain;
 
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

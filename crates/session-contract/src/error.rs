@@ -62,3 +62,22 @@ pub trait StoreError: std::error::Error + Send + Sync + 'static {
         matches!(self.kind(), ErrorKind::Busy | ErrorKind::ConnectionLost)
     }
 }
+
+/// An error and its whole `source()` chain on one line, joined by ": ", for
+/// logs, command-line messages and APIs that take a string (every backend's
+/// messages leave the cause to `source()`, as the error conventions want).
+///
+/// ```
+/// let err = std::io::Error::other("disk on fire");
+/// assert_eq!(session_contract::error_chain(&err), "disk on fire");
+/// ```
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

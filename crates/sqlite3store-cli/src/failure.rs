@@ -1,6 +1,5 @@
 //! Why a command failed, how that is told on stderr, and its exit code.
 
-use std::error::Error as StdError;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,9 +35,6 @@ pub(crate) enum Failure {
     /// Writing to stdout failed.
     #[error("cannot write the output")]
     Output(#[from] io::Error),
-    /// The benchmark failed.
-    #[error("benchmark failed")]
-    Bench(#[source] Box<dyn StdError + Send + Sync>),
 }
 
 impl Failure {

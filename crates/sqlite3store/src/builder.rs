@@ -292,7 +292,11 @@ impl Builder {
 
     /// Whether concurrent writes share one transaction (group commit). When
     /// off, every write takes the writer connection in turn and runs its own
-    /// transaction; kept for comparison. Default: true.
+    /// transaction. Default: true.
+    ///
+    /// **Benchmark only.** `false` exists so the benchmark can compare group
+    /// commit with a plain single-writer mutex; it is never faster and has
+    /// a worse tail, so do not turn it off in an application.
     pub fn group_commit(mut self, on: bool) -> Self {
         self.group_commit = on;
         self

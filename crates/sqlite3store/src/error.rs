@@ -58,6 +58,10 @@ pub enum Error {
         /// The configured maximum.
         max: usize,
     },
+    /// An owner (`commit_owned`, ...) was empty, over
+    /// [`MAX_OWNER_LEN`](crate::MAX_OWNER_LEN) bytes, or held a NUL byte.
+    #[error("invalid session owner: {0}")]
+    InvalidOwner(String),
     /// The store was opened read-only, or the file cannot be written.
     #[error("session database is read-only")]
     ReadOnly(#[source] Option<rusqlite::Error>),
@@ -138,16 +142,7 @@ impl From<rusqlite::Error> for Error {
 /// let err = sqlite3store::Error::Io(std::io::Error::other("disk on fire"));
 /// assert_eq!(sqlite3store::error_chain(&err), "i/o on the session database failed: disk on fire");
 /// ```
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
+pub use session_contract::error_chain;
 
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -2,7 +2,9 @@
 //! `tests/common/mod.rs`, the cases every backend runs), against our store.
 //!
 //! The suite is not copied here: `build.rs` finds it in the cargo registry,
-//! where cargo puts tower-sessions 0.15.0 as our dev-dependency.
+//! where cargo puts tower-sessions 0.15 as this crate's dev-dependency. This
+//! crate is not published, so no user's build of the adapter runs that
+//! search.
 
 #[cfg(tower_sessions_suite)]
 #[macro_use]
@@ -44,11 +46,15 @@ mod sqlite3store_tests {
     route_tests!(app);
 }
 
+/// Without the suite there is nothing to run: under `CI` that fails, locally
+/// it is a skip that says why.
 #[cfg(not(tower_sessions_suite))]
 #[test]
 fn tower_sessions_suite_found() {
-    panic!(
-        "tower-sessions' tests/common/mod.rs (the version in Cargo.lock) was not found in the cargo registry; \
-         run `cargo fetch`, or set TOWER_SESSIONS_COMMON_RS to the file's path"
-    );
+    let why = "tower-sessions' tests/common/mod.rs (the version in Cargo.lock) was not found in the \
+               cargo registry; run `cargo fetch`, or set TOWER_SESSIONS_COMMON_RS to the file's path";
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED tower-sessions' suite: {why}");
 }

@@ -1,11 +1,11 @@
 //! The workloads, the timed runner and the result rows.
 //!
-//! Shared by the `bench` binary and the peers binary (`bench/peers` includes
-//! this file by path), so every system is loaded, driven, timed and reported
-//! the same way. Nothing here touches SQLite: a system plugs in through
-//! [`System`] (create a preloaded file, open it) and [`Target`] (the
-//! operations). Keep this file free of dependencies beyond `std`,
-//! `hdrhistogram`, `serde`, `serde_json` and `base64`, which both crates have.
+//! Shared by the `bench` binary and the peers binary (`bench/peers`, outside
+//! the workspace, depends on this crate by path), so every system is loaded,
+//! driven, timed and reported the same way. Nothing here touches SQLite: a
+//! system plugs in through [`System`] (create a preloaded file, open it) and
+//! [`Target`] (the operations). Keep this crate free of SQLite: the peers
+//! binary links sqlx's bundled SQLite, which clashes with rusqlite's.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -50,6 +50,9 @@ pub struct Config {
     pub warmup_secs: f64,
     /// Worker counts for the throughput workloads.
     pub workers: Vec<usize>,
+    /// Times each cell (a workload at a worker count) runs per system; the
+    /// report gives the median and the spread.
+    pub repeats: usize,
     /// Workers of the `mixed-many` zero-errors check.
     pub many_workers: usize,
     /// Workers finding and committing while `cleanup` runs.
@@ -105,7 +108,7 @@ impl Workload {
     /// The throughput workloads in the order they run on one file: reads
     /// first, while every preloaded token is there; then writes that keep
     /// the row count; inserts last, as they grow the table.
-    const THROUGHPUT_ORDER: [Workload; 7] = [
+    pub const THROUGHPUT_ORDER: [Workload; 7] = [
         Workload::All,
         Workload::FindHit,
         Workload::FindMiss,
@@ -135,7 +138,8 @@ impl Workload {
         Self::ALL.into_iter().find(|w| w.name() == name.trim())
     }
 
-    fn is_cleanup(self) -> bool {
+    /// Whether it is one of the cleanup workloads (a fresh file per run).
+    pub fn is_cleanup(self) -> bool {
         matches!(self, Workload::Cleanup | Workload::CleanupIdle)
     }
 }
@@ -280,12 +284,77 @@ pub trait Target: Sync {
     fn count(&self) -> Result<u64, BoxError>;
 }
 
+/// What an acknowledged write survives, as a system is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// A crash or kill of the process; a power loss may lose the last
+    /// commits (no fsync per commit: WAL with `synchronous=NORMAL`).
+    ProcessCrash,
+    /// A power loss too: an fsync before each acknowledgement.
+    PowerLoss,
+}
+
+impl Durability {
+    /// How the report labels it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Durability::ProcessCrash => "process crash",
+            Durability::PowerLoss => "power loss",
+        }
+    }
+}
+
+/// Which API a system is driven through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    /// The store's own calls (or raw SQL), synchronously on the worker.
+    Raw,
+    /// tower-sessions' `SessionStore` trait: a `Record` encoded per call, a
+    /// future that each worker thread blocks on, on a multi-thread tokio
+    /// runtime with default settings.
+    SessionStore,
+}
+
+impl Layer {
+    /// How the report labels it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Layer::Raw => "raw",
+            Layer::SessionStore => "SessionStore",
+        }
+    }
+}
+
+/// The i128 id tower-sessions systems use for a token: its first 16 bytes.
+pub fn session_id(token: &[u8; TOKEN_BYTES]) -> i128 {
+    let mut id = [0; 16];
+    id.copy_from_slice(&token[..16]);
+    i128::from_le_bytes(id)
+}
+
+/// Random bytes behind a tower-sessions system's session value: base64
+/// makes them [`DATA_LEN`] characters, the same amount of data the raw
+/// systems store.
+const VALUE_BYTES: usize = DATA_LEN / 4 * 3;
+
+/// The session value tower-sessions systems store for `data`: base64 of its
+/// first bytes, [`DATA_LEN`] characters.
+pub fn session_value(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(&data[..VALUE_BYTES.min(data.len())])
+}
+
 /// A system under test: how to make and open its database.
 pub trait System {
     /// The open store.
     type Target: Target;
     /// The name in the results.
     fn name(&self) -> &'static str;
+    /// What its acknowledged writes survive.
+    fn durability(&self) -> Durability;
+    /// The API the workloads call.
+    fn layer(&self) -> Layer;
     /// Creates a fresh database at `path` holding `rows`, quickly (one big
     /// transaction), the way this system would find such a file.
     fn create(&self, path: &Path, rows: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError>;
@@ -317,6 +386,12 @@ pub struct CleanupResult {
 pub struct Row {
     /// The system's name.
     pub system: String,
+    /// What the system's acknowledged writes survive.
+    pub durability: Durability,
+    /// The API the workloads called.
+    pub layer: Layer,
+    /// Which run of the cell this was (0-based).
+    pub repeat: usize,
     /// The workload.
     pub workload: Workload,
     /// Concurrent workers.
@@ -343,15 +418,16 @@ pub struct Row {
     pub cleanup: Option<CleanupResult>,
 }
 
-/// Peak memory of one system's phase.
+/// Peak memory of one system during one run of one cell.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Memory {
     /// The system's name.
     pub system: String,
-    /// The phase: `all()`, `workloads` (the other throughput workloads,
-    /// on the same file) or the cleanup workload's name. Each starts once its file is preloaded
-    /// and opened and its keys prepared, so setup is not counted.
-    pub phase: String,
+    /// The cell's workload. Measuring starts once the file is preloaded and
+    /// opened and the keys prepared, so setup is not counted.
+    pub workload: Workload,
+    /// The cell's workers.
+    pub workers: usize,
     /// Resident memory when the phase began, KiB.
     pub start_kib: u64,
     /// Peak resident memory during the phase (`VmHWM`, reset at its
@@ -506,10 +582,22 @@ fn micros(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
-fn row(system: &str, workload: Workload, workers: usize, m: &Measured) -> Row {
+/// Who ran what: the fields of a [`Row`] that do not come from timing.
+#[derive(Debug, Clone, Copy)]
+struct Tag<'a> {
+    system: &'a str,
+    durability: Durability,
+    layer: Layer,
+    repeat: usize,
+}
+
+fn row(tag: Tag<'_>, workload: Workload, workers: usize, m: &Measured) -> Row {
     let has = !m.hist.is_empty();
     Row {
-        system: system.to_owned(),
+        system: tag.system.to_owned(),
+        durability: tag.durability,
+        layer: tag.layer,
+        repeat: tag.repeat,
         workload,
         workers,
         ops: m.ops,
@@ -604,73 +692,235 @@ fn fresh_dir(cfg: &Config) -> Result<tempfile::TempDir, BoxError> {
     })
 }
 
-/// Runs every configured workload against `system`, each group on a fresh
-/// file, and hands each result to `emit` as soon as it is measured, with
-/// the peak memory of each group.
-pub fn run_system<S: System>(
-    system: &S,
-    cfg: &Config,
-    emit: &mut dyn FnMut(Line),
-) -> Result<(), BoxError> {
-    let name = system.name();
-    let wants = |w: Workload| cfg.workloads.contains(&w);
-    let blobs = data_blobs(cfg.seed);
-    let mut emit = |line: Line| {
-        if let Line::Row(row) = &line {
-            progress(row);
-        }
-        emit(line);
-    };
+/// One measured cell: a workload at a worker count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    /// The workload.
+    pub workload: Workload,
+    /// Concurrent workers (for `cleanup-idle`, 0).
+    pub workers: usize,
+}
 
-    if Workload::THROUGHPUT_ORDER.into_iter().any(wants) {
-        let dir = fresh_dir(cfg)?;
-        let path = dir.path().join("sessions.db");
-        eprintln!("{name}: preloading {} sessions", cfg.sessions);
-        system.create(&path, &mut seed_rows(cfg.seed, cfg.sessions, 0))?;
-        let target = system.open(&path)?;
-        let keys = prepare_keys(&target, cfg, &blobs);
-        // all() returns every session at once; its memory is its own phase.
-        let mut memory: Option<PeakMemory> = None;
-        // Commit rates per worker count, to size the insert keys.
-        let mut update_rates = Vec::new();
-        for workload in Workload::THROUGHPUT_ORDER.into_iter().filter(|w| wants(*w)) {
-            let worker_counts = match workload {
-                Workload::All => vec![1],
-                Workload::MixedMany => vec![cfg.many_workers],
-                _ => cfg.workers.clone(),
-            };
-            if workload != Workload::All && memory.is_none() {
-                memory = Some(PeakMemory::start());
-            }
-            let all_memory = (workload == Workload::All).then(PeakMemory::start);
-            for workers in worker_counts {
-                let rate = update_rates
-                    .iter()
-                    .find(|(w, _)| *w == workers)
-                    .map(|(_, r)| *r);
-                let row =
-                    run_throughput(name, &target, cfg, &keys, &blobs, workload, workers, rate);
-                if workload == Workload::CommitUpdate {
-                    update_rates.push((workers, row.ops_per_sec));
-                }
-                emit(Line::Row(row));
-            }
-            if let Some(m) = all_memory {
-                emit(Line::Memory(m.finish(name, "all()")));
-            }
-        }
-        let memory = memory.map(|m| m.finish(name, "workloads"));
-        drop(target);
-        if let Some(m) = memory {
-            emit(Line::Memory(m));
-        }
+/// The cells `cfg` asks for, in the order they must run: the throughput
+/// cells in [`Workload::THROUGHPUT_ORDER`] (they share one file per system),
+/// then the cleanup cells (a fresh file each run).
+pub fn cells(cfg: &Config) -> Vec<Cell> {
+    let wants = |w: &Workload| cfg.workloads.contains(w);
+    let mut out = Vec::new();
+    for workload in Workload::THROUGHPUT_ORDER.into_iter().filter(wants) {
+        let counts = match workload {
+            Workload::All => vec![1],
+            Workload::MixedMany => vec![cfg.many_workers],
+            _ => cfg.workers.clone(),
+        };
+        out.extend(counts.into_iter().map(|workers| Cell { workload, workers }));
     }
     for workload in [Workload::Cleanup, Workload::CleanupIdle] {
-        if wants(workload) {
-            let (row, memory) = run_cleanup(system, cfg, &blobs, workload)?;
-            emit(Line::Row(row));
-            emit(Line::Memory(memory));
+        if wants(&workload) {
+            let workers = if workload == Workload::Cleanup {
+                cfg.cleanup_workers
+            } else {
+                0
+            };
+            out.push(Cell { workload, workers });
         }
+    }
+    out
+}
+
+/// A system the driver can run cells on, one at a time, in or out of
+/// process; the driver interleaves systems cell by cell.
+pub trait Runs {
+    /// The system's name.
+    fn name(&self) -> &str;
+    /// Runs `cell` once (run number `repeat`): its row and its memory.
+    fn run(&mut self, cell: Cell, repeat: usize) -> Result<Vec<Line>, BoxError>;
+    /// The throughput cells are over: close and remove their file.
+    fn finish_throughput(&mut self) -> Result<(), BoxError>;
+}
+
+/// The throughput file of one system, open, with its prepared keys.
+struct Loaded<T: Target> {
+    // Declared first so the store closes before its directory goes.
+    target: T,
+    keys: Keys<T::Key>,
+    _dir: tempfile::TempDir,
+}
+
+/// Runs cells of one system in this process.
+pub struct Runner<S: System> {
+    // Before `system`, so the store closes before the system (which may own
+    // its async runtime) goes.
+    loaded: Option<Loaded<S::Target>>,
+    system: S,
+    cfg: Config,
+    blobs: Vec<Arc<[u8]>>,
+    /// Best `commit-update` rate per worker count, to size insert keys.
+    update_rates: Vec<(usize, f64)>,
+}
+
+impl<S: System> std::fmt::Debug for Runner<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("system", &self.system.name())
+            .field("loaded", &self.loaded.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: System> Runner<S> {
+    /// A runner of `system` under `cfg`; files are made on first use.
+    pub fn new(system: S, cfg: Config) -> Self {
+        let blobs = data_blobs(cfg.seed);
+        Self {
+            system,
+            cfg,
+            blobs,
+            loaded: None,
+            update_rates: Vec::new(),
+        }
+    }
+
+    fn tag(&self, repeat: usize) -> Tag<'static> {
+        Tag {
+            system: self.system.name(),
+            durability: self.system.durability(),
+            layer: self.system.layer(),
+            repeat,
+        }
+    }
+
+    fn load(&mut self) -> Result<&Loaded<S::Target>, BoxError> {
+        if self.loaded.is_none() {
+            let dir = fresh_dir(&self.cfg)?;
+            let path = dir.path().join("sessions.db");
+            eprintln!(
+                "{}: preloading {} sessions",
+                self.system.name(),
+                self.cfg.sessions
+            );
+            self.system
+                .create(&path, &mut seed_rows(self.cfg.seed, self.cfg.sessions, 0))?;
+            let target = self.system.open(&path)?;
+            let keys = prepare_keys(&target, &self.cfg, &self.blobs);
+            self.loaded = Some(Loaded {
+                target,
+                keys,
+                _dir: dir,
+            });
+        }
+        self.loaded.as_ref().ok_or_else(|| "not loaded".into())
+    }
+}
+
+impl<S: System> Runs for Runner<S> {
+    fn name(&self) -> &str {
+        self.system.name()
+    }
+
+    fn run(&mut self, cell: Cell, repeat: usize) -> Result<Vec<Line>, BoxError> {
+        let tag = self.tag(repeat);
+        let (row, memory) = if cell.workload.is_cleanup() {
+            run_cleanup(&self.system, tag, &self.cfg, &self.blobs, cell)?
+        } else {
+            let rate = self
+                .update_rates
+                .iter()
+                .find(|(w, _)| *w == cell.workers)
+                .map(|(_, r)| *r);
+            self.load()?;
+            let loaded = self.loaded.as_ref().ok_or("not loaded")?;
+            let memory = PeakMemory::start();
+            let row = run_throughput(
+                tag,
+                &loaded.target,
+                &self.cfg,
+                &loaded.keys,
+                &self.blobs,
+                cell,
+                rate,
+            );
+            let memory = memory.finish(tag.system, cell);
+            if cell.workload == Workload::CommitUpdate {
+                match self
+                    .update_rates
+                    .iter_mut()
+                    .find(|(w, _)| *w == cell.workers)
+                {
+                    Some((_, r)) => *r = r.max(row.ops_per_sec),
+                    None => self.update_rates.push((cell.workers, row.ops_per_sec)),
+                }
+            }
+            (row, memory)
+        };
+        progress(&row);
+        Ok(vec![Line::Row(row), Line::Memory(memory)])
+    }
+
+    fn finish_throughput(&mut self) -> Result<(), BoxError> {
+        self.loaded = None;
+        Ok(())
+    }
+}
+
+/// A request from the driver to a system served in another process (one
+/// JSON value a line on its stdin, after the [`Config`] line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Request {
+    /// [`Runs::run`].
+    Run {
+        /// The cell.
+        cell: Cell,
+        /// The run number.
+        repeat: usize,
+    },
+    /// [`Runs::finish_throughput`].
+    FinishThroughput,
+}
+
+/// The served process's answer, one JSON value a line on its stdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reply {
+    /// Sent once, first: the system's name.
+    Ready {
+        /// The name in the results.
+        system: String,
+    },
+    /// The request's results.
+    Done(Vec<Line>),
+    /// The request failed.
+    Failed(String),
+}
+
+/// Serves `system` to a driver: reads the [`Config`] line, answers
+/// [`Reply::Ready`], then answers each [`Request`] line until `input` ends.
+pub fn serve<S: System>(
+    system: S,
+    input: impl std::io::BufRead,
+    mut output: impl std::io::Write,
+) -> Result<(), BoxError> {
+    let mut send = |reply: &Reply| -> Result<(), BoxError> {
+        writeln!(output, "{}", serde_json::to_string(reply)?)?;
+        output.flush()?;
+        Ok(())
+    };
+    let mut lines = input.lines();
+    let cfg: Config = match lines.next() {
+        Some(line) => serde_json::from_str(&line?)?,
+        None => return Err("no configuration line on stdin".into()),
+    };
+    send(&Reply::Ready {
+        system: system.name().to_owned(),
+    })?;
+    let mut runner = Runner::new(system, cfg);
+    for line in lines {
+        let reply = match serde_json::from_str::<Request>(&line?)? {
+            Request::Run { cell, repeat } => runner.run(cell, repeat).map(Reply::Done),
+            Request::FinishThroughput => runner.finish_throughput().map(|()| Reply::Done(vec![])),
+        };
+        send(&reply.unwrap_or_else(|err| Reply::Failed(err.to_string())))?;
     }
     Ok(())
 }
@@ -714,17 +964,16 @@ fn warm_up<T: Target>(target: &T, cfg: &Config, keys: &Keys<T::Key>, workers: us
     );
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_throughput<T: Target>(
-    name: &str,
+    tag: Tag<'_>,
     target: &T,
     cfg: &Config,
     keys: &Keys<T::Key>,
     blobs: &[Arc<[u8]>],
-    workload: Workload,
-    workers: usize,
+    cell: Cell,
     update_rate: Option<f64>,
 ) -> Row {
+    let Cell { workload, workers } = cell;
     let duration = Duration::from_secs_f64(cfg.duration_secs);
     let active = &keys.active;
     let pick = |rng: &mut Rng| &active[rng.below(active.len())];
@@ -733,7 +982,7 @@ fn run_throughput<T: Target>(
             if target.all().is_none() {
                 return Row {
                     note: Some("not supported: the store has no all()".into()),
-                    ..row(name, workload, workers, &Measured::default())
+                    ..row(tag, workload, workers, &Measured::default())
                 };
             }
             let want = cfg.sessions;
@@ -784,7 +1033,8 @@ fn run_throughput<T: Target>(
             let expected = update_rate.unwrap_or(100_000.0) * cfg.duration_secs * 2.0;
             let count = (expected as usize).clamp(10_000, 5_000_000);
             let expiry = SystemTime::now() + Duration::from_secs(86_400);
-            let base = workers * 10_000_000; // distinct keys per worker count
+            // Distinct keys per worker count and run, so every run inserts.
+            let base = (tag.repeat * 1000 + workers) * 10_000_000;
             let fresh: Vec<T::Key> = (0..count)
                 .map(|i| {
                     let token = random_token(cfg.seed, Stream::Insert, base + i);
@@ -815,17 +1065,19 @@ fn run_throughput<T: Target>(
         }
         Workload::Cleanup | Workload::CleanupIdle => unreachable!("not a throughput workload"),
     };
-    row(name, workload, workers, &measured)
+    row(tag, workload, workers, &measured)
 }
 
 fn run_cleanup<S: System>(
     system: &S,
+    tag: Tag<'_>,
     cfg: &Config,
     blobs: &[Arc<[u8]>],
-    workload: Workload,
+    cell: Cell,
 ) -> Result<(Row, Memory), BoxError> {
+    let Cell { workload, workers } = cell;
     debug_assert!(workload.is_cleanup());
-    let name = system.name();
+    let name = tag.system;
     let dir = fresh_dir(cfg)?;
     let path = dir.path().join("sessions.db");
     eprintln!(
@@ -836,11 +1088,6 @@ fn run_cleanup<S: System>(
     );
     system.create(&path, &mut seed_rows(cfg.seed, cfg.sessions, cfg.expired))?;
     let target = system.open(&path)?;
-    let workers = if workload == Workload::Cleanup {
-        cfg.cleanup_workers
-    } else {
-        0
-    };
     let keys = prepare_keys(&target, cfg, blobs);
     let memory = PeakMemory::start();
     if workers > 0 {
@@ -869,7 +1116,7 @@ fn run_cleanup<S: System>(
         (result, started.elapsed())
     });
     let size_after = files_size(&path);
-    let mut row = row(name, workload, workers, &measured);
+    let mut row = row(tag, workload, workers, &measured);
     let reported = match cleanup {
         Ok(reported) => reported,
         Err(err) => {
@@ -882,7 +1129,7 @@ fn run_cleanup<S: System>(
         Some(n) => n,
         None => rows_before.saturating_sub(target.count()?),
     };
-    let memory = memory.finish(name, workload.name());
+    let memory = memory.finish(name, cell);
     drop(target);
     let secs = took.as_secs_f64();
     row.cleanup = Some(CleanupResult {
@@ -923,10 +1170,11 @@ impl PeakMemory {
         }
     }
 
-    fn finish(self, system: &str, phase: &str) -> Memory {
+    fn finish(self, system: &str, cell: Cell) -> Memory {
         Memory {
             system: system.to_owned(),
-            phase: phase.to_owned(),
+            workload: cell.workload,
+            workers: cell.workers,
             start_kib: self.start_kib,
             peak_kib: proc_status_kib("VmHWM").unwrap_or(0),
             reset: self.reset,
@@ -974,6 +1222,181 @@ mod tests {
         // Expired rows expire in the order they were inserted.
         let expired: Vec<_> = rows.iter().filter(|r| r.expiry <= now).collect();
         assert!(expired.windows(2).all(|w| w[0].expiry < w[1].expiry));
+    }
+
+    #[test]
+    fn cells_keep_the_file_order_and_end_with_cleanup() {
+        let cfg = Config {
+            sessions: 10,
+            expired: 10,
+            duration_secs: 0.1,
+            warmup_secs: 0.0,
+            workers: vec![1, 4],
+            repeats: 3,
+            many_workers: 64,
+            cleanup_workers: 2,
+            workloads: Workload::ALL.to_vec(),
+            seed: 1,
+            dir: None,
+        };
+        let cells = cells(&cfg);
+        let names: Vec<_> = cells
+            .iter()
+            .map(|c| format!("{}x{}", c.workload.name(), c.workers))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "allx1",
+                "find-hitx1",
+                "find-hitx4",
+                "find-missx1",
+                "find-missx4",
+                "commit-updatex1",
+                "commit-updatex4",
+                "mixedx1",
+                "mixedx4",
+                "mixed-manyx64",
+                "commit-insertx1",
+                "commit-insertx4",
+                "cleanupx2",
+                "cleanup-idlex0",
+            ]
+        );
+    }
+
+    /// A store that is a map in memory, for driving the runner.
+    #[derive(Default)]
+    struct MapStore(std::sync::Mutex<std::collections::HashMap<[u8; TOKEN_BYTES], SystemTime>>);
+
+    impl Target for MapStore {
+        type Key = [u8; TOKEN_BYTES];
+        fn key(&self, token: &[u8; TOKEN_BYTES], _: &Arc<[u8]>, _: SystemTime) -> Self::Key {
+            *token
+        }
+        fn find(&self, key: &Self::Key) -> Result<bool, BoxError> {
+            Ok(self.0.lock().map_err(|e| e.to_string())?.contains_key(key))
+        }
+        fn commit(&self, key: &Self::Key) -> Result<(), BoxError> {
+            let far = SystemTime::now() + Duration::from_secs(3600);
+            self.0.lock().map_err(|e| e.to_string())?.insert(*key, far);
+            Ok(())
+        }
+        fn delete(&self, key: &Self::Key) -> Result<(), BoxError> {
+            self.0.lock().map_err(|e| e.to_string())?.remove(key);
+            Ok(())
+        }
+        fn all(&self) -> Option<Result<usize, BoxError>> {
+            None
+        }
+        fn cleanup(&self) -> Result<Option<u64>, BoxError> {
+            let now = SystemTime::now();
+            let mut map = self.0.lock().map_err(|e| e.to_string())?;
+            let before = map.len();
+            map.retain(|_, expiry| *expiry > now);
+            Ok(Some((before - map.len()) as u64))
+        }
+        fn count(&self) -> Result<u64, BoxError> {
+            Ok(self.0.lock().map_err(|e| e.to_string())?.len() as u64)
+        }
+    }
+
+    struct MapSystem;
+
+    impl System for MapSystem {
+        type Target = MapStore;
+        fn name(&self) -> &'static str {
+            "map"
+        }
+        fn durability(&self) -> Durability {
+            Durability::ProcessCrash
+        }
+        fn layer(&self) -> Layer {
+            Layer::Raw
+        }
+        fn create(&self, _: &Path, _: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError> {
+            Ok(())
+        }
+        fn open(&self, _: &Path) -> Result<MapStore, BoxError> {
+            // Preloaded here: the file is not used.
+            let store = MapStore::default();
+            for row in seed_rows(1, 50, 20) {
+                store
+                    .0
+                    .lock()
+                    .map_err(|e| e.to_string())?
+                    .insert(row.token, row.expiry);
+            }
+            Ok(store)
+        }
+    }
+
+    #[test]
+    fn serve_answers_each_request_with_its_lines() -> Result<(), BoxError> {
+        let cfg = Config {
+            sessions: 50,
+            expired: 20,
+            duration_secs: 0.05,
+            warmup_secs: 0.0,
+            workers: vec![2],
+            repeats: 1,
+            many_workers: 2,
+            cleanup_workers: 1,
+            workloads: vec![Workload::FindHit, Workload::CleanupIdle],
+            seed: 1,
+            dir: None,
+        };
+        let find = Cell {
+            workload: Workload::FindHit,
+            workers: 2,
+        };
+        let cleanup = Cell {
+            workload: Workload::CleanupIdle,
+            workers: 0,
+        };
+        let input = [
+            serde_json::to_string(&cfg)?,
+            serde_json::to_string(&Request::Run {
+                cell: find,
+                repeat: 1,
+            })?,
+            serde_json::to_string(&Request::FinishThroughput)?,
+            serde_json::to_string(&Request::Run {
+                cell: cleanup,
+                repeat: 0,
+            })?,
+        ]
+        .join("\n");
+        let mut output = Vec::new();
+        serve(MapSystem, input.as_bytes(), &mut output)?;
+        let replies: Vec<Reply> = String::from_utf8(output)?
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?;
+        assert_eq!(replies.len(), 4);
+        assert!(matches!(&replies[0], Reply::Ready { system } if system == "map"));
+        let Reply::Done(lines) = &replies[1] else {
+            panic!("find-hit failed: {:?}", replies[1]);
+        };
+        let Some(Line::Row(row)) = lines.first() else {
+            panic!("no row: {lines:?}");
+        };
+        assert_eq!(
+            (row.workload, row.workers, row.repeat),
+            (Workload::FindHit, 2, 1)
+        );
+        assert_eq!(row.durability, Durability::ProcessCrash);
+        assert!(row.ops > 0, "{row:?}");
+        assert_eq!(row.errors, 0, "{row:?}");
+        assert!(matches!(&replies[2], Reply::Done(lines) if lines.is_empty()));
+        let Reply::Done(lines) = &replies[3] else {
+            panic!("cleanup failed: {:?}", replies[3]);
+        };
+        let Some(Line::Row(row)) = lines.first() else {
+            panic!("no row: {lines:?}");
+        };
+        assert_eq!(row.cleanup.as_ref().map(|c| c.removed), Some(20));
+        Ok(())
     }
 
     #[test]
