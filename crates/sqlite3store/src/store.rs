@@ -28,7 +28,11 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 const VACUUM_STEP_PAGES: u64 = 256;
 /// Idle cleanup batches grow while they take less than this. They give way
 /// to any write that arrives, so this bounds wasted work, not anyone's wait.
-const IDLE_BATCH_TARGET: Duration = Duration::from_millis(250);
+/// Long batches pay: with random tokens, every batch rewrites most pages of
+/// the token index whatever its size, so fewer, larger batches write less
+/// (measured, 1,000,000 expired rows beside 100,000 live ones: 1 s instead
+/// of 250 ms wrote 0.55x the bytes, in 0.62x the CPU time).
+const IDLE_BATCH_TARGET: Duration = Duration::from_secs(1);
 /// How long a maintenance step may hold the writer while others wait for it.
 const CONTENDED_STEP_TARGET: Duration = Duration::from_millis(5);
 /// The longest maintenance waits for checkpoints before its next step.
