@@ -37,7 +37,7 @@ fn touch_writes_less_than_a_full_commit_of_4_kib() -> Result<()> {
     for (i, token) in tokens.iter().enumerate() {
         store.commit(token, &noise(i as u64), exp)?;
     }
-    let mut measure = |what: &str, op: &mut dyn FnMut(usize, &str) -> Result<()>| -> Result<u64> {
+    let measure = |what: &str, op: &mut dyn FnMut(usize, &str) -> Result<()>| -> Result<u64> {
         let (before, started) = (wal_len(), Instant::now());
         for (i, token) in tokens.iter().enumerate() {
             op(i, token)?;
