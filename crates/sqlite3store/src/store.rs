@@ -510,9 +510,10 @@ impl SqliteStore {
 
     /// Deletes every session of `owner`, active or expired ("log out
     /// everywhere"); returns how many rows it removed. Works in writes of
-    /// [`REVOKE_BATCH`] rows, so requests queued meanwhile wait for one
-    /// short batch, never for the whole owner. Every session the owner had
-    /// when the call began is gone when it returns.
+    /// 256 rows, so requests queued meanwhile wait for one short batch,
+    /// never for the whole owner. It stops after as many rows as the owner
+    /// had when it began (so it always ends): if another process adds
+    /// sessions for the owner meanwhile, call it again.
     pub fn revoke_owner(&self, owner: &str) -> Result<u64> {
         let inner = &self.inner;
         let writer = inner.writer()?;
