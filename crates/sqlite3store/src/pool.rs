@@ -94,6 +94,21 @@ impl ReaderPool {
         }
     }
 
+    /// Lends an idle connection, or `None` at once when none is idle or the
+    /// pool is closed: never waits, never opens one. Holds the pool's mutex
+    /// only to pop from its list (it is never held across SQL or I/O).
+    pub(crate) fn try_get(&self) -> Option<Lease<'_>> {
+        let mut st = self.lock();
+        if st.closed {
+            return None;
+        }
+        let conn = st.idle.pop()?;
+        Some(Lease {
+            pool: self,
+            conn: Some(conn),
+        })
+    }
+
     /// Closes every connection, waiting for those lent out to come back
     /// (each is lent for one query); later `get`s fail with
     /// [`Error::Closed`].

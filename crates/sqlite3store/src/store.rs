@@ -152,6 +152,9 @@ pub(crate) struct Inner {
     hasher: Option<TokenHasher>,
     max_token_len: usize,
     max_data_len: usize,
+    /// Restored on a reader after a read that ran with it off.
+    #[cfg(feature = "tokio")]
+    busy_timeout: Duration,
     cleanup_batch_size: u64,
     incremental_vacuum: bool,
     /// Whether the table has the owner column: always once a writable store
@@ -273,6 +276,8 @@ impl SqliteStore {
             hasher: b.token_hash_key.as_ref().map(TokenHasher::new),
             max_token_len: b.max_token_len,
             max_data_len: b.max_data_len,
+            #[cfg(feature = "tokio")]
+            busy_timeout: b.busy_timeout,
             cleanup_batch_size: b.cleanup_batch_size as u64,
             incremental_vacuum,
             owner_column,
@@ -331,12 +336,43 @@ impl SqliteStore {
         }
         let key = storage_key(inner.hasher.as_ref(), token);
         let now = inner.now();
-        inner.read(|conn| {
-            Ok(conn
-                .prepare_cached(sql)?
-                .query_row(params![key, now], row)
-                .optional()?)
+        inner.read(|conn| query_by_key(conn, sql, &key, now, row))
+    }
+
+    /// [`find`](Self::find) if it can answer without waiting: on an idle
+    /// reader, with SQLite's busy handler off. `None` when no reader is
+    /// idle or SQLite reports a lock (the caller then waits on a thread).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn try_find_now(&self, token: &str) -> Option<Result<Option<Vec<u8>>>> {
+        self.try_lookup_now(token, &self.inner.sql.find, |r| r.get(0))
+    }
+
+    /// [`find_with_expiry`](Self::find_with_expiry), as [`try_find_now`](Self::try_find_now).
+    #[cfg(feature = "tokio")]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn try_find_with_expiry_now(
+        &self,
+        token: &str,
+    ) -> Option<Result<Option<(Vec<u8>, SystemTime)>>> {
+        self.try_lookup_now(token, &self.inner.sql.find_with_expiry, |r| {
+            Ok((r.get(0)?, from_julian(r.get(1)?)))
         })
+    }
+
+    #[cfg(feature = "tokio")]
+    fn try_lookup_now<T>(
+        &self,
+        token: &str,
+        sql: &str,
+        row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Option<Result<Option<T>>> {
+        let inner = &self.inner;
+        if !inner.token_fits(token) {
+            return Some(Ok(None));
+        }
+        let key = storage_key(inner.hasher.as_ref(), token);
+        let now = inner.now();
+        inner.try_read_now(|conn| query_by_key(conn, sql, &key, now, row))
     }
 
     /// Stores `data` under `token` until `expiry`, replacing any session with
@@ -740,6 +776,35 @@ impl Inner {
         f(&conn).map_err(replaced_or)
     }
 
+    /// Runs `f` here, on an idle reader with SQLite's busy handler off, so
+    /// it never sleeps waiting for a lock. `None` (do it the waiting way)
+    /// when no reader is idle, the store is closing, or SQLite reports a
+    /// lock.
+    #[cfg(feature = "tokio")]
+    fn try_read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        if let Err(err) = self.file.check_known() {
+            return Some(Err(err));
+        }
+        let conn = self.readers.try_get()?;
+        conn.busy_timeout(Duration::ZERO).ok()?;
+        let result = f(&conn);
+        // The connection goes back to the pool with its usual timeout.
+        if let Err(err) = conn.busy_timeout(self.busy_timeout) {
+            return Some(Err(err.into()));
+        }
+        match result {
+            Err(Error::Busy(_)) => None,
+            Err(err) if self.file.replaced() => {
+                tracing::debug!(%err, "read failed on a replaced file");
+                Some(Err(self.file.error()))
+            }
+            other => Some(other),
+        }
+    }
+
     fn writer(&self) -> Result<&Writer> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -1130,6 +1195,20 @@ fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
     sql.create(&mut conn)?;
     sql.verify(&conn)?;
     Ok(Some(conn))
+}
+
+/// One row by storage key (`?1`) and the current time (`?2`).
+fn query_by_key<T>(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+    now: f64,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![key, now], row)
+        .optional()?)
 }
 
 /// Per-connection settings shared by the writer and the readers.
