@@ -149,9 +149,10 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn count_owner(&self, owner: &str) -> Result<u64, Self::Error>;
 
     /// Deletes every session of `owner` ("log out everywhere"), live or
-    /// expired; returns how many rows it removed. Every session the owner
-    /// had when the call began is gone when it returns; it works in short
-    /// steps, so other requests are not held up behind a large owner.
+    /// expired; returns how many rows it removed. Once it returns, a save
+    /// can no longer bring any of them back. It works in short steps, or
+    /// locks only that owner's rows, so other requests are not held up
+    /// behind a large owner.
     async fn revoke_owner(&self, owner: &str) -> Result<u64, Self::Error>;
 
     /// Removes the session `token`, live or expired; returns whether a row
