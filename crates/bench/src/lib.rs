@@ -566,4 +566,29 @@ mod tests {
         assert!(bad.config().is_err());
         Ok(())
     }
+
+    #[test]
+    fn postgres_systems_come_with_a_url_and_can_run_alone() -> Result<(), BoxError> {
+        let parse = |argv: &[&str]| -> Result<BenchArgs, BoxError> {
+            Ok(DefaultArgs::try_parse_from(argv)?.args)
+        };
+        let both = parse(&["bench", "--postgres", "host=/tmp"])?;
+        let mut expected = DEFAULT_SYSTEMS.to_vec();
+        expected.extend(PG_SYSTEMS);
+        assert_eq!(both.systems()?, expected);
+        let pg = parse(&["bench", "--postgres", "host=/tmp", "--only", "postgres"])?;
+        assert_eq!(pg.systems()?, PG_SYSTEMS.to_vec());
+        let sqlite = parse(&["bench", "--postgres", "host=/tmp", "--only", "sqlite"])?;
+        assert_eq!(sqlite.systems()?, DEFAULT_SYSTEMS.to_vec());
+        let chosen = parse(&["bench", "--postgres", "h", "--systems", "pg,go-pg"])?;
+        assert_eq!(chosen.systems()?, vec![PG_OURS, PG_GO_STYLE]);
+        // Without a URL, asking for them is a clear error, not a panic.
+        assert!(parse(&["bench", "--only", "postgres"])?.systems().is_err());
+        assert!(parse(&["bench", "--systems", "pgstore"])?
+            .systems()
+            .is_err());
+        assert!(parse(&["bench", "--only", "mysql"])?.systems().is_err());
+        assert!(runner(PG_OURS, &BenchArgs::default().config()?, None).is_err());
+        Ok(())
+    }
 }
