@@ -347,3 +347,84 @@ impl Target for PgGoStyleDb {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{seed_rows, token_string};
+
+    /// The server from `scripts/pg-test-server.sh`, or `None` (a skip
+    /// locally; under `CI` the test fails instead).
+    fn url() -> Option<String> {
+        match std::env::var("PGSTORE_TEST_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "PGSTORE_TEST_URL is not set; run under scripts/pg-test-server.sh"
+                );
+                eprintln!("skipped: PGSTORE_TEST_URL is not set (scripts/pg-test-server.sh)");
+                None
+            }
+        }
+    }
+
+    /// Both systems answer the workloads' calls as Go's store would, on
+    /// their own tables: preloaded rows found, expired ones not, commits
+    /// upserted, deletes and cleanup removing what they should.
+    #[test]
+    fn both_systems_do_what_the_workloads_expect() -> Result<(), BoxError> {
+        let Some(url) = url() else { return Ok(()) };
+        let path = std::path::Path::new("unused");
+        let ours = PgOurs {
+            name: "pgstore",
+            url: url.clone(),
+        };
+        let go = PgGoStyle {
+            name: "go-style postgres",
+            url: url.clone(),
+            pool_size: 4,
+        };
+        check(&ours, path)?;
+        check(&go, path)?;
+        drop_table(&url, OURS_TABLE)?;
+        drop_table(&url, GO_TABLE)?;
+        Ok(())
+    }
+
+    fn check<S: System>(system: &S, path: &std::path::Path) -> Result<(), BoxError>
+    where
+        S::Target: Target<Key = TokenKey>,
+    {
+        let rows: Vec<SeedRow> = seed_rows(7, 20, 5).collect();
+        system.create(path, &mut seed_rows(7, 20, 5))?;
+        let db = system.open(path)?;
+        assert_eq!(db.count()?, 25, "{}", system.name());
+        let live = rows
+            .iter()
+            .find(|r| r.expiry > SystemTime::now())
+            .ok_or("no live row")?;
+        let dead = rows
+            .iter()
+            .find(|r| r.expiry < SystemTime::now())
+            .ok_or("no dead row")?;
+        let key = |r: &SeedRow| db.key(&r.token, &Arc::from(&r.data[..]), r.expiry);
+        assert!(db.find(&key(live))?, "{}", system.name());
+        assert!(!db.find(&key(dead))?, "{}", system.name());
+        assert_eq!(db.all().transpose()?, Some(20), "{}", system.name());
+        // Commit an expired row again with a future expiry: an upsert.
+        let revived = db.key(
+            &dead.token,
+            &Arc::from(&dead.data[..]),
+            SystemTime::now() + Duration::from_secs(600),
+        );
+        db.commit(&revived)?;
+        assert!(db.find(&revived)?, "{}", system.name());
+        db.delete(&key(live))?;
+        assert!(!db.find(&key(live))?, "{}", system.name());
+        assert_eq!(db.cleanup()?, Some(4), "{}", system.name());
+        assert_eq!(db.count()?, 20, "{}", system.name());
+        assert_eq!(token_string(&live.token).len(), 43);
+        Ok(())
+    }
+}
