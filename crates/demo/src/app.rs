@@ -23,6 +23,9 @@ const CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
 
 pub(crate) fn router(store: SqliteSessionStore) -> Router {
+    // Each session's owner is its user's name, kept up to date on every
+    // save, so "log out everywhere" is one revoke.
+    let store = store.with_owner_key(USER);
     let sessions = SessionManagerLayer::new(store.clone())
         // The demo serves plain HTTP on 127.0.0.1; behind TLS keep the
         // default (Secure cookies).
@@ -32,6 +35,7 @@ pub(crate) fn router(store: SqliteSessionStore) -> Router {
         .route("/", get(index))
         .route("/login", post(login))
         .route("/logout", post(logout))
+        .route("/logout-everywhere", post(logout_everywhere))
         .with_state(store)
         .layer(sessions)
 }
@@ -50,9 +54,13 @@ async fn index(
     // This request's session is stored after the handler, so a first visit
     // is not counted yet.
     let active = store.inner().stats().await?.active;
+    let mine = match &user {
+        Some(user) => store.count_owner(user).await?,
+        None => 0,
+    };
     Ok(html_page(
         StatusCode::OK,
-        &index_body(visits, user.as_deref(), active),
+        &index_body(visits, user.as_deref(), mine, active),
     ))
 }
 
@@ -83,6 +91,20 @@ async fn logout(session: Session) -> Result<Redirect, AppError> {
     Ok(Redirect::to("/"))
 }
 
+/// Ends every session of the logged-in user, in every browser: each is
+/// gone at its next request, and a request in flight cannot save it back.
+async fn logout_everywhere(
+    State(store): State<SqliteSessionStore>,
+    session: Session,
+) -> Result<Redirect, AppError> {
+    if let Some(user) = session.get::<String>(USER).await? {
+        let revoked = store.revoke_owner(&user).await?;
+        tracing::info!(revoked, "logged a user out everywhere");
+    }
+    session.flush().await?;
+    Ok(Redirect::to("/"))
+}
+
 fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("Please enter a name.");
@@ -96,7 +118,7 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn index_body(visits: u64, user: Option<&str>, active: u64) -> String {
+fn index_body(visits: u64, user: Option<&str>, mine: u64, active: u64) -> String {
     let mut body = String::new();
     let times = if visits == 1 { "time" } else { "times" };
     let _ = writeln!(
@@ -108,8 +130,11 @@ fn index_body(visits: u64, user: Option<&str>, active: u64) -> String {
             let _ = writeln!(
                 body,
                 "<p>Logged in as <strong id=\"user\">{}</strong>.</p>\n\
+                 <p>Your sessions: <strong id=\"your-sessions\">{mine}</strong></p>\n\
                  <form id=\"logout\" method=\"post\" action=\"/logout\">\
-                 <button type=\"submit\">Log out</button></form>",
+                 <button type=\"submit\">Log out</button></form>\n\
+                 <form id=\"logout-everywhere\" method=\"post\" action=\"/logout-everywhere\">\
+                 <button type=\"submit\">Log out everywhere</button></form>",
                 escape(user)
             );
         }
@@ -310,6 +335,49 @@ mod tests {
         let page = f.get().await?;
         assert!(!page.contains("id=\"user\""));
         assert!(page.contains("<strong id=\"visits\">1</strong>"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn log_out_everywhere_ends_the_users_other_sessions() -> Result {
+        let mut laptop = Fixture::new().await?;
+        // A second browser on the same app and store.
+        let mut phone = Fixture {
+            _dir: tempfile::tempdir()?,
+            store: laptop.store.clone(),
+            app: laptop.app.clone(),
+            cookie: None,
+        };
+        let mut other = Fixture {
+            _dir: tempfile::tempdir()?,
+            store: laptop.store.clone(),
+            app: laptop.app.clone(),
+            cookie: None,
+        };
+        laptop.post("/login", "name=ada").await?;
+        phone.post("/login", "name=ada").await?;
+        other.post("/login", "name=grace").await?;
+        let page = laptop.get().await?;
+        assert!(
+            page.contains("<strong id=\"your-sessions\">2</strong>"),
+            "{page}"
+        );
+        assert!(other
+            .get()
+            .await?
+            .contains("<strong id=\"your-sessions\">1</strong>"));
+
+        let (status, _) = laptop.post("/logout-everywhere", "").await?;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(laptop.cookie, None, "the cookie is expired");
+        let page = phone.get().await?;
+        assert!(
+            !page.contains("id=\"user\""),
+            "the phone is still logged in"
+        );
+        let page = other.get().await?;
+        assert!(page.contains("<strong id=\"user\">grace</strong>"));
+        assert_eq!(laptop.store.count_owner("ada").await?, 0);
         Ok(())
     }
 

@@ -113,6 +113,78 @@ async fn scenario(client: &Client, demo: &mut Demo, db: &Path) -> Result {
     Ok(())
 }
 
+/// Issue 12's scenario: one user logged in from two separate browsers;
+/// "log out everywhere" in one logs the other out at its next request.
+#[tokio::test]
+#[ignore = "needs chromium; run by scripts/browser-test.sh"]
+async fn log_out_everywhere_reaches_the_other_browser() -> Result {
+    // Declared first, so dropped last: after the processes that use it.
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("sessions.db");
+    let demo = Demo::start(&db, 0)?;
+    let driver = ChromeDriver::start()?;
+    let laptop = tokio::time::timeout(STARTUP, driver.connect(&dir.path().join("laptop")))
+        .await
+        .map_err(|_| "chromium did not start in time")??;
+    // Should this fail, the chromedriver guard kills the first browser too.
+    let phone = tokio::time::timeout(STARTUP, driver.connect(&dir.path().join("phone")))
+        .await
+        .map_err(|_| "the second chromium did not start in time")??;
+    let outcome = tokio::time::timeout(SCENARIO, everywhere(&laptop, &phone, &demo.url)).await;
+    let closed = tokio::time::timeout(STARTUP, async {
+        let a = laptop.close().await;
+        let b = phone.close().await;
+        a.and(b)
+    })
+    .await;
+    outcome.map_err(|_| "the browser scenario timed out")??;
+    closed.map_err(|_| "the WebDriver sessions did not close in time")??;
+    Ok(())
+}
+
+async fn log_in(client: &Client, url: &str, name: &str) -> Result {
+    client.goto(url).await?;
+    client
+        .form(Locator::Css("#login"))
+        .await?
+        .set_by_name("name", name)
+        .await?
+        .submit()
+        .await?;
+    client.wait().for_element(Locator::Css("#user")).await?;
+    Ok(())
+}
+
+async fn everywhere(laptop: &Client, phone: &Client, url: &str) -> Result {
+    step("one user logs in from two browsers");
+    log_in(laptop, url, "ada").await?;
+    log_in(phone, url, "ada").await?;
+    assert_ne!(
+        session_cookie(laptop).await?,
+        session_cookie(phone).await?,
+        "two browsers, two sessions"
+    );
+    laptop.goto(url).await?;
+    assert_eq!(text(laptop, "#your-sessions").await?, "2");
+
+    step("log out everywhere, from the laptop");
+    laptop
+        .find(Locator::Css("#logout-everywhere button"))
+        .await?
+        .click()
+        .await?;
+    laptop.wait().for_element(Locator::Css("#login")).await?;
+    assert!(laptop.find_all(Locator::Css("#user")).await?.is_empty());
+
+    step("the phone is logged out at its next request");
+    phone.goto(url).await?;
+    phone.wait().for_element(Locator::Css("#login")).await?;
+    assert!(phone.find_all(Locator::Css("#user")).await?.is_empty());
+    assert_eq!(text(phone, "#visits").await?, "1", "a fresh session");
+    step("done");
+    Ok(())
+}
+
 fn step(what: &str) {
     eprintln!("[browser test] {what}");
 }

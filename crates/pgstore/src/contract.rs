@@ -15,7 +15,8 @@ impl StoreError for Error {
             | Error::EmptyToken
             | Error::NulInToken
             | Error::TokenTooLong { .. }
-            | Error::DataTooLarge { .. } => ErrorKind::InvalidInput,
+            | Error::DataTooLarge { .. }
+            | Error::InvalidOwner(_) => ErrorKind::InvalidInput,
             Error::SchemaMismatch { .. } => ErrorKind::Schema,
             Error::Connect(_) | Error::ConnectionLost(_) => ErrorKind::ConnectionLost,
             Error::Busy(_) | Error::PoolTimeout(_) => ErrorKind::Busy,
@@ -55,6 +56,60 @@ impl SessionStore for PgStore {
 
     async fn delete(&self, token: &str) -> Result<bool, Error> {
         PgStore::delete(self, token).await
+    }
+
+    async fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool, Error> {
+        PgStore::update(self, token, data, expiry).await
+    }
+
+    async fn update_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool, Error> {
+        PgStore::update_owned(self, token, data, expiry, owner).await
+    }
+
+    async fn commit_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<(), Error> {
+        PgStore::commit_owned(self, token, data, expiry, owner).await
+    }
+
+    async fn create_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool, Error> {
+        PgStore::create_owned(self, token, data, expiry, owner).await
+    }
+
+    async fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool, Error> {
+        PgStore::touch(self, token, expiry).await
+    }
+
+    async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>, Error> {
+        Ok(PgStore::list_owner(self, owner, limit)
+            .await?
+            .into_iter()
+            .map(|(token, expiry)| Listed::new(token, expiry))
+            .collect())
+    }
+
+    async fn count_owner(&self, owner: &str) -> Result<u64, Error> {
+        PgStore::count_owner(self, owner).await
+    }
+
+    async fn revoke_owner(&self, owner: &str) -> Result<u64, Error> {
+        PgStore::revoke_owner(self, owner).await
     }
 
     async fn all(&self) -> Result<HashMap<String, Vec<u8>>, Error> {

@@ -43,6 +43,10 @@ pub enum Error {
         /// The configured maximum.
         max: usize,
     },
+    /// An owner (`commit_owned`, ...) was empty, over
+    /// [`session_contract::MAX_OWNER_LEN`] bytes, or held a NUL byte.
+    #[error("invalid session owner: {0}")]
+    InvalidOwner(String),
     /// The table exists but does not have the session schema, or is missing
     /// and the store was told not to create it.
     #[error("table {table} does not have the session schema: {reason}")]

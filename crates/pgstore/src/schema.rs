@@ -61,6 +61,8 @@ pub(crate) struct TableName {
     pub(crate) qualified: String,
     /// The index, in the table's schema.
     index: String,
+    /// The partial index on owners, in the table's schema.
+    owner_index: String,
 }
 
 impl TableName {
@@ -73,6 +75,7 @@ impl TableName {
         Ok(Self {
             qualified: format!("{prefix}\"{table}\""),
             index: format!("\"{table}_expiry_idx\""),
+            owner_index: format!("\"{table}_owner_idx\""),
         })
     }
 
@@ -101,14 +104,64 @@ pub(crate) struct Sql {
     pub(crate) count: String,
     pub(crate) size: String,
     pub(crate) delete_batch: String,
+    /// Whether the table has the `owner` column (always, unless the store
+    /// was told not to change the schema and the table predates owners).
+    pub(crate) owner_column: bool,
+    /// `$1` token, `$2` data, `$3` expiry, `$4` owner.
+    pub(crate) commit_owned: String,
+    /// `$1` token, `$2` data, `$3` expiry, `$4` owner: [`Sql::create`]
+    /// that sets the owner (a replaced expired row loses its own).
+    pub(crate) create_owned: String,
+    /// `$1` token, `$2` data, `$3` expiry: a live row only, owner kept.
+    pub(crate) update: String,
+    /// `$1` token, `$2` data, `$3` expiry, `$4` owner: a live row only.
+    pub(crate) update_owned: String,
+    /// `$1` token, `$2` expiry: a live row's expiry only.
+    pub(crate) touch: String,
+    /// `$1` owner, `$2` limit.
+    pub(crate) list_owner: String,
+    /// `$1` owner.
+    pub(crate) count_owner: String,
+    /// `$1` owner: every row of it, live or expired.
+    pub(crate) revoke_owner: String,
+    /// Distinct owners with a live session, and live sessions with one.
+    pub(crate) count_owners: String,
 }
 
 impl Sql {
-    pub(crate) fn new(name: &TableName, expiry_type: ExpiryType) -> Self {
+    pub(crate) fn new(name: &TableName, expiry_type: ExpiryType, owner_column: bool) -> Self {
         let t = &name.qualified;
         let now = expiry_type.now();
         Self {
             expiry_type,
+            owner_column,
+            commit_owned: format!(
+                "INSERT INTO {t} (token, data, expiry, owner) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry, \
+                 owner = EXCLUDED.owner"
+            ),
+            create_owned: format!(
+                "INSERT INTO {t} AS s (token, data, expiry, owner) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry, \
+                 owner = EXCLUDED.owner WHERE s.expiry <= {now}"
+            ),
+            update: format!(
+                "UPDATE {t} SET data = $2, expiry = $3 WHERE token = $1 AND {now} < expiry"
+            ),
+            update_owned: format!(
+                "UPDATE {t} SET data = $2, expiry = $3, owner = $4 WHERE token = $1 AND {now} < expiry"
+            ),
+            touch: format!("UPDATE {t} SET expiry = $2 WHERE token = $1 AND {now} < expiry"),
+            list_owner: format!(
+                "SELECT token, expiry FROM {t} WHERE owner = $1 AND {now} < expiry \
+                 ORDER BY expiry, token LIMIT $2"
+            ),
+            count_owner: format!("SELECT count(*) FROM {t} WHERE owner = $1 AND {now} < expiry"),
+            revoke_owner: format!("DELETE FROM {t} WHERE owner = $1"),
+            count_owners: format!(
+                "SELECT count(DISTINCT owner), count(owner) FROM {t} \
+                 WHERE owner IS NOT NULL AND {now} < expiry"
+            ),
             find: format!("SELECT data FROM {t} WHERE token = $1 AND {now} < expiry"),
             find_with_expiry: format!(
                 "SELECT data, expiry FROM {t} WHERE token = $1 AND {now} < expiry"
@@ -145,14 +198,23 @@ impl Sql {
     }
 }
 
+/// What [`prepare`] found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub(crate) expiry_type: ExpiryType,
+    pub(crate) owner_column: bool,
+}
+
 /// Creates the table and index unless the table exists (under an advisory
-/// lock, so replicas starting together create it once), then checks its
-/// columns. Returns how `expiry` is stored.
+/// lock, so replicas starting together create it once), adds the nullable
+/// `owner` column and its partial index when missing, then checks the
+/// columns. With `create_if_missing` off, changes nothing: a table without
+/// `owner` then works, and owner writes fail with [`Error::SchemaMismatch`].
 pub(crate) async fn prepare(
     client: &mut Client,
     name: &TableName,
     create_if_missing: bool,
-) -> Result<ExpiryType> {
+) -> Result<Shape> {
     if create_if_missing {
         let tx = client.transaction().await?;
         tx.execute(
@@ -174,12 +236,38 @@ pub(crate) async fn prepare(
             .await?;
             tracing::info!(table = %t, "created the session table");
         }
+        // Only when missing: ALTER TABLE takes a brief exclusive lock, and
+        // a nullable column without a default is a catalog change only (no
+        // rewrite). Go's statements name their three columns and leave it
+        // NULL; its upsert keeps the owner of the row it updates.
+        let has_owner: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) \
+                 AND attname = 'owner' AND NOT attisdropped)",
+                &[&name.qualified],
+            )
+            .await?
+            .get(0);
+        if !has_owner {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS owner TEXT",
+                t = name.qualified
+            ))
+            .await?;
+            tracing::info!(table = %name.qualified, "added the owner column to the session table");
+        }
+        tx.batch_execute(&format!(
+            "CREATE INDEX IF NOT EXISTS {idx} ON {t} (owner) WHERE owner IS NOT NULL",
+            idx = name.owner_index,
+            t = name.qualified
+        ))
+        .await?;
         tx.commit().await?;
     }
     verify(client, name).await
 }
 
-async fn verify(client: &Client, name: &TableName) -> Result<ExpiryType> {
+async fn verify(client: &Client, name: &TableName) -> Result<Shape> {
     let mismatch = |reason: String| Error::SchemaMismatch {
         table: name.qualified.clone(),
         reason,
@@ -229,7 +317,31 @@ async fn verify(client: &Client, name: &TableName) -> Result<ExpiryType> {
         }
         None => return Err(mismatch("no column expiry".into())),
     };
-    Ok(expiry_type)
+    let owner_column = match column("owner") {
+        Some((ty, _)) if ty == "text" => true,
+        Some((ty, _)) => return Err(mismatch(format!("column owner is {ty}, not text"))),
+        None => false,
+    };
+    if owner_column {
+        let not_null: bool = client
+            .query_one(
+                "SELECT attnotnull FROM pg_attribute WHERE attrelid = to_regclass($1) \
+                 AND attname = 'owner' AND NOT attisdropped",
+                &[&name.qualified],
+            )
+            .await?
+            .get(0);
+        if not_null {
+            return Err(mismatch(
+                "column owner is NOT NULL; Go's statements leave it empty, so it must be nullable"
+                    .into(),
+            ));
+        }
+    }
+    Ok(Shape {
+        expiry_type,
+        owner_column,
+    })
 }
 
 #[cfg(test)]

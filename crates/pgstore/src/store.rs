@@ -40,6 +40,10 @@ pub struct Stats {
     pub pool_max: usize,
     /// The last cleanup run of this store (not of other replicas), if any.
     pub last_cleanup: Option<CleanupReport>,
+    /// Distinct owners with at least one live session.
+    pub owners: u64,
+    /// Live sessions that have an owner.
+    pub owned: u64,
     /// Expired rows this store's cleanup (task and explicit calls) removed
     /// since it opened.
     pub cleaned_total: u64,
@@ -144,7 +148,7 @@ impl PgStore {
             .create_timeout(Some(b.connect_timeout))
             .build()
             .map_err(|e| Error::InvalidConfig(format!("cannot build the connection pool: {e}")))?;
-        let expiry_type = {
+        let shape = {
             let mut client = pool
                 .get()
                 .await
@@ -154,7 +158,7 @@ impl PgStore {
         let hasher = b.token_hash_key.as_deref().map(TokenHasher::new);
         let inner = Arc::new(Inner {
             pool,
-            sql: Sql::new(&name, expiry_type),
+            sql: Sql::new(&name, shape.expiry_type, shape.owner_column),
             name,
             hasher,
             max_token_len: b.max_token_len,
@@ -172,7 +176,7 @@ impl PgStore {
             let task = cleanup::Task::spawn(Arc::downgrade(&inner), b.cleanup_interval);
             *inner.lock_task() = Some(task);
         }
-        tracing::debug!(table = %inner.name.qualified, ?expiry_type, "session store opened");
+        tracing::debug!(table = %inner.name.qualified, ?shape, "session store opened");
         Ok(Self { inner })
     }
 
@@ -224,6 +228,10 @@ impl PgStore {
     /// CONFLICT DO UPDATE ... WHERE` the held row is expired), so of several
     /// replicas creating the same token at once exactly one wins.
     pub async fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
+        if self.inner.sql.owner_column {
+            // Clears the owner of an expired row it replaces.
+            return self.create_owned(token, data, expiry, None).await;
+        }
         let key = self.inner.commit_key(token, data)?;
         let client = self.inner.client().await?;
         let stmt = client.prepare_cached(&self.inner.sql.create).await?;
@@ -231,6 +239,136 @@ impl PgStore {
             .execute(&stmt, &[&key, &data, &clamp_expiry(expiry)])
             .await?;
         Ok(n > 0)
+    }
+
+    /// Like [`create`](Self::create), with an owner (see
+    /// [`commit_owned`](Self::commit_owned)).
+    pub async fn create_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let key = self.inner.commit_key(token, data)?;
+        let owner = self.inner.check_owner(owner)?;
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.create_owned).await?;
+        let n = client
+            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry), &owner])
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Like [`commit`](Self::commit) (an upsert), and sets the session's
+    /// owner (`None` clears it), so that [`revoke_owner`](Self::revoke_owner)
+    /// can log a user out everywhere. Plain `commit`, like Go's, keeps the
+    /// owner of the row it updates. An owner is a non-empty string of at
+    /// most [`session_contract::MAX_OWNER_LEN`] bytes without NUL
+    /// ([`Error::InvalidOwner`] otherwise).
+    pub async fn commit_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<()> {
+        let key = self.inner.commit_key(token, data)?;
+        let owner = self.inner.check_owner(owner)?;
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.commit_owned).await?;
+        client
+            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry), &owner])
+            .await?;
+        Ok(())
+    }
+
+    /// Writes `data` and `expiry` over the session `token` only while it is
+    /// live (by the database's clock), keeping its owner; returns false,
+    /// writing nothing, when it is missing or expired. One `UPDATE`: a
+    /// delete that committed before it never comes back.
+    pub async fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
+        let key = self.inner.commit_key(token, data)?;
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.update).await?;
+        let n = client
+            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry)])
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Like [`update`](Self::update), and sets the owner (`None` clears it).
+    pub async fn update_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let key = self.inner.commit_key(token, data)?;
+        let owner = self.inner.check_owner(owner)?;
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.update_owned).await?;
+        let n = client
+            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry), &owner])
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Moves the expiry of the live session `token` without sending or
+    /// rewriting its data; returns false, changing nothing, when it is
+    /// missing or expired.
+    pub async fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool> {
+        let Some(key) = self.inner.lookup_key(token) else {
+            return Ok(false);
+        };
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.touch).await?;
+        Ok(client
+            .execute(&stmt, &[&key, &clamp_expiry(expiry)])
+            .await?
+            > 0)
+    }
+
+    /// Up to `limit` live sessions of `owner` as (stored key, expiry),
+    /// soonest to expire first. An invalid owner has none.
+    pub async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+        if !self.inner.owner_readable(owner) {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.list_owner).await?;
+        let rows = client.query(&stmt, &[&owner, &limit]).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// How many live sessions `owner` has.
+    pub async fn count_owner(&self, owner: &str) -> Result<u64> {
+        if !self.inner.owner_readable(owner) {
+            return Ok(0);
+        }
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.count_owner).await?;
+        let n: i64 = client.query_one(&stmt, &[&owner]).await?.try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Deletes every session of `owner`, live or expired ("log out
+    /// everywhere"); returns how many rows it removed. One `DELETE` through
+    /// the partial owner index: it locks only that owner's rows, so other
+    /// requests go on meanwhile.
+    pub async fn revoke_owner(&self, owner: &str) -> Result<u64> {
+        if !self.inner.owner_readable(owner) {
+            return Ok(0);
+        }
+        let client = self.inner.client().await?;
+        let stmt = client.prepare_cached(&self.inner.sql.revoke_owner).await?;
+        let removed = client.execute(&stmt, &[&owner]).await?;
+        tracing::debug!(removed, "owner's sessions revoked");
+        Ok(removed)
     }
 
     /// Removes the session `token`; returns whether a row was there (live or
@@ -307,6 +445,12 @@ impl PgStore {
         let size = client
             .query_one(&inner.sql.size, &[&inner.name.qualified])
             .await?;
+        let (owners, owned) = if inner.sql.owner_column {
+            let row = client.query_one(&inner.sql.count_owners, &[]).await?;
+            (row.try_get::<_, i64>(0)?, row.try_get::<_, i64>(1)?)
+        } else {
+            (0, 0)
+        };
         let status = inner.pool.status();
         let as_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(Stats {
@@ -317,6 +461,8 @@ impl PgStore {
             pool_max: status.max_size,
             last_cleanup: *inner.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()),
             cleaned_total: inner.cleaned_total.load(Ordering::Relaxed),
+            owners: as_u64(owners),
+            owned: as_u64(owned),
         })
     }
 
@@ -371,6 +517,29 @@ impl Inner {
         let storable =
             !token.is_empty() && token.len() <= self.max_token_len && !token.contains('\0');
         storable.then(|| self.storage_key(token))
+    }
+
+    /// Whether reading by `owner` can find anything.
+    fn owner_readable(&self, owner: &str) -> bool {
+        self.sql.owner_column && session_contract::owner_problem(owner).is_none()
+    }
+
+    /// The owner to store, or why it cannot be.
+    fn check_owner<'a>(&self, owner: Option<&'a str>) -> Result<Option<&'a str>> {
+        if !self.sql.owner_column {
+            return Err(Error::SchemaMismatch {
+                table: self.name.qualified.clone(),
+                reason: format!(
+                    "no owner column; open once with create_if_missing on, or run \
+                     ALTER TABLE {} ADD COLUMN owner TEXT",
+                    self.name.qualified
+                ),
+            });
+        }
+        match owner.and_then(session_contract::owner_problem) {
+            Some(problem) => Err(Error::InvalidOwner(problem)),
+            None => Ok(owner),
+        }
     }
 
     fn commit_key(&self, token: &str, data: &[u8]) -> Result<String> {

@@ -158,4 +158,12 @@ pg_conformance!(
     list_is_soonest_first_and_limited,
     create_is_collision_safe,
     hashed_tokens_are_stored_as_hmac,
+    update_writes_live_sessions_only,
+    delete_beats_concurrent_update,
+    touch_moves_expiry_of_live_sessions_only,
+    owners_list_count_and_revoke,
+    owners_leave_no_stale_entries,
+    bad_owners_are_refused,
+    revoke_owner_with_many_sessions,
+    owners_with_hashed_tokens,
 );

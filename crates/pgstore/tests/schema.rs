@@ -35,9 +35,21 @@ async fn creates_go_table_and_index() -> TestResult {
         ("token", "text", true),
         ("data", "bytea", true),
         ("expiry", "timestamp with time zone", true),
+        ("owner", "text", false),
     ]
     .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c));
     assert_eq!(cols, want);
+    let owner_index: String = client
+        .query_one(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = $1 AND indexname = $2",
+            &[&table, &format!("{table}_owner_idx")],
+        )
+        .await?
+        .get(0);
+    assert!(
+        owner_index.contains("(owner) WHERE (owner IS NOT NULL)"),
+        "{owner_index}"
+    );
     let index: String = client
         .query_one(
             "SELECT indexdef FROM pg_indexes WHERE tablename = $1 AND indexname = $2",

@@ -592,6 +592,290 @@ pub async fn hashed_tokens_are_stored_as_hmac<H: Harness>() -> TestResult {
     Ok(())
 }
 
+// ---- Revocation wins, owners, touch ----
+
+/// `update` writes over a live session only, keeps its owner, and never
+/// brings back one that is missing, deleted or expired.
+pub async fn update_writes_live_sessions_only<H: Harness>() -> TestResult {
+    let h = H::open(Options::default()).await?;
+    let store = h.store();
+    let exp = whole_ms(h.now() + MINUTE);
+    assert!(!store.update("missing", b"x", exp).await?);
+    assert_eq!(store.find("missing").await?, None);
+    assert_eq!(h.count_rows().await?, 0, "update must not insert");
+
+    store.commit_owned("t", b"one", exp, Some("alice")).await?;
+    let later = whole_ms(h.now() + 2 * MINUTE);
+    assert!(store.update("t", b"two", later).await?);
+    assert_eq!(
+        store.find_with_expiry("t").await?,
+        Some(Session::new(b"two".to_vec(), later))
+    );
+    assert_eq!(
+        store.count_owner("alice").await?,
+        1,
+        "update keeps the owner"
+    );
+    assert!(
+        store
+            .update_owned("t", b"three", later, Some("bob"))
+            .await?
+    );
+    assert_eq!(store.count_owner("alice").await?, 0);
+    assert_eq!(store.count_owner("bob").await?, 1);
+    assert!(store.update_owned("t", b"four", later, None).await?);
+    assert_eq!(store.count_owner("bob").await?, 0, "None clears the owner");
+
+    assert!(store.delete("t").await?);
+    assert!(!store.update("t", b"late", later).await?);
+    assert!(!store.update_owned("t", b"late", later, Some("bob")).await?);
+    assert_eq!(store.find("t").await?, None, "a late update resurrected it");
+    assert_eq!(h.count_rows().await?, 0);
+
+    store.commit("e", b"short", h.now() + 5 * SECOND).await?;
+    h.advance(10 * SECOND).await?;
+    assert!(!store.update("e", b"late", h.now() + MINUTE).await?);
+    assert_eq!(store.find("e").await?, None, "an expired session came back");
+
+    expect_kind(
+        store.update("", b"x", exp).await,
+        ErrorKind::InvalidInput,
+        "update with an empty token",
+    )?;
+    Ok(())
+}
+
+/// The race from the issue, at the store: an update and a delete of the
+/// same session at once, many times. Whatever the order, once the delete has
+/// returned the session is never found again.
+pub async fn delete_beats_concurrent_update<H: Harness>() -> TestResult {
+    let h = H::open(Options::default()).await?;
+    let store = h.store();
+    let exp = h.now() + MINUTE;
+    for i in 0..100 {
+        let token = format!("race-{i}");
+        store.commit(&token, b"loaded", exp).await?;
+        let (updated, deleted) = tokio::join!(
+            store.update(&token, b"saved late", exp),
+            store.delete(&token)
+        );
+        let (_, deleted) = (updated?, deleted?);
+        assert!(deleted, "{token}: the delete found nothing");
+        assert_eq!(store.find(&token).await?, None, "{token} came back");
+        assert!(!store.update(&token, b"later still", exp).await?);
+        assert_eq!(store.find(&token).await?, None, "{token} came back");
+    }
+    assert_eq!(h.count_rows().await?, 0);
+    Ok(())
+}
+
+/// `touch` moves a live session's expiry and nothing else; it never
+/// recreates a gone session.
+pub async fn touch_moves_expiry_of_live_sessions_only<H: Harness>() -> TestResult {
+    let h = H::open(Options::default()).await?;
+    let store = h.store();
+    assert!(!store.touch("missing", h.now() + MINUTE).await?);
+    assert_eq!(h.count_rows().await?, 0, "touch must not insert");
+    assert!(!store.touch("", h.now() + MINUTE).await?);
+
+    store
+        .commit_owned("t", b"data", h.now() + 10 * SECOND, Some("alice"))
+        .await?;
+    let later = whole_ms(h.now() + 10 * MINUTE);
+    assert!(store.touch("t", later).await?);
+    assert_eq!(
+        store.find_with_expiry("t").await?,
+        Some(Session::new(b"data".to_vec(), later))
+    );
+    h.advance(MINUTE).await?;
+    assert_eq!(store.find("t").await?, Some(b"data".to_vec()));
+    assert_eq!(
+        store.count_owner("alice").await?,
+        1,
+        "touch keeps the owner"
+    );
+
+    store.commit("e", b"short", h.now() + 5 * SECOND).await?;
+    h.advance(10 * SECOND).await?;
+    assert!(!store.touch("e", h.now() + MINUTE).await?);
+    assert_eq!(
+        store.find("e").await?,
+        None,
+        "touch revived an expired session"
+    );
+    assert!(store.delete("t").await?);
+    assert!(!store.touch("t", h.now() + MINUTE).await?);
+    assert_eq!(store.find("t").await?, None);
+    Ok(())
+}
+
+/// Owners: list (soonest first, limited), count and revoke, without
+/// touching anyone else's sessions.
+pub async fn owners_list_count_and_revoke<H: Harness>() -> TestResult {
+    let h = H::open(Options::default()).await?;
+    let store = h.store();
+    let (e1, e2, e3) = (
+        whole_ms(h.now() + MINUTE),
+        whole_ms(h.now() + 2 * MINUTE),
+        whole_ms(h.now() + 3 * MINUTE),
+    );
+    store.commit_owned("a2", b"x", e2, Some("alice")).await?;
+    store.commit_owned("a1", b"x", e1, Some("alice")).await?;
+    assert!(store.create_owned("a3", b"x", e3, Some("alice")).await?);
+    store.commit_owned("b1", b"x", e1, Some("bob")).await?;
+    store.commit("anon", b"x", e1).await?;
+    // A plain commit keeps the owner.
+    store.commit("a2", b"y", e2).await?;
+
+    assert_eq!(store.count_owner("alice").await?, 3);
+    assert_eq!(store.count_owner("bob").await?, 1);
+    assert_eq!(store.count_owner("carol").await?, 0);
+    let listed = store.list_owner("alice", 10).await?;
+    assert_eq!(
+        listed,
+        vec![
+            Listed::new("a1".into(), e1),
+            Listed::new("a2".into(), e2),
+            Listed::new("a3".into(), e3),
+        ]
+    );
+    assert_eq!(store.list_owner("alice", 2).await?.len(), 2);
+    assert!(store.list_owner("carol", 10).await?.is_empty());
+
+    assert_eq!(store.revoke_owner("alice").await?, 3);
+    for token in ["a1", "a2", "a3"] {
+        assert_eq!(store.find(token).await?, None, "{token} survived");
+    }
+    assert_eq!(store.count_owner("alice").await?, 0);
+    assert!(store.list_owner("alice", 10).await?.is_empty());
+    assert_eq!(store.find("b1").await?, Some(b"x".to_vec()));
+    assert_eq!(store.find("anon").await?, Some(b"x".to_vec()));
+    assert_eq!(store.revoke_owner("alice").await?, 0);
+    assert_eq!(h.count_rows().await?, 2);
+    // The revoked sessions stay gone for a late save.
+    assert!(!store.update("a1", b"late", e1).await?);
+    assert_eq!(store.find("a1").await?, None);
+    Ok(())
+}
+
+/// A session deleted or expired takes its owner with it: no stale entry
+/// shows in counts or listings, and a new session on an expired one's token
+/// does not inherit its owner.
+pub async fn owners_leave_no_stale_entries<H: Harness>() -> TestResult {
+    let h = H::open(Options::default()).await?;
+    let store = h.store();
+    store
+        .commit_owned("gone", b"x", h.now() + MINUTE, Some("alice"))
+        .await?;
+    assert!(store.delete("gone").await?);
+    assert_eq!(store.count_owner("alice").await?, 0);
+    assert!(store.list_owner("alice", 10).await?.is_empty());
+
+    store
+        .commit_owned("old", b"x", h.now() + 5 * SECOND, Some("alice"))
+        .await?;
+    store
+        .commit_owned("old2", b"x", h.now() + 5 * SECOND, Some("alice"))
+        .await?;
+    h.advance(10 * SECOND).await?;
+    assert_eq!(
+        store.count_owner("alice").await?,
+        0,
+        "an expired session counted"
+    );
+    assert!(store.list_owner("alice", 10).await?.is_empty());
+    // A new session on the expired one's token has no owner.
+    assert!(store.create("old", b"new", h.now() + MINUTE).await?);
+    assert_eq!(
+        store.count_owner("alice").await?,
+        0,
+        "the owner was inherited"
+    );
+    // Revoking still removes the expired row the owner has left.
+    assert_eq!(store.revoke_owner("alice").await?, 1);
+    assert_eq!(store.find("old").await?, Some(b"new".to_vec()));
+    assert_eq!(h.count_rows().await?, 1);
+    Ok(())
+}
+
+/// An owner that cannot be stored is refused on writes and finds nothing on
+/// reads.
+pub async fn bad_owners_are_refused<H: Harness>() -> TestResult {
+    let h = H::open(Options::default()).await?;
+    let store = h.store();
+    let exp = h.now() + MINUTE;
+    let long = "o".repeat(crate::MAX_OWNER_LEN + 1);
+    for bad in ["", long.as_str(), "nul\0owner"] {
+        expect_kind(
+            store.commit_owned("t", b"x", exp, Some(bad)).await,
+            ErrorKind::InvalidInput,
+            "commit_owned with a bad owner",
+        )?;
+        expect_kind(
+            store.create_owned("t", b"x", exp, Some(bad)).await,
+            ErrorKind::InvalidInput,
+            "create_owned with a bad owner",
+        )?;
+        assert_eq!(store.count_owner(bad).await?, 0);
+        assert!(store.list_owner(bad, 10).await?.is_empty());
+        assert_eq!(store.revoke_owner(bad).await?, 0);
+    }
+    assert_eq!(h.count_rows().await?, 0, "a refused write stored something");
+    store.commit("t", b"x", exp).await?;
+    expect_kind(
+        store.update_owned("t", b"y", exp, Some("")).await,
+        ErrorKind::InvalidInput,
+        "update_owned with an empty owner",
+    )?;
+    assert_eq!(store.find("t").await?, Some(b"x".to_vec()));
+    let longest = "o".repeat(crate::MAX_OWNER_LEN);
+    assert!(store.update_owned("t", b"y", exp, Some(&longest)).await?);
+    assert_eq!(store.count_owner(&longest).await?, 1);
+    Ok(())
+}
+
+/// Revoking an owner with more sessions than one step removes them all.
+pub async fn revoke_owner_with_many_sessions<H: Harness>() -> TestResult {
+    let h = H::open(Options::default()).await?;
+    let store = h.store();
+    let exp = h.now() + MINUTE;
+    for i in 0..700 {
+        store
+            .commit_owned(&format!("s{i}"), b"x", exp, Some("many"))
+            .await?;
+    }
+    store.commit_owned("other", b"x", exp, Some("few")).await?;
+    assert_eq!(store.count_owner("many").await?, 700);
+    assert_eq!(store.revoke_owner("many").await?, 700);
+    assert_eq!(store.count_owner("many").await?, 0);
+    assert_eq!(h.count_rows().await?, 1);
+    assert_eq!(store.count_owner("few").await?, 1);
+    Ok(())
+}
+
+/// With hashed tokens, owner listings show the stored keys, and every owner
+/// operation takes the raw token.
+pub async fn owners_with_hashed_tokens<H: Harness>() -> TestResult {
+    const KEY: &[u8] = b"conformance-key";
+    let h = H::open(Options {
+        hash_key: Some(KEY.to_vec()),
+        ..Options::default()
+    })
+    .await?;
+    let store = h.store();
+    let exp = whole_ms(h.now() + MINUTE);
+    store.commit_owned("raw", b"x", exp, Some("alice")).await?;
+    assert!(store.touch("raw", exp).await?);
+    assert!(store.update("raw", b"y", exp).await?);
+    assert_eq!(
+        store.list_owner("alice", 10).await?,
+        vec![Listed::new(TokenHasher::new(KEY).hash("raw"), exp)]
+    );
+    assert_eq!(store.revoke_owner("alice").await?, 1);
+    assert_eq!(store.find("raw").await?, None);
+    Ok(())
+}
+
 /// Stamps out one `#[tokio::test]` per conformance case for a [`Harness`]
 /// type: `conformance_tests!(MyHarness);` runs every case, and
 /// `conformance_tests!(MyHarness: find_missing, expiry);` the cases named.
@@ -618,6 +902,10 @@ macro_rules! conformance_tests {
             data_survives_reopen, find_with_expiry_of_live_sessions,
             list_is_soonest_first_and_limited, create_is_collision_safe,
             hashed_tokens_are_stored_as_hmac,
+            update_writes_live_sessions_only, delete_beats_concurrent_update,
+            touch_moves_expiry_of_live_sessions_only, owners_list_count_and_revoke,
+            owners_leave_no_stale_entries, bad_owners_are_refused,
+            revoke_owner_with_many_sessions, owners_with_hashed_tokens,
         );
     };
 }

@@ -32,3 +32,26 @@ mod store;
 pub use error::{error_chain, ErrorKind, StoreError};
 pub use hash::TokenHasher;
 pub use store::{Listed, Session, SessionStore};
+
+/// The longest owner (see [`SessionStore::commit_owned`]) any backend
+/// accepts, in bytes.
+pub const MAX_OWNER_LEN: usize = 1024;
+
+/// Why `owner` cannot be stored, or `None` when it can: empty, longer than
+/// [`MAX_OWNER_LEN`], or holding a NUL byte (which PostgreSQL `TEXT`
+/// refuses). Every backend checks owners with this.
+#[must_use]
+pub fn owner_problem(owner: &str) -> Option<String> {
+    if owner.is_empty() {
+        Some("the owner is empty".into())
+    } else if owner.len() > MAX_OWNER_LEN {
+        Some(format!(
+            "the owner is {} bytes, over the limit of {MAX_OWNER_LEN}",
+            owner.len()
+        ))
+    } else if owner.contains('\0') {
+        Some("the owner holds a NUL byte".into())
+    } else {
+        None
+    }
+}

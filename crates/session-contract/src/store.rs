@@ -58,6 +58,15 @@ impl Listed {
 /// every call still takes the raw token; only [`all`](Self::all) and
 /// [`list`](Self::list) show the stored keys (the hashes), since the raw
 /// tokens are not kept.
+///
+/// # Owners
+///
+/// A session may have an *owner* (a user id, say): an opaque, non-empty
+/// string of at most [`MAX_OWNER_LEN`](crate::MAX_OWNER_LEN) bytes, without
+/// NUL. Writing an empty, over-long or NUL-holding owner fails with an
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind) error; reading by one finds
+/// nothing. The owner lives in the session's own row, so a session deleted
+/// or expired by any path takes its owner with it.
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// The backend's error type.
@@ -84,6 +93,66 @@ pub trait SessionStore: Send + Sync + 'static {
         data: &[u8],
         expiry: SystemTime,
     ) -> Result<bool, Self::Error>;
+
+    /// Writes `data` and `expiry` over the live session `token`, keeping its
+    /// owner; returns false, writing nothing, when it is missing or expired.
+    /// Unlike [`commit`](Self::commit) it never brings back a session that
+    /// was deleted or revoked meanwhile: what a late save should call.
+    async fn update(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+    ) -> Result<bool, Self::Error>;
+
+    /// Like [`update`](Self::update), and sets the session's owner (`None`
+    /// clears it).
+    async fn update_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool, Self::Error>;
+
+    /// Like [`commit`](Self::commit) (an upsert), and sets the session's
+    /// owner (`None` clears it). Plain `commit` keeps the owner a live row
+    /// has.
+    async fn commit_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<(), Self::Error>;
+
+    /// Like [`create`](Self::create), with an owner. Plain `create` stores a
+    /// session without one.
+    async fn create_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool, Self::Error>;
+
+    /// Moves the expiry of the live session `token` without sending or
+    /// rewriting its data; returns false, changing nothing, when it is
+    /// missing or expired.
+    async fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool, Self::Error>;
+
+    /// Up to `limit` live sessions of `owner`, soonest expiry first, without
+    /// their data (stored keys, as [`list`](Self::list) shows them).
+    async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>, Self::Error>;
+
+    /// How many live sessions `owner` has.
+    async fn count_owner(&self, owner: &str) -> Result<u64, Self::Error>;
+
+    /// Deletes every session of `owner` ("log out everywhere"), live or
+    /// expired; returns how many rows it removed. Every session the owner
+    /// had when the call began is gone when it returns; it works in short
+    /// steps, so other requests are not held up behind a large owner.
+    async fn revoke_owner(&self, owner: &str) -> Result<u64, Self::Error>;
 
     /// Removes the session `token`, live or expired; returns whether a row
     /// was there. A missing token is not an error.

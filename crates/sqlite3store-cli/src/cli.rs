@@ -14,6 +14,8 @@ Examples:
   sqlite3store --db sessions.db show 3f2a9c81d4e6...
   sqlite3store --db sessions.db show 3f2a9c81d4e6... --raw > session.bin
   sqlite3store --db sessions.db revoke 3f2a9c81d4e6... 77b0e5c2a1f9...
+  sqlite3store --db sessions.db list --owner 42
+  sqlite3store --db sessions.db revoke --owner 42
   sqlite3store --db sessions.db purge
   sqlite3store --db sessions.db vacuum
   sqlite3store --db app.db --table web_sessions list
@@ -53,15 +55,16 @@ pub(crate) struct Cli {
 /// The subcommands that work on the `--db` file.
 #[derive(Debug, Subcommand)]
 pub(crate) enum StoreCommand {
-    /// Counts of active and expired sessions, file and WAL sizes, pages.
+    /// Counts of active and expired sessions and of owners, file and WAL
+    /// sizes, pages.
     Stats(StatsArgs),
     /// Active sessions, soonest to expire first.
     List(ListArgs),
     /// One session's expiry and data; exit code 1 if it is missing or
     /// expired.
     Show(ShowArgs),
-    /// Deletes sessions, expired or not. Tokens that are not there are
-    /// reported, not an error.
+    /// Deletes sessions, expired or not, by token or by owner. Tokens that
+    /// are not there are reported, not an error.
     Revoke(RevokeArgs),
     /// Deletes every expired session now, in batches, and gives the freed
     /// pages back to the file system if the file uses incremental vacuum.
@@ -92,6 +95,10 @@ pub(crate) struct ListArgs {
     /// Print a JSON array of {token, expiry} (expiry in RFC 3339, UTC).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Only the sessions of this owner (e.g. a user id an app stored with
+    /// `commit_owned` or tower-sessions' `with_owner_key`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) owner: Option<String>,
 }
 
 /// Options of `show`.
@@ -112,8 +119,12 @@ pub(crate) struct ShowArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RevokeArgs {
     /// The tokens of the sessions to delete.
-    #[arg(required = true, value_name = "TOKEN")]
+    #[arg(required_unless_present = "owner", value_name = "TOKEN")]
     pub(crate) tokens: Vec<String>,
+    /// Instead of tokens: delete every session of this owner ("log out
+    /// everywhere").
+    #[arg(long, value_name = "NAME", conflicts_with = "tokens")]
+    pub(crate) owner: Option<String>,
 }
 
 #[cfg(test)]

@@ -92,6 +92,8 @@ struct StatsView {
     page_count: u64,
     free_pages: u64,
     incremental_vacuum: bool,
+    owners: u64,
+    owned: u64,
 }
 
 impl From<&Stats> for StatsView {
@@ -105,6 +107,8 @@ impl From<&Stats> for StatsView {
             page_count: s.page_count,
             free_pages: s.free_pages,
             incremental_vacuum: s.incremental_vacuum,
+            owners: s.owners,
+            owned: s.owned,
         }
     }
 }
@@ -118,6 +122,11 @@ fn stats(store: &SqliteStore, args: &StatsArgs, out: &mut dyn Write) -> Result<(
     let on_off = if s.incremental_vacuum { "on" } else { "off" };
     writeln!(out, "active sessions:    {}", s.active)?;
     writeln!(out, "expired sessions:   {}", s.expired)?;
+    writeln!(
+        out,
+        "owners:             {} (owning {} active sessions)",
+        s.owners, s.owned
+    )?;
     writeln!(out, "file size:          {}", output::bytes(s.file_size))?;
     writeln!(out, "WAL size:           {}", output::bytes(s.wal_size))?;
     writeln!(out, "page size:          {}", output::bytes(s.page_size))?;
@@ -139,7 +148,10 @@ struct ListEntry<'a> {
 
 fn list(store: &SqliteStore, args: &ListArgs, out: &mut dyn Write) -> Result<(), Failure> {
     // One more than asked, to tell whether the listing is cut short.
-    let mut sessions = store.list(args.limit.saturating_add(1))?;
+    let mut sessions = match &args.owner {
+        Some(owner) => store.list_owner(owner, args.limit.saturating_add(1))?,
+        None => store.list(args.limit.saturating_add(1))?,
+    };
     let more = sessions.len() > args.limit;
     sessions.truncate(args.limit);
     let rows: Vec<_> = sessions
@@ -158,7 +170,10 @@ fn list(store: &SqliteStore, args: &ListArgs, out: &mut dyn Write) -> Result<(),
         return Ok(());
     }
     if rows.is_empty() {
-        writeln!(out, "no active sessions")?;
+        match &args.owner {
+            Some(owner) => writeln!(out, "no active sessions of owner {owner:?}")?,
+            None => writeln!(out, "no active sessions")?,
+        }
         return Ok(());
     }
     let width = rows
@@ -219,6 +234,11 @@ fn show(store: &SqliteStore, args: &ShowArgs, out: &mut dyn Write) -> Result<(),
 }
 
 fn revoke(store: &SqliteStore, args: &RevokeArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    if let Some(owner) = &args.owner {
+        let revoked = store.revoke_owner(owner)?;
+        writeln!(out, "revoked {revoked} sessions of owner {owner:?}")?;
+        return Ok(());
+    }
     let mut missing = Vec::new();
     for token in &args.tokens {
         if !store.delete(token)? {

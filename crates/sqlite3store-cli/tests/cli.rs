@@ -603,3 +603,111 @@ fn commands_never_loosen_file_modes() -> Result {
     }
     Ok(())
 }
+
+/// Three sessions of "alice" (one expired), one of "bob", and the fixture's
+/// ownerless ones.
+fn with_owners() -> Result<Fixture> {
+    let fx = Fixture::populated()?;
+    let store = fx.store()?;
+    let now = SystemTime::now();
+    store.commit_owned(
+        "alice-laptop-token-0000000000",
+        b"a",
+        now + HOUR,
+        Some("alice"),
+    )?;
+    store.commit_owned(
+        "alice-phone-token-00000000000",
+        b"a",
+        now + 2 * HOUR,
+        Some("alice"),
+    )?;
+    store.commit_owned(
+        "alice-old-token-0000000000000",
+        b"a",
+        now - HOUR,
+        Some("alice"),
+    )?;
+    store.commit_owned(
+        "bob-token-000000000000000000",
+        b"b",
+        now + HOUR,
+        Some("bob"),
+    )?;
+    Ok(fx)
+}
+
+#[test]
+fn stats_counts_owners() -> Result {
+    let fx = with_owners()?;
+    fx.cli()?
+        .arg("stats")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "owners:             2 (owning 3 active sessions)",
+        ));
+    let out = fx.cli()?.args(["stats", "--json"]).assert().success();
+    let stats = json(&out.get_output().stdout)?;
+    assert_eq!(
+        (stats["owners"].as_u64(), stats["owned"].as_u64()),
+        (Some(2), Some(3))
+    );
+    Ok(())
+}
+
+#[test]
+fn list_owner_shows_that_owners_live_sessions_only() -> Result {
+    let fx = with_owners()?;
+    let out = fx
+        .cli()?
+        .args(["list", "--owner", "alice", "--full", "--json"])
+        .assert()
+        .success();
+    let listed = json(&out.get_output().stdout)?;
+    let tokens: Vec<&str> = listed
+        .as_array()
+        .ok_or("not an array")?
+        .iter()
+        .filter_map(|e| e["token"].as_str())
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "alice-laptop-token-0000000000",
+            "alice-phone-token-00000000000"
+        ]
+    );
+    fx.cli()?
+        .args(["list", "--owner", "carol"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "no active sessions of owner \"carol\"",
+        ));
+    Ok(())
+}
+
+#[test]
+fn revoke_owner_logs_an_owner_out_everywhere() -> Result {
+    let fx = with_owners()?;
+    fx.cli()?
+        .args(["revoke", "--owner", "alice"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "revoked 3 sessions of owner \"alice\"",
+        ));
+    let store = fx.store()?;
+    assert_eq!(store.count_owner("alice")?, 0);
+    assert_eq!(store.find("alice-laptop-token-0000000000")?, None);
+    assert_eq!(store.count_owner("bob")?, 1);
+    assert!(store.find(ACTIVE_SOON)?.is_some());
+    // Tokens and --owner do not mix; one of them is needed.
+    fx.cli()?
+        .args(["revoke", "--owner", "bob", ACTIVE_SOON])
+        .assert()
+        .code(2);
+    fx.cli()?.arg("revoke").assert().code(2);
+    Ok(())
+}

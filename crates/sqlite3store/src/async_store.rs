@@ -15,10 +15,11 @@ use crate::writer::Cancel;
 
 /// The async face of [`SqliteStore`]: the same operations as `async fn`s.
 ///
-/// Each call moves its SQLite work to tokio's blocking pool
+/// Each call that may wait moves its SQLite work to tokio's blocking pool
 /// ([`tokio::task::spawn_blocking`]), so no runtime worker thread ever waits
-/// on SQLite or on the store's locks; it works on a `current_thread` runtime
-/// and with time paused.
+/// on a lock or on the writer; finds that cannot wait run in place (see
+/// [Reads without a thread](#reads-without-a-thread)). It works on a
+/// `current_thread` runtime and with time paused.
 ///
 /// Cheap to clone; converts to and from [`SqliteStore`] for free, and both
 /// share one store.
@@ -32,6 +33,27 @@ use crate::writer::Cancel;
 /// a timed-out write can never land after, and overwrite, the retry that
 /// followed it. One the writer has started is applied whole. For
 /// `delete_expired`, batches already done stay done.
+///
+/// # Reads without a thread
+///
+/// Handing a call to the blocking pool and waking the caller back up costs
+/// more than a find itself (a few microseconds). So `find` and
+/// `find_with_expiry` run on the calling runtime thread when a reader
+/// connection is idle, and go to the blocking pool otherwise. Such a
+/// read may wait only on:
+/// - the reader pool's mutex, held by others only to push or pop a
+///   connection, never across SQL or I/O;
+/// - the pages of one indexed lookup, read from the OS page cache (or the
+///   disk, for a page not cached);
+/// - in WAL mode, SQLite's few short retries while another connection
+///   rewrites the WAL index header (the start of a checkpoint's restart).
+///
+/// It never waits for a lock held by a writer or another process: the
+/// busy handler is off for it, and when SQLite reports a lock
+/// (`SQLITE_BUSY`, e.g. a file not in WAL mode under a writer), the read
+/// goes to the blocking pool and waits there, up to `busy_timeout`.
+/// Reads run this way take no slot of [`max_async_reads`](Builder::max_async_reads)
+/// and do not show in [`in_flight`](Self::in_flight).
 ///
 /// # Bounded
 ///
@@ -138,14 +160,22 @@ impl AsyncSqliteStore {
         self.run(Kind::Write, move |s| flag.scope(|| f(s))).await
     }
 
-    /// See [`SqliteStore::find`].
+    /// See [`SqliteStore::find`]. Answered on the calling thread when it
+    /// cannot wait (see [Reads without a thread](Self#reads-without-a-thread)).
     pub async fn find(&self, token: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(found) = self.store.try_find_now(token) {
+            return found;
+        }
         let token = token.to_owned();
         self.read(move |s| s.find(&token)).await
     }
 
-    /// See [`SqliteStore::find_with_expiry`].
+    /// See [`SqliteStore::find_with_expiry`]; answered on the calling thread
+    /// as [`find`](Self::find) is.
     pub async fn find_with_expiry(&self, token: &str) -> Result<Option<(Vec<u8>, SystemTime)>> {
+        if let Some(found) = self.store.try_find_with_expiry_now(token) {
+            return found;
+        }
         let token = token.to_owned();
         self.read(move |s| s.find_with_expiry(&token)).await
     }
@@ -336,5 +366,78 @@ impl From<SqliteStore> for AsyncSqliteStore {
 impl From<AsyncSqliteStore> for SqliteStore {
     fn from(store: AsyncSqliteStore) -> Self {
         store.store
+    }
+}
+
+/// Owners, revocation and touch (see the [`SqliteStore`] methods of the same
+/// names).
+impl AsyncSqliteStore {
+    /// See [`SqliteStore::update`].
+    pub async fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
+        let (token, data) = (token.to_owned(), data.to_vec());
+        self.write(move |s| s.update(&token, &data, expiry)).await
+    }
+
+    /// See [`SqliteStore::update_owned`].
+    pub async fn update_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
+        self.write(move |s| s.update_owned(&token, &data, expiry, owner.as_deref()))
+            .await
+    }
+
+    /// See [`SqliteStore::commit_owned`].
+    pub async fn commit_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<()> {
+        let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
+        self.write(move |s| s.commit_owned(&token, &data, expiry, owner.as_deref()))
+            .await
+    }
+
+    /// See [`SqliteStore::create_owned`].
+    pub async fn create_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
+        self.write(move |s| s.create_owned(&token, &data, expiry, owner.as_deref()))
+            .await
+    }
+
+    /// See [`SqliteStore::touch`].
+    pub async fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool> {
+        let token = token.to_owned();
+        self.write(move |s| s.touch(&token, expiry)).await
+    }
+
+    /// See [`SqliteStore::list_owner`].
+    pub async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+        let owner = owner.to_owned();
+        self.read(move |s| s.list_owner(&owner, limit)).await
+    }
+
+    /// See [`SqliteStore::count_owner`].
+    pub async fn count_owner(&self, owner: &str) -> Result<u64> {
+        let owner = owner.to_owned();
+        self.read(move |s| s.count_owner(&owner)).await
+    }
+
+    /// See [`SqliteStore::revoke_owner`].
+    pub async fn revoke_owner(&self, owner: &str) -> Result<u64> {
+        let owner = owner.to_owned();
+        self.write(move |s| s.revoke_owner(&owner)).await
     }
 }

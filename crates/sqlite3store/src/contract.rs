@@ -20,6 +20,7 @@ impl StoreError for Error {
             Error::EmptyToken
             | Error::TokenTooLong { .. }
             | Error::DataTooLarge { .. }
+            | Error::InvalidOwner(_)
             | Error::InvalidConfig(_) => ErrorKind::InvalidInput,
             Error::Busy(_) => ErrorKind::Busy,
             Error::FileReplaced { .. } | Error::Closed => ErrorKind::Closed,
@@ -76,6 +77,65 @@ mod async_front {
             expiry: SystemTime,
         ) -> Result<bool, Error> {
             crate::AsyncSqliteStore::create(self, token, data, expiry).await
+        }
+
+        async fn update(
+            &self,
+            token: &str,
+            data: &[u8],
+            expiry: SystemTime,
+        ) -> Result<bool, Error> {
+            crate::AsyncSqliteStore::update(self, token, data, expiry).await
+        }
+
+        async fn update_owned(
+            &self,
+            token: &str,
+            data: &[u8],
+            expiry: SystemTime,
+            owner: Option<&str>,
+        ) -> Result<bool, Error> {
+            crate::AsyncSqliteStore::update_owned(self, token, data, expiry, owner).await
+        }
+
+        async fn commit_owned(
+            &self,
+            token: &str,
+            data: &[u8],
+            expiry: SystemTime,
+            owner: Option<&str>,
+        ) -> Result<(), Error> {
+            crate::AsyncSqliteStore::commit_owned(self, token, data, expiry, owner).await
+        }
+
+        async fn create_owned(
+            &self,
+            token: &str,
+            data: &[u8],
+            expiry: SystemTime,
+            owner: Option<&str>,
+        ) -> Result<bool, Error> {
+            crate::AsyncSqliteStore::create_owned(self, token, data, expiry, owner).await
+        }
+
+        async fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool, Error> {
+            crate::AsyncSqliteStore::touch(self, token, expiry).await
+        }
+
+        async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>, Error> {
+            let listed = crate::AsyncSqliteStore::list_owner(self, owner, limit).await?;
+            Ok(listed
+                .into_iter()
+                .map(|(token, expiry)| Listed::new(token, expiry))
+                .collect())
+        }
+
+        async fn count_owner(&self, owner: &str) -> Result<u64, Error> {
+            crate::AsyncSqliteStore::count_owner(self, owner).await
+        }
+
+        async fn revoke_owner(&self, owner: &str) -> Result<u64, Error> {
+            crate::AsyncSqliteStore::revoke_owner(self, owner).await
         }
 
         async fn delete(&self, token: &str) -> Result<bool, Error> {

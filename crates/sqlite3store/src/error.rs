@@ -58,6 +58,10 @@ pub enum Error {
         /// The configured maximum.
         max: usize,
     },
+    /// An owner (`commit_owned`, ...) was empty, over
+    /// [`MAX_OWNER_LEN`](crate::MAX_OWNER_LEN) bytes, or held a NUL byte.
+    #[error("invalid session owner: {0}")]
+    InvalidOwner(String),
     /// The store was opened read-only, or the file cannot be written.
     #[error("session database is read-only")]
     ReadOnly(#[source] Option<rusqlite::Error>),

@@ -55,7 +55,7 @@ pub use async_store::{AsyncSqliteStore, InFlight};
 pub use builder::{Builder, Durability, MAX_DATA_LEN_LIMIT, MIN_FILE_SIZE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{error_chain, Error, Result};
-pub use session_contract::TokenHasher;
+pub use session_contract::{TokenHasher, MAX_OWNER_LEN};
 pub use store::{CleanupReport, SqliteStore, Stats};
 
 /// Converts between `SystemTime` and the Julian day numbers stored in the

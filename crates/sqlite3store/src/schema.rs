@@ -6,6 +6,12 @@
 //! index on `expiry`. `expiry` is a Julian day number (see [`crate::julian`]);
 //! every query compares the bare column against a bound parameter so SQLite
 //! uses the index.
+//!
+//! One column is ours: a nullable `owner TEXT` with a partial index
+//! (`WHERE owner IS NOT NULL`), added to the table when the store opens it
+//! for writing (Go's file gets it too: `ALTER TABLE ADD COLUMN` of a
+//! nullable column only rewrites the schema, and Go's statements, which name
+//! their three columns, leave it NULL).
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -30,9 +36,34 @@ pub(crate) struct Sql {
     /// `REPLACE`, which deletes and re-inserts the row and so rewrites both
     /// indexes); the stored result is the same.
     pub(crate) commit: String,
-    /// `?1` token, `?2` data, `?3` expiry, `?4` now: inserts unless an
-    /// active row holds the token (changes() tells which).
+    /// `?1` token, `?2` data, `?3` expiry, `?4` now, `?5` owner: inserts
+    /// unless an active row holds the token (changes() tells which). An
+    /// expired row it replaces loses its owner.
     pub(crate) create: String,
+    /// `?1` token, `?2` data, `?3` expiry, `?4` owner: [`Sql::commit`]
+    /// that also sets the owner.
+    pub(crate) commit_owned: String,
+    /// `?1` token, `?2` data, `?3` expiry, `?4` now: writes a live row only,
+    /// keeping its owner.
+    pub(crate) update: String,
+    /// `?1` token, `?2` data, `?3` expiry, `?4` now, `?5` owner: writes a
+    /// live row only, and sets its owner.
+    pub(crate) update_owned: String,
+    /// `?1` token, `?2` expiry, `?3` now: moves a live row's expiry.
+    pub(crate) touch: String,
+    /// `?1` owner, `?2` now, `?3` limit: an owner's live sessions, soonest
+    /// to expire first.
+    pub(crate) list_owner: String,
+    /// `?1` owner, `?2` now.
+    pub(crate) count_owner: String,
+    /// `?1` owner, `?2` batch size: deletes up to that many of the owner's
+    /// rows, live or expired.
+    pub(crate) revoke_owner_batch: String,
+    /// `?1` now: distinct owners with a live session, and live sessions
+    /// with an owner.
+    pub(crate) count_owners: String,
+    pub(crate) add_owner_column: String,
+    pub(crate) create_owner_index: String,
     /// `?1` token.
     pub(crate) delete: String,
     /// `?1` now, `?2` batch size. Picks expired rows through the expiry
@@ -55,6 +86,7 @@ impl Sql {
         validate_table_name(table)?;
         let t = format!("\"{table}\"");
         let idx = format!("\"{table}_expiry_idx\"");
+        let owner_idx = format!("\"{table}_owner_idx\"");
         Ok(Self {
             table: table.to_owned(),
             create_table: format!(
@@ -69,9 +101,35 @@ impl Sql {
                  ON CONFLICT(token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry"
             ),
             create: format!(
-                "INSERT INTO {t} (token, data, expiry) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT(token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry \
-                 WHERE {t}.expiry <= ?4"
+                "INSERT INTO {t} (token, data, expiry, owner) VALUES (?1, ?2, ?3, ?5) \
+                 ON CONFLICT(token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry, \
+                 owner = excluded.owner WHERE {t}.expiry <= ?4"
+            ),
+            commit_owned: format!(
+                "INSERT INTO {t} (token, data, expiry, owner) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT(token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry, \
+                 owner = excluded.owner"
+            ),
+            update: format!(
+                "UPDATE {t} SET data = ?2, expiry = ?3 WHERE token = ?1 AND expiry > ?4"
+            ),
+            update_owned: format!(
+                "UPDATE {t} SET data = ?2, expiry = ?3, owner = ?5 WHERE token = ?1 AND expiry > ?4"
+            ),
+            touch: format!("UPDATE {t} SET expiry = ?2 WHERE token = ?1 AND expiry > ?3"),
+            list_owner: format!(
+                "SELECT token, expiry FROM {t} WHERE owner = ?1 AND expiry > ?2 ORDER BY expiry LIMIT ?3"
+            ),
+            count_owner: format!("SELECT count(*) FROM {t} WHERE owner = ?1 AND expiry > ?2"),
+            revoke_owner_batch: format!(
+                "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE owner = ?1 LIMIT ?2)"
+            ),
+            count_owners: format!(
+                "SELECT count(DISTINCT owner), count(owner) FROM {t} WHERE owner IS NOT NULL AND expiry > ?1"
+            ),
+            add_owner_column: format!("ALTER TABLE {t} ADD COLUMN owner TEXT"),
+            create_owner_index: format!(
+                "CREATE INDEX IF NOT EXISTS {owner_idx} ON {t}(owner) WHERE owner IS NOT NULL"
             ),
             delete: format!("DELETE FROM {t} WHERE token = ?1"),
             delete_expired_batch: format!(
@@ -92,8 +150,24 @@ impl Sql {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(&self.create_table, [])?;
         tx.execute(&self.create_index, [])?;
+        if !self.has_owner_column(&tx)? {
+            tx.execute(&self.add_owner_column, [])?;
+            tracing::info!(table = %self.table, "added the owner column to the session table");
+        }
+        tx.execute(&self.create_owner_index, [])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Whether the table has the `owner` column (a file Go created has not,
+    /// until a writable store opens it).
+    pub(crate) fn has_owner_column(&self, conn: &Connection) -> Result<bool> {
+        let n: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'owner' COLLATE NOCASE",
+            [&self.table],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
     }
 
     /// Checks that the table exists with the columns the store reads and
@@ -152,6 +226,15 @@ impl Sql {
                 return Err(mismatch(format!(
                     "column {name:?} is declared {:?}, expected {ty:?}",
                     col.1
+                )));
+            }
+        }
+        if let Some(owner) = cols.iter().find(|c| c.0.eq_ignore_ascii_case("owner")) {
+            if !owner.1.eq_ignore_ascii_case("TEXT") || owner.2 {
+                return Err(mismatch(format!(
+                    "column \"owner\" is declared {:?}{}, expected a nullable TEXT",
+                    owner.1,
+                    if owner.2 { " NOT NULL" } else { "" }
                 )));
             }
         }
@@ -317,6 +400,13 @@ mod tests {
             (&sql.count_active, "sessions_expiry_idx"),
             (&sql.count_expired, "sessions_expiry_idx"),
             (&sql.delete_expired_batch, "sessions_expiry_idx"),
+            (&sql.update, "sqlite_autoindex_sessions_1"),
+            (&sql.update_owned, "sqlite_autoindex_sessions_1"),
+            (&sql.touch, "sqlite_autoindex_sessions_1"),
+            (&sql.list_owner, "sessions_owner_idx"),
+            (&sql.count_owner, "sessions_owner_idx"),
+            (&sql.revoke_owner_batch, "sessions_owner_idx"),
+            (&sql.count_owners, "sessions_expiry_idx"),
         ] {
             let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {stmt}"))?;
             let args = vec![1.0_f64; explain.parameter_count()];
@@ -350,6 +440,7 @@ mod tests {
         for good in [
             "CREATE TABLE s2 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL) STRICT",
             "CREATE TABLE s2 (token TEXT PRIMARY KEY, data BLOB, expiry REAL, note TEXT)",
+            "CREATE TABLE s2 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL, owner TEXT)",
             "CREATE TABLE s2 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL); \
              CREATE INDEX s2_data ON s2(data)",
         ] {
@@ -359,7 +450,10 @@ mod tests {
             s2.verify(&conn)?;
             s2.create(&mut conn)?;
             conn.execute(&s2.commit, rusqlite::params!["t", b"d".to_vec(), 1.0])?;
-            conn.execute(&s2.create, rusqlite::params!["u", b"d".to_vec(), 1.0, 0.5])?;
+            conn.execute(
+                &s2.create,
+                rusqlite::params!["u", b"d".to_vec(), 1.0, 0.5, "owner"],
+            )?;
             let removed = conn.execute(&s2.delete_expired_batch, rusqlite::params![2.0, 10])?;
             assert_eq!(removed, 2, "{good}");
         }
@@ -369,6 +463,8 @@ mod tests {
             "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry TEXT NOT NULL)",
             "CREATE TABLE s1 (token TEXT, data BLOB NOT NULL, expiry REAL NOT NULL)",
             "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL, owner TEXT NOT NULL)",
+            "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL, owner TEXT NOT NULL DEFAULT '')",
+            "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL, owner INTEGER)",
             // Cleanup deletes by rowid.
             "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL) WITHOUT ROWID",
             "CREATE TABLE s1 (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL, rowid TEXT, oid TEXT, _rowid_ TEXT)",

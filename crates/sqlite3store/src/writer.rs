@@ -151,6 +151,12 @@ const YIELD_CHECK_STEPS: std::ffi::c_int = 1000;
 /// A boxed maintenance step that must run outside any transaction.
 pub(crate) type Standalone = Box<dyn FnOnce(&mut Connection) -> Result<u64> + Send>;
 
+/// What an update does to the row's owner.
+pub(crate) enum SetOwner {
+    Keep,
+    To(Option<String>),
+}
+
 /// One write. Tokens are already validated (and hashed, if configured).
 pub(crate) enum WriteOp {
     /// Insert or replace.
@@ -159,13 +165,33 @@ pub(crate) enum WriteOp {
         data: Vec<u8>,
         expiry: f64,
     },
+    /// Insert or replace, and set the owner.
+    CommitOwned {
+        key: String,
+        data: Vec<u8>,
+        expiry: f64,
+        owner: Option<String>,
+    },
     /// Insert unless an active row has the key; 1 if written, 0 if not.
     Create {
         key: String,
         data: Vec<u8>,
         expiry: f64,
         now: f64,
+        owner: Option<String>,
     },
+    /// Write over an active row only; 1 if written, 0 if it is gone.
+    Update {
+        key: String,
+        data: Vec<u8>,
+        expiry: f64,
+        now: f64,
+        owner: SetOwner,
+    },
+    /// Move an active row's expiry only; 1 if moved, 0 if it is gone.
+    Touch { key: String, expiry: f64, now: f64 },
+    /// Delete up to `limit` rows of `owner`; rows removed.
+    RevokeOwner { owner: String, limit: u64 },
     /// Delete one key; rows removed.
     Delete { key: String },
     /// Delete up to `limit` expired rows; rows removed. With
@@ -221,14 +247,47 @@ impl WriteOp {
             WriteOp::Commit { key, data, expiry } => conn
                 .prepare_cached(&sql.commit)?
                 .execute(params![key, data, expiry])?,
+            WriteOp::CommitOwned {
+                key,
+                data,
+                expiry,
+                owner,
+            } => conn
+                .prepare_cached(&sql.commit_owned)?
+                .execute(params![key, data, expiry, owner])?,
             WriteOp::Create {
                 key,
                 data,
                 expiry,
                 now,
+                owner,
             } => conn
                 .prepare_cached(&sql.create)?
+                .execute(params![key, data, expiry, now, owner])?,
+            WriteOp::Update {
+                key,
+                data,
+                expiry,
+                now,
+                owner: SetOwner::Keep,
+            } => conn
+                .prepare_cached(&sql.update)?
                 .execute(params![key, data, expiry, now])?,
+            WriteOp::Update {
+                key,
+                data,
+                expiry,
+                now,
+                owner: SetOwner::To(owner),
+            } => conn
+                .prepare_cached(&sql.update_owned)?
+                .execute(params![key, data, expiry, now, owner])?,
+            WriteOp::Touch { key, expiry, now } => conn
+                .prepare_cached(&sql.touch)?
+                .execute(params![key, expiry, now])?,
+            WriteOp::RevokeOwner { owner, limit } => conn
+                .prepare_cached(&sql.revoke_owner_batch)?
+                .execute(params![owner, i64::try_from(*limit).unwrap_or(i64::MAX)])?,
             WriteOp::Delete { key } => conn.prepare_cached(&sql.delete)?.execute([key])?,
             WriteOp::DeleteExpired { now, limit, .. } => conn
                 .prepare_cached(&sql.delete_expired_batch)?

@@ -422,3 +422,43 @@ async fn settled_at(store: &AsyncSqliteStore, writes: usize) {
     .await;
     assert!(reached.is_ok(), "never {writes} writes in flight");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn finds_answer_in_place_while_the_write_lock_is_held() -> Result<()> {
+    use std::future::Future as _;
+    use std::task::{Context, Poll, Waker};
+    let fx = Fixture::new();
+    let store = AsyncSqliteStore::open(fx.builder().busy_timeout(Duration::from_secs(30))).await?;
+    store.commit("t", b"d", fx.now() + MINUTE).await?;
+    // Another connection holds the write lock, with a change not committed.
+    let mut raw = fx.raw();
+    let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute("DELETE FROM sessions", [])?;
+    let pending = tokio::spawn({
+        let store = store.clone();
+        let exp = fx.now() + MINUTE;
+        async move { store.commit("u", b"e", exp).await }
+    });
+    tokio::task::yield_now().await; // the commit now waits for the lock
+                                    // Each find is ready at its first poll: it ran here, did not go to a
+                                    // thread, and did not wait for the lock. It sees the last commit.
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..100 {
+        let mut find = std::pin::pin!(store.find("t"));
+        match find.as_mut().poll(&mut cx) {
+            Poll::Ready(found) => assert_eq!(found?, Some(b"d".to_vec())),
+            Poll::Pending => panic!("a find waited while the write lock was held"),
+        }
+        let mut find = std::pin::pin!(store.find_with_expiry("nope"));
+        match find.as_mut().poll(&mut cx) {
+            Poll::Ready(found) => assert_eq!(found?, None),
+            Poll::Pending => panic!("a find waited while the write lock was held"),
+        }
+    }
+    assert_eq!(store.in_flight().reads, 0);
+    assert!(!pending.is_finished(), "the lock is held");
+    tx.rollback()?; // release the lock
+    pending.await.expect("join")?;
+    assert_eq!(store.find("u").await?, Some(b"e".to_vec()));
+    Ok(())
+}

@@ -119,12 +119,16 @@ fn a_file_created_by_go_opens_and_keeps_working() -> Result<()> {
     store.commit("new", b"rust", now + HOUR)?;
     clock.advance(2 * HOUR);
     assert_eq!(store.delete_expired()?, 2);
-    // No extra index or table was added to Go's schema.
+    // Only the nullable owner column and its partial index were added to
+    // Go's schema (see tests/owners.rs for Go's statements on it).
     let objects: Vec<String> = rusqlite::Connection::open(&path)?
         .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    assert_eq!(objects, ["sessions", "sessions_expiry_idx"]);
+    assert_eq!(
+        objects,
+        ["sessions", "sessions_expiry_idx", "sessions_owner_idx"]
+    );
     Ok(())
 }
 
@@ -140,8 +144,9 @@ fn the_schema_the_store_creates_is_gos() -> Result<()> {
     assert_eq!(
         sql,
         [
-            "CREATE TABLE \"sessions\" (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL)",
+            "CREATE TABLE \"sessions\" (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL, owner TEXT)",
             "CREATE INDEX \"sessions_expiry_idx\" ON \"sessions\"(expiry)",
+            "CREATE INDEX \"sessions_owner_idx\" ON \"sessions\"(owner) WHERE owner IS NOT NULL",
         ]
     );
     // Go's queries use the index we created.

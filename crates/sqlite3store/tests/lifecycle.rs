@@ -218,7 +218,7 @@ fn dropping_the_last_handle_while_cleanup_runs_closes_before_returning() -> Resu
     let conn = rusqlite::Connection::open(&db)?;
     conn.execute_batch(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)
-         INSERT INTO sessions SELECT 'old-' || i, zeroblob(100), 2400000.5 FROM n",
+         INSERT INTO sessions (token, data, expiry) SELECT 'old-' || i, zeroblob(100), 2400000.5 FROM n",
     )?;
     drop(conn);
     let store = SqliteStore::builder(&db)

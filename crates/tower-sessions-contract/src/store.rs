@@ -2,7 +2,9 @@
 //! shared contract. The SQL lives in the backends, the record's layout in
 //! `record.rs`; this file only maps calls and errors.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -28,6 +30,16 @@ const CREATE_ATTEMPTS: usize = 8;
 /// expiry is the record's `expiry_date`. Rows written by earlier versions,
 /// which hold the whole record with its id, still load.
 ///
+/// [`save`](SessionStore::save) writes over a live session only: when the
+/// session was deleted (logged out, revoked) or expired after the request
+/// loaded it, `save` stores nothing and returns `Ok(())`, so a late save
+/// never brings a session back; the next request starts a new one.
+/// [`create`](SessionStore::create) is the only way to make a session.
+///
+/// With [`with_owner_key`](Self::with_owner_key), each session's owner (a
+/// user id from its data) is kept up to date on every create and save, and
+/// [`revoke_owner`](Self::revoke_owner) logs that user out everywhere.
+///
 /// Cheap to clone when the backend is; clones share one backend.
 /// [`ExpiredDeletion`] runs the backend's `delete_expired`;
 /// [`spawn_cleanup_task`](crate::spawn_cleanup_task) runs it on the tokio
@@ -35,11 +47,16 @@ const CREATE_ATTEMPTS: usize = 8;
 #[derive(Clone)]
 pub struct ContractStore<S> {
     backend: S,
+    /// The data key that names the session's owner, if any.
+    owner_key: Option<Arc<str>>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for ContractStore<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ContractStore").field(&self.backend).finish()
+        f.debug_struct("ContractStore")
+            .field("backend", &self.backend)
+            .field("owner_key", &self.owner_key)
+            .finish()
     }
 }
 
@@ -47,7 +64,32 @@ impl<S> ContractStore<S> {
     /// Serves tower-sessions from `backend`.
     #[must_use]
     pub fn new(backend: S) -> Self {
-        Self { backend }
+        Self {
+            backend,
+            owner_key: None,
+        }
+    }
+
+    /// Takes each session's owner from the value under `key` in its data (a
+    /// string, or a number written in decimal), on every create and save: a
+    /// session without the key, or with another kind of value, has no owner.
+    /// [`revoke_owner`](Self::revoke_owner) and
+    /// [`count_owner`](Self::count_owner) then work per user. Default: no
+    /// owners are kept.
+    #[must_use]
+    pub fn with_owner_key(mut self, key: &str) -> Self {
+        self.owner_key = Some(key.into());
+        self
+    }
+
+    /// The owner of `record`, from its data under the owner key.
+    fn owner_of<'r>(&self, record: &'r Record) -> Option<Cow<'r, str>> {
+        let key = self.owner_key.as_deref()?;
+        match record.data.get(key)? {
+            serde_json::Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+            serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+            _ => None,
+        }
     }
 
     /// The backend, for everything tower-sessions does not ask for (stats,
@@ -61,6 +103,21 @@ impl<S> ContractStore<S> {
     #[must_use]
     pub fn into_inner(self) -> S {
         self.backend
+    }
+}
+
+impl<S: Backend> ContractStore<S> {
+    /// Deletes every session of `owner` (see
+    /// [`with_owner_key`](Self::with_owner_key)); returns how many it
+    /// removed. Each is gone for good: a request that loaded one before and
+    /// saves after cannot bring it back.
+    pub async fn revoke_owner(&self, owner: &str) -> Result<u64, S::Error> {
+        self.backend.revoke_owner(owner).await
+    }
+
+    /// How many live sessions `owner` has.
+    pub async fn count_owner(&self, owner: &str) -> Result<u64, S::Error> {
+        self.backend.count_owner(owner).await
     }
 }
 
@@ -81,9 +138,15 @@ where
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         for _ in 0..CREATE_ATTEMPTS {
             let data = record::encode(record)?;
+            let owner = self.owner_of(record);
             let stored = self
                 .backend
-                .create(&record.id.to_string(), &data, expiry(record))
+                .create_owned(
+                    &record.id.to_string(),
+                    &data,
+                    expiry(record),
+                    owner.as_deref(),
+                )
                 .await
                 .map_err(backend_error)?;
             if stored {
@@ -97,13 +160,27 @@ where
         )))
     }
 
-    /// Stores the record, replacing any session with its id.
+    /// Writes the record over its live session, and its owner with it when
+    /// an owner key is set. A session that is gone (deleted, revoked or
+    /// expired since it was loaded) stays gone: nothing is stored and the
+    /// call succeeds.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = record::encode(record)?;
-        self.backend
-            .commit(&record.id.to_string(), &data, expiry(record))
-            .await
-            .map_err(backend_error)
+        let token = record.id.to_string();
+        let written = match &self.owner_key {
+            None => self.backend.update(&token, &data, expiry(record)).await,
+            Some(_) => {
+                let owner = self.owner_of(record);
+                self.backend
+                    .update_owned(&token, &data, expiry(record), owner.as_deref())
+                    .await
+            }
+        }
+        .map_err(backend_error)?;
+        if !written {
+            tracing::debug!("save of a session that is gone; not recreated");
+        }
+        Ok(())
     }
 
     /// The session, unless it is missing or expired: when the backend's

@@ -55,6 +55,40 @@ impl SqliteSessionStore {
         Ok(Self::new(AsyncSqliteStore::open(builder).await?))
     }
 
+    /// Keeps each session's owner from the value under `key` in its data;
+    /// see [`ContractStore::with_owner_key`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("sessions.db");
+    /// use tower_sessions_sqlite3store::SqliteSessionStore;
+    ///
+    /// let store = SqliteSessionStore::open(&path).await?.with_owner_key("user_id");
+    /// // After `session.insert("user_id", 42)` and a save: one session of "42".
+    /// // "Log out everywhere":
+    /// let revoked = store.revoke_owner("42").await?;
+    /// # assert_eq!(revoked, 0);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_owner_key(self, key: &str) -> Self {
+        Self {
+            adapter: self.adapter.with_owner_key(key),
+        }
+    }
+
+    /// Deletes every session of `owner`; see [`ContractStore::revoke_owner`].
+    pub async fn revoke_owner(&self, owner: &str) -> sqlite3store::Result<u64> {
+        self.adapter.revoke_owner(owner).await
+    }
+
+    /// How many live sessions `owner` has.
+    pub async fn count_owner(&self, owner: &str) -> sqlite3store::Result<u64> {
+        self.adapter.count_owner(owner).await
+    }
+
     /// The store underneath, for everything tower-sessions does not ask for
     /// (stats, listing, vacuum, ...).
     #[must_use]

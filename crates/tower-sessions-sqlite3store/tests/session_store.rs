@@ -54,6 +54,15 @@ fn record_expiring_in(seconds: i64) -> Record {
     record
 }
 
+/// Stores a fresh record, keeping its id (what `save` no longer does: it
+/// only writes over a live session).
+async fn insert(store: &SqliteSessionStore, record: &Record) -> Result {
+    let mut created = record.clone();
+    store.create(&mut created).await?;
+    assert_eq!(created.id, record.id, "the id was taken");
+    Ok(())
+}
+
 fn backend_message(err: session_store::Error) -> String {
     match err {
         session_store::Error::Backend(message) => message,
@@ -76,7 +85,7 @@ async fn create_stores_a_new_session() -> Result {
 async fn create_never_overwrites_an_active_session() -> Result {
     let f = fixture().await?;
     let existing = record_expiring_in(3600);
-    f.store.save(&existing).await?;
+    insert(&f.store, &existing).await?;
 
     let mut newcomer = record_expiring_in(7200);
     newcomer.id = existing.id;
@@ -118,7 +127,7 @@ async fn concurrent_creates_of_one_id_all_end_up_distinct() -> Result {
 async fn create_takes_over_an_expired_id() -> Result {
     let f = fixture().await?;
     let stale = record_expiring_in(10);
-    f.store.save(&stale).await?;
+    insert(&f.store, &stale).await?;
     f.clock.advance(Duration::from_secs(20));
 
     let mut record = record_expiring_in(3600);
@@ -133,9 +142,13 @@ async fn create_takes_over_an_expired_id() -> Result {
 }
 
 #[tokio::test]
-async fn save_inserts_then_replaces() -> Result {
+async fn save_replaces_a_live_session_and_never_inserts() -> Result {
     let f = fixture().await?;
     let mut record = record_expiring_in(3600);
+    // Only create makes a session (see tests/revocation.rs).
+    f.store.save(&record).await?;
+    assert_eq!(f.store.load(&record.id).await?, None);
+    f.store.create(&mut record).await?;
     f.store.save(&record).await?;
     assert_eq!(f.store.load(&record.id).await?.as_ref(), Some(&record));
 
@@ -173,7 +186,7 @@ async fn load_of_a_missing_session_is_none() -> Result {
 async fn load_hides_expired_sessions() -> Result {
     let f = fixture().await?;
     let record = record_expiring_in(60);
-    f.store.save(&record).await?;
+    insert(&f.store, &record).await?;
     f.clock.advance(Duration::from_secs(59));
     assert!(f.store.load(&record.id).await?.is_some());
 
@@ -237,7 +250,7 @@ async fn delete_is_idempotent() -> Result {
     let record = record_expiring_in(3600);
     f.store.delete(&record.id).await?;
 
-    f.store.save(&record).await?;
+    insert(&f.store, &record).await?;
     f.store.delete(&record.id).await?;
     f.store.delete(&record.id).await?;
     assert_eq!(f.store.load(&record.id).await?, None);
@@ -264,7 +277,7 @@ async fn extreme_ids_and_hostile_data_round_trip() -> Result {
                 .data
                 .insert(key.into(), json!({ "v": key, "n": raw.to_string() }));
         }
-        f.store.save(&record).await?;
+        insert(&f.store, &record).await?;
         assert_eq!(f.store.load(&id).await?.as_ref(), Some(&record));
         f.store.delete(&id).await?;
         assert_eq!(f.store.load(&id).await?, None);
@@ -304,7 +317,7 @@ async fn records_past_the_default_limit_are_refused() -> Result {
     record
         .data
         .insert("blob".into(), json!("x".repeat(1000 * 1000)));
-    f.store.save(&record).await?;
+    insert(&f.store, &record).await?;
     assert_eq!(f.store.load(&record.id).await?, Some(record));
     Ok(())
 }
@@ -313,7 +326,7 @@ async fn records_past_the_default_limit_are_refused() -> Result {
 async fn storage_errors_are_backend_errors_with_their_message() -> Result {
     let f = fixture().await?;
     let record = record_expiring_in(3600);
-    f.store.save(&record).await?;
+    insert(&f.store, &record).await?;
     let read_only =
         SqliteSessionStore::open_with(SqliteStore::builder(db_path(&f.dir)).read_only(true))
             .await?;
@@ -331,8 +344,8 @@ async fn delete_expired_removes_only_expired_sessions() -> Result {
     let f = fixture().await?;
     let short = record_expiring_in(60);
     let long = record_expiring_in(3600);
-    f.store.save(&short).await?;
-    f.store.save(&long).await?;
+    insert(&f.store, &short).await?;
+    insert(&f.store, &long).await?;
     f.clock.advance(Duration::from_secs(120));
 
     f.store.delete_expired().await?;
@@ -346,7 +359,7 @@ async fn delete_expired_removes_only_expired_sessions() -> Result {
 async fn cleanup_task_deletes_expired_sessions_until_stopped() -> Result {
     let f = fixture().await?;
     let period = Duration::from_secs(300);
-    f.store.save(&record_expiring_in(60)).await?;
+    insert(&f.store, &record_expiring_in(60)).await?;
     f.clock.advance(Duration::from_secs(120));
     let task = spawn_cleanup_task(f.store.clone(), period);
 
@@ -354,7 +367,7 @@ async fn cleanup_task_deletes_expired_sessions_until_stopped() -> Result {
     assert_eq!(f.store.inner().stats().await?.expired, 0);
 
     task.stop().await?;
-    f.store.save(&record_expiring_in(60)).await?;
+    insert(&f.store, &record_expiring_in(60)).await?;
     f.clock.advance(Duration::from_secs(120));
     tokio::time::sleep(period * 3).await;
     assert_eq!(
@@ -370,7 +383,7 @@ async fn tower_sessions_continuous_deletion_works_too() -> Result {
     let f = fixture().await?;
     let period = Duration::from_secs(300);
     let deletion = tokio::spawn(f.store.clone().continuously_delete_expired(period));
-    f.store.save(&record_expiring_in(60)).await?;
+    insert(&f.store, &record_expiring_in(60)).await?;
     f.clock.advance(Duration::from_secs(120));
 
     tokio::time::sleep(period + Duration::from_secs(1)).await;
@@ -388,7 +401,7 @@ async fn conversions_share_one_store() -> Result {
     let from_async = SqliteSessionStore::from(AsyncSqliteStore::from(sync.clone()));
 
     let record = record_expiring_in(3600);
-    from_sync.save(&record).await?;
+    insert(&from_sync, &record).await?;
     assert_eq!(from_async.load(&record.id).await?.as_ref(), Some(&record));
     assert!(sync.find(&record.id.to_string())?.is_some());
     let opened = SqliteSessionStore::open(path).await?;

@@ -61,6 +61,53 @@ impl SessionStore for SyncFront {
     async fn delete(&self, token: &str) -> Result<bool> {
         self.0.delete(token)
     }
+    async fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
+        self.0.update(token, data, expiry)
+    }
+    async fn update_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        self.0.update_owned(token, data, expiry, owner)
+    }
+    async fn commit_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<()> {
+        self.0.commit_owned(token, data, expiry, owner)
+    }
+    async fn create_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        self.0.create_owned(token, data, expiry, owner)
+    }
+    async fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool> {
+        self.0.touch(token, expiry)
+    }
+    async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>> {
+        Ok(self
+            .0
+            .list_owner(owner, limit)?
+            .into_iter()
+            .map(|(token, expiry)| Listed::new(token, expiry))
+            .collect())
+    }
+    async fn count_owner(&self, owner: &str) -> Result<u64> {
+        self.0.count_owner(owner)
+    }
+    async fn revoke_owner(&self, owner: &str) -> Result<u64> {
+        self.0.revoke_owner(owner)
+    }
     async fn all(&self) -> Result<HashMap<String, Vec<u8>>> {
         self.0.all()
     }
