@@ -3,13 +3,22 @@
 //! tower-sessions' `SessionStore`), its single-writer-mutex variant, a
 //! Go-style baseline (Go's scs `sqlite3store`, reproduced through rusqlite),
 //! a hand-tuned rusqlite program and, with `--peers`,
-//! tower-sessions-sqlx-store run in a separate process. Each system is
+//! tower-sessions-sqlx-store run in a separate process; with
+//! `--postgres URL`, pgstore's `PgStore` and a go-style PostgreSQL baseline
+//! (Go scs postgresstore's SQL over a plain pool) beside them, each in its
+//! own table (`--only postgres` runs just those). Each system is
 //! labelled with what its acknowledged writes survive and the layer called.
 //! Used by the `bench` binary; not published, and nothing published depends
 //! on it.
 //!
 //! ```text
 //! cargo run --release -p bench -- --peers --out docs
+//! # Both sides in one run, one report (a private PostgreSQL server):
+//! bash scripts/pg-test-server.sh run sh -c \
+//!   'cargo run --release -p bench -- --peers --postgres "$PGSTORE_TEST_URL" --out docs'
+//! # Only PostgreSQL (into another directory, so docs/ keeps the SQLite run):
+//! bash scripts/pg-test-server.sh run sh -c \
+//!   'cargo run --release -p bench -- --only postgres --postgres "$PGSTORE_TEST_URL" --out /tmp/pg'
 //! ```
 //!
 //! runs every cell (a workload at a worker count) `--repeats` times per
