@@ -550,7 +550,7 @@ impl SqliteStore {
 
     /// Deletes every session of `owner`, active or expired ("log out
     /// everywhere"); returns how many rows it removed. Works in writes of
-    /// [`REVOKE_BATCH`] rows, so requests queued meanwhile wait for one
+    /// 256 rows, so requests queued meanwhile wait for one
     /// short batch, never for the whole owner. Every session the owner had
     /// when the call began is gone when it returns.
     pub fn revoke_owner(&self, owner: &str) -> Result<u64> {
