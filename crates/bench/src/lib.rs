@@ -3,13 +3,22 @@
 //! tower-sessions' `SessionStore`), its single-writer-mutex variant, a
 //! Go-style baseline (Go's scs `sqlite3store`, reproduced through rusqlite),
 //! a hand-tuned rusqlite program and, with `--peers`,
-//! tower-sessions-sqlx-store run in a separate process. Each system is
+//! tower-sessions-sqlx-store run in a separate process; with
+//! `--postgres URL`, pgstore's `PgStore` and a go-style PostgreSQL baseline
+//! (Go scs postgresstore's SQL over a plain pool) beside them, each in its
+//! own table (`--only postgres` runs just those). Each system is
 //! labelled with what its acknowledged writes survive and the layer called.
 //! Used by the `bench` binary; not published, and nothing published depends
 //! on it.
 //!
 //! ```text
 //! cargo run --release -p bench -- --peers --out docs
+//! # Both sides in one run, one report (a private PostgreSQL server):
+//! bash scripts/pg-test-server.sh run sh -c \
+//!   'cargo run --release -p bench -- --peers --postgres "$PGSTORE_TEST_URL" --out docs'
+//! # Only PostgreSQL (into another directory, so docs/ keeps the SQLite run):
+//! bash scripts/pg-test-server.sh run sh -c \
+//!   'cargo run --release -p bench -- --only postgres --postgres "$PGSTORE_TEST_URL" --out /tmp/pg'
 //! ```
 //!
 //! runs every cell (a workload at a worker count) `--repeats` times per
@@ -35,6 +44,7 @@ mod go_style;
 mod hand_tuned;
 mod ours;
 mod peers;
+mod postgres;
 mod report;
 pub use bench_workload as workload;
 
@@ -86,10 +96,16 @@ const GO_STYLE: &str = "go-style";
 const SQLX: &str = "tower-sessions-sqlx";
 /// Plain rusqlite with hand-picked settings: what SQLite itself can do.
 const HAND_TUNED: &str = "hand-tuned";
+/// pgstore's `PgStore` (with `--postgres`).
+const PG_OURS: &str = "pgstore";
+/// Go's scs postgresstore SQL over a plain pool (with `--postgres`).
+const PG_GO_STYLE: &str = "go-style postgres";
+/// The PostgreSQL systems, run by default with `--postgres`.
+const PG_SYSTEMS: [&str; 2] = [PG_OURS, PG_GO_STYLE];
 
 /// Every system: the name in results, and the short names `--systems`
 /// accepts.
-const SYSTEMS: [(&str, &[&str]); 9] = [
+const SYSTEMS: [(&str, &[&str]); 11] = [
     (OURS, &["sqlite3store", "ours", "a"]),
     (OURS_FSYNC, &["power-loss"]),
     (SINGLE_WRITER, &["single-writer", "a2"]),
@@ -99,6 +115,8 @@ const SYSTEMS: [(&str, &[&str]); 9] = [
     (GO_STYLE, &["go-style", "go", "c"]),
     (SQLX, &["sqlx", "tower-sessions-sqlx", "b"]),
     (HAND_TUNED, &["hand-tuned"]),
+    (PG_OURS, &["pgstore", "pg"]),
+    (PG_GO_STYLE, &["go-style-postgres", "go-pg"]),
 ];
 
 /// The systems run when `--systems` is not given (sqlx too with `--peers`).
@@ -180,6 +198,17 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = peers::BUILD)]
     pub peers: Option<String>,
 
+    /// Also run the PostgreSQL systems (pgstore, go-style postgres) against
+    /// this server (a libpq URL or key=value conninfo), each in its own
+    /// table (bench_pgstore, bench_go_style), dropped at the end.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+
+    /// Run only one side's default systems: `sqlite` or `postgres` (needs
+    /// --postgres). Ignored when --systems is given.
+    #[arg(long, value_name = "SIDE")]
+    pub only: Option<String>,
+
     /// Write bench.json, bench.md and bench.svg into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -259,10 +288,27 @@ impl BenchArgs {
 
     /// The systems asked for, by their result names.
     fn systems(&self) -> Result<Vec<&'static str>, BoxError> {
+        let (sqlite, pg) = match self.only.as_deref() {
+            None => (true, self.postgres.is_some()),
+            Some("sqlite") => (true, false),
+            Some("postgres") => (false, true),
+            Some(other) => {
+                return Err(format!("unknown --only {other:?}; expected sqlite or postgres").into())
+            }
+        };
+        if pg && self.postgres.is_none() {
+            return Err("--only postgres needs --postgres URL".into());
+        }
         if self.systems.is_empty() {
-            let mut all = DEFAULT_SYSTEMS.to_vec();
-            if self.peers.is_some() {
-                all.push(SQLX);
+            let mut all = Vec::new();
+            if sqlite {
+                all.extend(DEFAULT_SYSTEMS);
+                if self.peers.is_some() {
+                    all.push(SQLX);
+                }
+            }
+            if pg {
+                all.extend(PG_SYSTEMS);
             }
             return Ok(all);
         }
@@ -275,10 +321,13 @@ impl BenchArgs {
                 .ok_or_else(|| {
                     format!(
                         "unknown system {name:?}; expected sqlite3store, power-loss, single-writer, \
-                         single-writer-power-loss, adapter, adapter-power-loss, go-style, hand-tuned \
-                         or sqlx"
+                         single-writer-power-loss, adapter, adapter-power-loss, go-style, hand-tuned, \
+                         sqlx, pgstore or go-style-postgres"
                     )
                 })?;
+            if PG_SYSTEMS.contains(system) && self.postgres.is_none() {
+                return Err(format!("{system} needs --postgres URL").into());
+            }
             if !chosen.contains(system) {
                 chosen.push(*system);
             }
@@ -288,7 +337,11 @@ impl BenchArgs {
 }
 
 /// An in-process system, ready to run cells.
-fn runner(system: &'static str, cfg: &Config) -> Result<Box<dyn Runs>, BoxError> {
+fn runner(
+    system: &'static str,
+    cfg: &Config,
+    postgres: Option<&str>,
+) -> Result<Box<dyn Runs>, BoxError> {
     let ours = |name, group_commit, durability| -> Box<dyn Runs> {
         Box::new(Runner::new(
             ours::Ours {
@@ -314,6 +367,28 @@ fn runner(system: &'static str, cfg: &Config) -> Result<Box<dyn Runs>, BoxError>
         )),
         GO_STYLE => Box::new(Runner::new(go_style::GoStyle, cfg.clone())),
         HAND_TUNED => Box::new(Runner::new(hand_tuned::HandTuned, cfg.clone())),
+        PG_OURS | PG_GO_STYLE => {
+            let url = postgres.ok_or("the PostgreSQL systems need --postgres URL")?;
+            if system == PG_OURS {
+                Box::new(Runner::new(
+                    postgres::PgOurs {
+                        name: PG_OURS,
+                        url: url.to_owned(),
+                    },
+                    cfg.clone(),
+                ))
+            } else {
+                let most = cfg.workers.iter().copied().max().unwrap_or(1);
+                Box::new(Runner::new(
+                    postgres::PgGoStyle {
+                        name: PG_GO_STYLE,
+                        url: url.to_owned(),
+                        pool_size: most.max(cfg.many_workers).max(cfg.cleanup_workers + 1),
+                    },
+                    cfg.clone(),
+                ))
+            }
+        }
         other => return Err(format!("{other} does not run in this process").into()),
     })
 }
@@ -351,7 +426,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
                 }
             }
         } else {
-            runners.push(runner(system, &cfg)?);
+            runners.push(runner(system, &cfg, args.postgres.as_deref())?);
         }
     }
     let mut rows: Vec<Row> = Vec::new();
@@ -397,6 +472,18 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
         }
     }
     drop(runners);
+    if let Some(url) = &args.postgres {
+        for (system, table) in [
+            (PG_OURS, postgres::OURS_TABLE),
+            (PG_GO_STYLE, postgres::GO_TABLE),
+        ] {
+            if systems.contains(&system) {
+                if let Err(err) = postgres::drop_table(url, table) {
+                    missing.push(format!("{system}: dropping table {table} failed: {err}"));
+                }
+            }
+        }
+    }
     let report = report::Report::new(
         report::Meta {
             date: utc_now(),
@@ -486,6 +573,31 @@ mod tests {
         assert_eq!(args.peers.as_deref(), Some(peers::BUILD));
         let bad = DefaultArgs::try_parse_from(["bench", "--workloads", "nope"])?.args;
         assert!(bad.config().is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn postgres_systems_come_with_a_url_and_can_run_alone() -> Result<(), BoxError> {
+        let parse = |argv: &[&str]| -> Result<BenchArgs, BoxError> {
+            Ok(DefaultArgs::try_parse_from(argv)?.args)
+        };
+        let both = parse(&["bench", "--postgres", "host=/tmp"])?;
+        let mut expected = DEFAULT_SYSTEMS.to_vec();
+        expected.extend(PG_SYSTEMS);
+        assert_eq!(both.systems()?, expected);
+        let pg = parse(&["bench", "--postgres", "host=/tmp", "--only", "postgres"])?;
+        assert_eq!(pg.systems()?, PG_SYSTEMS.to_vec());
+        let sqlite = parse(&["bench", "--postgres", "host=/tmp", "--only", "sqlite"])?;
+        assert_eq!(sqlite.systems()?, DEFAULT_SYSTEMS.to_vec());
+        let chosen = parse(&["bench", "--postgres", "h", "--systems", "pg,go-pg"])?;
+        assert_eq!(chosen.systems()?, vec![PG_OURS, PG_GO_STYLE]);
+        // Without a URL, asking for them is a clear error, not a panic.
+        assert!(parse(&["bench", "--only", "postgres"])?.systems().is_err());
+        assert!(parse(&["bench", "--systems", "pgstore"])?
+            .systems()
+            .is_err());
+        assert!(parse(&["bench", "--only", "mysql"])?.systems().is_err());
+        assert!(runner(PG_OURS, &BenchArgs::default().config()?, None).is_err());
         Ok(())
     }
 }

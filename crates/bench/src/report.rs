@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::workload::{Config, Memory, Row, Workload};
 use crate::{
-    ADAPTER, ADAPTER_FSYNC, GO_STYLE, HAND_TUNED, OURS, OURS_FSYNC, SINGLE_WRITER,
-    SINGLE_WRITER_FSYNC, SQLX,
+    ADAPTER, ADAPTER_FSYNC, GO_STYLE, HAND_TUNED, OURS, OURS_FSYNC, PG_GO_STYLE, PG_OURS,
+    SINGLE_WRITER, SINGLE_WRITER_FSYNC, SQLX,
 };
 
 /// How the systems are run, for readers of the report.
@@ -37,6 +37,14 @@ write), cleanup as one `DELETE`; `all()` builds the same map as sqlite3store's.
 process. sqlx 0.8 opens SQLite with a rollback journal and `synchronous=FULL`: survives power loss. Its ids \
 are i128 and its records carry the 256 bytes as a 256-character string, as do the tower-sessions-sqlite3store \
 system's.
+- **pgstore** (with `--postgres`): this project's `PgStore` with its defaults (a pool of 16, its cleanup \
+task off; the benchmark calls `delete_expired()`), through its blocking front, on the given server, \
+table `bench_pgstore`. PostgreSQL's default `synchronous_commit=on` flushes the WAL before each \
+acknowledgement (power loss, if the server runs with `fsync=on`).
+- **go-style postgres** (with `--postgres`): Go's scs `postgresstore` reproduced: its exact SQL (upsert \
+`ON CONFLICT (token) DO UPDATE`, `current_timestamp < expiry`, one `DELETE` for cleanup), each call a \
+statement prepared and run (nothing cached), over a plain deadpool-postgres pool as large as the most \
+workers in the run, table `bench_go_style`. The database's own file sizes are not measured (0 MiB).
 
 \"raw\" systems are called directly on the worker thread; \"SessionStore\" systems through the trait. \
 Each worker loops until the deadline; only the call is timed. Every cell (a workload at a worker count) \
@@ -125,7 +133,7 @@ pub(crate) struct Comparison {
 /// The pairs compared, numerator first: defaults against defaults, then
 /// matched durability and layers, then group commit against the mutex and
 /// the cost of the tower-sessions layer.
-const PAIRS: [(&str, &str); 10] = [
+const PAIRS: [(&str, &str); 12] = [
     (OURS, GO_STYLE),
     (OURS, SQLX),
     (OURS_FSYNC, GO_STYLE),
@@ -136,6 +144,8 @@ const PAIRS: [(&str, &str); 10] = [
     (OURS, SINGLE_WRITER),
     (OURS, ADAPTER),
     (OURS, HAND_TUNED),
+    (PG_OURS, PG_GO_STYLE),
+    (PG_OURS, OURS_FSYNC),
 ];
 
 /// What a summary is ranked by: ops/s, or rows/s for cleanup.
@@ -261,6 +271,8 @@ impl Report {
             GO_STYLE,
             SQLX,
             HAND_TUNED,
+            PG_OURS,
+            PG_GO_STYLE,
         ] {
             if self.summary.iter().any(|s| s.row.system == known) {
                 out.push(known);
@@ -808,6 +820,85 @@ fn checks(rows: &[Row]) -> Vec<Check> {
             met: value.map(|v| v >= min),
         });
     }
+    out.extend(pg_checks(rows));
+    out
+}
+
+/// Issue 11's PostgreSQL targets, pgstore's rows against the go-style
+/// baseline's (tower-sessions-sqlx's PostgresStore is not run yet, so its
+/// targets read "not measured").
+fn pg_checks(rows: &[Row]) -> Vec<Check> {
+    let mut out = Vec::new();
+    let check = |target: String, measured: Option<String>, met: Option<bool>| Check {
+        target: format!("PostgreSQL: {target}"),
+        measured: measured.unwrap_or_else(|| "—".into()),
+        met,
+    };
+    for workload in [
+        Workload::FindHit,
+        Workload::FindMiss,
+        Workload::CommitUpdate,
+        Workload::CommitInsert,
+    ] {
+        for workers in [1, 16] {
+            let w = workload.name();
+            let go = ratio_of(rows, PG_OURS, PG_GO_STYLE, workload, workers);
+            out.push(check(
+                format!("{w} ×{workers}: ≥ 1x go-style postgres"),
+                go.map(times),
+                go.map(|v| v >= 1.0),
+            ));
+            out.push(check(
+                format!("{w} ×{workers}: ≥ 2x tower-sessions-sqlx PostgresStore"),
+                None,
+                None,
+            ));
+        }
+    }
+    for workload in [
+        Workload::FindHit,
+        Workload::FindMiss,
+        Workload::CommitUpdate,
+        Workload::CommitInsert,
+        Workload::Mixed,
+    ] {
+        let p99 = find_row(rows, PG_OURS, workload, 16).map(|r| r.p99_us);
+        out.push(check(
+            format!("{} ×16: p99 < 5 ms", workload.name()),
+            p99.map(latency),
+            p99.map(|v| v < 5_000.0),
+        ));
+    }
+    let many = rows
+        .iter()
+        .find(|r| r.system == PG_OURS && r.workload == Workload::MixedMany);
+    out.push(check(
+        "mixed at 64 workers: zero errors".into(),
+        many.map(|r| format!("{} errors in {} ops (×{})", r.errors, r.ops, r.workers)),
+        many.map(|r| r.errors == 0 && r.ops > 0 && r.workers >= 64),
+    ));
+    let loaded = rows
+        .iter()
+        .find(|r| r.system == PG_OURS && r.workload == Workload::Cleanup)
+        .and_then(|r| r.cleanup.as_ref().map(|c| (r, c)));
+    out.push(check(
+        "cleanup under load: no request over 25 ms".into(),
+        loaded.map(|(r, c)| {
+            format!(
+                "worst {}; {} of {} requests over 25 ms; {} errors",
+                latency(r.max_us),
+                c.slow_requests,
+                r.ops,
+                r.errors
+            )
+        }),
+        loaded.map(|(r, _)| r.max_us <= 25_000.0 && r.errors == 0),
+    ));
+    out.push(check(
+        "cleanup under load: ≥ 50,000 rows/s".into(),
+        loaded.map(|(_, c)| format!("{} rows/s", ops(c.rows_per_sec))),
+        loaded.map(|(_, c)| c.rows_per_sec >= 50_000.0),
+    ));
     out
 }
 
@@ -1060,6 +1151,44 @@ mod tests {
             Some(Some(false))
         );
         assert_eq!(get("commit-update ×16: p99 < 5 ms"), Some(Some(false)));
+    }
+
+    #[test]
+    fn postgres_checks_compare_pgstore_with_its_go_style_baseline() {
+        let rows = vec![
+            row(PG_OURS, Workload::FindHit, 16, 30_000.0, 4_000.0),
+            row(PG_GO_STYLE, Workload::FindHit, 16, 10_000.0, 9_000.0),
+            row(PG_OURS, Workload::CommitUpdate, 1, 1_000.0, 900.0),
+            row(PG_GO_STYLE, Workload::CommitUpdate, 1, 2_000.0, 900.0),
+            // A SQLite row must not count for the PostgreSQL targets.
+            row(OURS, Workload::FindMiss, 16, 1.0, 1.0),
+        ];
+        let checks = checks(&rows);
+        let get = |t: &str| {
+            checks
+                .iter()
+                .find(|c| c.target == format!("PostgreSQL: {t}"))
+                .map(|c| c.met)
+        };
+        assert_eq!(
+            get("find-hit ×16: ≥ 1x go-style postgres"),
+            Some(Some(true))
+        );
+        assert_eq!(
+            get("commit-update ×1: ≥ 1x go-style postgres"),
+            Some(Some(false))
+        );
+        assert_eq!(get("find-hit ×16: p99 < 5 ms"), Some(Some(true)));
+        assert_eq!(get("find-miss ×16: p99 < 5 ms"), Some(None));
+        assert_eq!(
+            get("find-hit ×1: ≥ 2x tower-sessions-sqlx PostgresStore"),
+            Some(None)
+        );
+        assert_eq!(get("mixed at 64 workers: zero errors"), Some(None));
+        let comparisons = comparisons(&summarize(&rows));
+        assert!(comparisons
+            .iter()
+            .any(|c| c.system == PG_OURS && c.other == PG_GO_STYLE && c.like_for_like));
     }
 
     #[test]
