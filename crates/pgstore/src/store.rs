@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use session_contract::{Session, TokenHasher};
+use tokio_postgres::types::ToSql;
 
 use crate::builder::{millis_setting, Builder};
 use crate::cleanup::{self, CleanupOptions, CleanupReport, Outcome};
@@ -214,10 +215,11 @@ impl PgStore {
     /// stored but never found. Expiries are clamped to 1970..=9999.
     pub async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
         let key = self.inner.commit_key(token, data)?;
-        let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.commit).await?;
-        client
-            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry)])
+        self.inner
+            .execute(
+                &self.inner.sql.commit,
+                &[&key, &data, &clamp_expiry(expiry)],
+            )
             .await?;
         Ok(())
     }
@@ -268,10 +270,12 @@ impl PgStore {
             return self.create_owned(token, data, expiry, None).await;
         }
         let key = self.inner.commit_key(token, data)?;
-        let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.create).await?;
-        let n = client
-            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry)])
+        let n = self
+            .inner
+            .execute(
+                &self.inner.sql.create,
+                &[&key, &data, &clamp_expiry(expiry)],
+            )
             .await?;
         Ok(n > 0)
     }
@@ -287,10 +291,12 @@ impl PgStore {
     ) -> Result<bool> {
         let key = self.inner.commit_key(token, data)?;
         let owner = self.inner.check_owner(owner)?;
-        let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.create_owned).await?;
-        let n = client
-            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry), &owner])
+        let n = self
+            .inner
+            .execute(
+                &self.inner.sql.create_owned,
+                &[&key, &data, &clamp_expiry(expiry), &owner],
+            )
             .await?;
         Ok(n > 0)
     }
@@ -310,10 +316,11 @@ impl PgStore {
     ) -> Result<()> {
         let key = self.inner.commit_key(token, data)?;
         let owner = self.inner.check_owner(owner)?;
-        let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.commit_owned).await?;
-        client
-            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry), &owner])
+        self.inner
+            .execute(
+                &self.inner.sql.commit_owned,
+                &[&key, &data, &clamp_expiry(expiry), &owner],
+            )
             .await?;
         Ok(())
     }
@@ -324,10 +331,12 @@ impl PgStore {
     /// delete that committed before it never comes back.
     pub async fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
         let key = self.inner.commit_key(token, data)?;
-        let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.update).await?;
-        let n = client
-            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry)])
+        let n = self
+            .inner
+            .execute(
+                &self.inner.sql.update,
+                &[&key, &data, &clamp_expiry(expiry)],
+            )
             .await?;
         Ok(n > 0)
     }
@@ -342,10 +351,12 @@ impl PgStore {
     ) -> Result<bool> {
         let key = self.inner.commit_key(token, data)?;
         let owner = self.inner.check_owner(owner)?;
-        let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.update_owned).await?;
-        let n = client
-            .execute(&stmt, &[&key, &data, &clamp_expiry(expiry), &owner])
+        let n = self
+            .inner
+            .execute(
+                &self.inner.sql.update_owned,
+                &[&key, &data, &clamp_expiry(expiry), &owner],
+            )
             .await?;
         Ok(n > 0)
     }
@@ -357,10 +368,9 @@ impl PgStore {
         let Some(key) = self.inner.lookup_key(token) else {
             return Ok(false);
         };
-        let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.touch).await?;
-        Ok(client
-            .execute(&stmt, &[&key, &clamp_expiry(expiry)])
+        Ok(self
+            .inner
+            .execute(&self.inner.sql.touch, &[&key, &clamp_expiry(expiry)])
             .await?
             > 0)
     }
@@ -399,9 +409,10 @@ impl PgStore {
         if !self.inner.owner_readable(owner) {
             return Ok(0);
         }
-        let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.revoke_owner).await?;
-        let removed = client.execute(&stmt, &[&owner]).await?;
+        let removed = self
+            .inner
+            .execute(&self.inner.sql.revoke_owner, &[&owner])
+            .await?;
         tracing::debug!(removed, "owner's sessions revoked");
         Ok(removed)
     }
@@ -412,9 +423,7 @@ impl PgStore {
         let Some(key) = self.inner.lookup_key(token) else {
             return Ok(false);
         };
-        let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.delete).await?;
-        Ok(client.execute(&stmt, &[&key]).await? > 0)
+        Ok(self.inner.execute(&self.inner.sql.delete, &[&key]).await? > 0)
     }
 
     /// Every live session, token to data; empty when there are none. With
@@ -559,6 +568,14 @@ impl Inner {
             .get()
             .await
             .map_err(|e| Error::from_pool(e, self.wait_timeout))
+    }
+
+    /// Runs one write statement on a pooled connection (prepared once per
+    /// connection) and returns how many rows it touched.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(client.execute(&stmt, params).await?)
     }
 
     fn lock_task(&self) -> std::sync::MutexGuard<'_, Option<cleanup::Task>> {
