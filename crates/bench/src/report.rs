@@ -812,7 +812,7 @@ fn checks(rows: &[Row]) -> Vec<Check> {
         let value = ratio(rows, workload, workers, HAND_TUNED);
         out.push(Check {
             target: format!(
-                "{} ×{workers}: ≥ {}x hand-tuned (issue 13)",
+                "{} ×{workers}: ≥ {} hand-tuned (issue 13)",
                 workload.name(),
                 times(min)
             ),
