@@ -81,14 +81,13 @@ impl Background {
 }
 
 impl Drop for Background {
-    /// Only when the store's `close` did not run (see `Inner`'s drop).
+    /// The store's `close` stops its threads with `stop_and_join`; this is
+    /// for any other owner, and never blocks a runtime thread.
     fn drop(&mut self) {
         self.stop();
         if let Some(thread) = self.thread.take() {
-            // The last handle to the store may be dropped on this very thread
-            // (it upgraded its Weak for a run); it ends by itself then. On an
-            // async runtime's thread we do not block either: the thread ends
-            // by itself after its current step.
+            // Not on the thread itself, nor on an async runtime's thread:
+            // there it ends by itself after its current step.
             if thread.thread().id() != thread::current().id() && !in_async_context() {
                 let _ = thread.join();
             }
