@@ -100,8 +100,10 @@ impl Drop for Handles {
     }
 }
 
-/// What one cleanup run did.
+/// What one cleanup run did. It may gain fields, so it is built only by
+/// the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CleanupReport {
     /// When the run started.
     pub started: SystemTime,
