@@ -214,14 +214,10 @@ impl PgStore {
     /// that token (an upsert, as Go's `Commit`). An expiry in the past is
     /// stored but never found. Expiries are clamped to 1970..=9999.
     pub async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
-        let key = self.inner.commit_key(token, data)?;
         self.inner
-            .execute(
-                &self.inner.sql.commit,
-                &[&key, &data, &clamp_expiry(expiry)],
-            )
-            .await?;
-        Ok(())
+            .write(&self.inner.sql.commit, token, data, expiry)
+            .await
+            .map(drop)
     }
 
     /// [`commit`](Self::commit) for every `(token, session)`, in one
@@ -269,15 +265,11 @@ impl PgStore {
             // Clears the owner of an expired row it replaces.
             return self.create_owned(token, data, expiry, None).await;
         }
-        let key = self.inner.commit_key(token, data)?;
-        let n = self
+        Ok(self
             .inner
-            .execute(
-                &self.inner.sql.create,
-                &[&key, &data, &clamp_expiry(expiry)],
-            )
-            .await?;
-        Ok(n > 0)
+            .write(&self.inner.sql.create, token, data, expiry)
+            .await?
+            > 0)
     }
 
     /// Like [`create`](Self::create), with an owner (see
@@ -289,16 +281,11 @@ impl PgStore {
         expiry: SystemTime,
         owner: Option<&str>,
     ) -> Result<bool> {
-        let key = self.inner.commit_key(token, data)?;
-        let owner = self.inner.check_owner(owner)?;
-        let n = self
+        Ok(self
             .inner
-            .execute(
-                &self.inner.sql.create_owned,
-                &[&key, &data, &clamp_expiry(expiry), &owner],
-            )
-            .await?;
-        Ok(n > 0)
+            .write_owned(&self.inner.sql.create_owned, token, data, expiry, owner)
+            .await?
+            > 0)
     }
 
     /// Like [`commit`](Self::commit) (an upsert), and sets the session's
@@ -314,15 +301,10 @@ impl PgStore {
         expiry: SystemTime,
         owner: Option<&str>,
     ) -> Result<()> {
-        let key = self.inner.commit_key(token, data)?;
-        let owner = self.inner.check_owner(owner)?;
         self.inner
-            .execute(
-                &self.inner.sql.commit_owned,
-                &[&key, &data, &clamp_expiry(expiry), &owner],
-            )
-            .await?;
-        Ok(())
+            .write_owned(&self.inner.sql.commit_owned, token, data, expiry, owner)
+            .await
+            .map(drop)
     }
 
     /// Writes `data` and `expiry` over the session `token` only while it is
@@ -330,15 +312,11 @@ impl PgStore {
     /// writing nothing, when it is missing or expired. One `UPDATE`: a
     /// delete that committed before it never comes back.
     pub async fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
-        let key = self.inner.commit_key(token, data)?;
-        let n = self
+        Ok(self
             .inner
-            .execute(
-                &self.inner.sql.update,
-                &[&key, &data, &clamp_expiry(expiry)],
-            )
-            .await?;
-        Ok(n > 0)
+            .write(&self.inner.sql.update, token, data, expiry)
+            .await?
+            > 0)
     }
 
     /// Like [`update`](Self::update), and sets the owner (`None` clears it).
@@ -349,16 +327,11 @@ impl PgStore {
         expiry: SystemTime,
         owner: Option<&str>,
     ) -> Result<bool> {
-        let key = self.inner.commit_key(token, data)?;
-        let owner = self.inner.check_owner(owner)?;
-        let n = self
+        Ok(self
             .inner
-            .execute(
-                &self.inner.sql.update_owned,
-                &[&key, &data, &clamp_expiry(expiry), &owner],
-            )
-            .await?;
-        Ok(n > 0)
+            .write_owned(&self.inner.sql.update_owned, token, data, expiry, owner)
+            .await?
+            > 0)
     }
 
     /// Moves the expiry of the live session `token` without sending or
@@ -568,6 +541,31 @@ impl Inner {
             .get()
             .await
             .map_err(|e| Error::from_pool(e, self.wait_timeout))
+    }
+
+    /// Writes `data` under `token` until `expiry` with `sql` (parameters:
+    /// storage key, data, expiry), after the checks every write makes;
+    /// returns how many rows it touched.
+    async fn write(&self, sql: &str, token: &str, data: &[u8], expiry: SystemTime) -> Result<u64> {
+        let key = self.commit_key(token, data)?;
+        self.execute(sql, &[&key, &data, &clamp_expiry(expiry)])
+            .await
+    }
+
+    /// [`write`](Self::write) with the session's owner as a fourth
+    /// parameter (`None` clears it), checked first.
+    async fn write_owned(
+        &self,
+        sql: &str,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<u64> {
+        let key = self.commit_key(token, data)?;
+        let owner = self.check_owner(owner)?;
+        self.execute(sql, &[&key, &data, &clamp_expiry(expiry), &owner])
+            .await
     }
 
     /// Runs one write statement on a pooled connection (prepared once per
