@@ -253,19 +253,6 @@ fn stop_cleanup_stops_further_runs() -> support::TestResult {
     }
 }
 
-/// Threads of this process whose name starts with `prefix` (names are cut
-/// to 15 bytes), from `/proc/self/task`.
-fn threads_named(prefix: &str) -> std::io::Result<usize> {
-    let mut n = 0;
-    for task in std::fs::read_dir("/proc/self/task")? {
-        // A thread may end between the listing and the read.
-        if let Ok(name) = std::fs::read_to_string(task?.path().join("comm")) {
-            n += usize::from(name.starts_with(prefix));
-        }
-    }
-    Ok(n)
-}
-
 fn stop_child() -> support::TestResult {
     const CLEANUP_THREAD: &str = "sqlite3store-cl";
     let fx = Fixture::new();
@@ -278,7 +265,7 @@ fn stop_child() -> support::TestResult {
         .stats()
         .map(|s| s.last_cleanup.is_some())
         .unwrap_or(false)));
-    match threads_named(CLEANUP_THREAD) {
+    match support::threads_named(CLEANUP_THREAD) {
         Ok(1) => {}
         Ok(n) => panic!("{n} cleanup threads before the stop"),
         Err(err) => {
@@ -290,8 +277,10 @@ fn stop_child() -> support::TestResult {
     store.stop_cleanup();
     // The stop is seen: the thread ends (after the run it may be in).
     assert!(
-        eventually(Duration::from_secs(20), || threads_named(CLEANUP_THREAD)
-            .is_ok_and(|n| n == 0)),
+        eventually(Duration::from_secs(20), || support::threads_named(
+            CLEANUP_THREAD
+        )
+        .is_ok_and(|n| n == 0)),
         "the cleanup thread still runs 20 s after stop_cleanup"
     );
     let last = store.stats()?.last_cleanup;

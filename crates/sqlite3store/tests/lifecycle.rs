@@ -2,11 +2,15 @@
 //! a file of its own: it counts this process's threads, so its tests take
 //! turns (`serial`) and no other test may run beside them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use common::eventually;
 use sqlite3store::{AsyncSqliteStore, Error, Result, SqliteStore};
+
+mod common;
+mod support;
 
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -17,36 +21,15 @@ fn serial() -> MutexGuard<'static, ()> {
 fn threads_countable() -> bool {
     let ok = Path::new("/proc/self/task").exists();
     if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no /proc: cannot count threads"
-        );
-        eprintln!("no /proc: thread counting is Linux-only; skipped");
+        support::skip("no /proc: thread counting is Linux-only")
+            .expect("skip returns Ok or panics");
     }
     ok
 }
 
 /// Threads of this process whose name starts with "sqlite3store-".
 fn store_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|tasks| {
-            tasks
-                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-                .filter(|name| name.starts_with("sqlite3store-"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    true
+    support::threads_named("sqlite3store-").expect("/proc/self/task lists this process's threads")
 }
 
 #[test]
@@ -60,7 +43,7 @@ fn dropping_the_last_clone_ends_every_thread() -> Result<()> {
     let clone = store.clone();
     // A new thread names itself as it starts, so wait for the names.
     assert!(
-        eventually(|| store_threads() == 2),
+        eventually(Duration::from_secs(20), || store_threads() == 2),
         "cleanup and checkpoint threads"
     );
     store.stop_cleanup();
@@ -73,7 +56,7 @@ fn dropping_the_last_clone_ends_every_thread() -> Result<()> {
     // A store without cleanup has only the checkpoint thread.
     let store = SqliteStore::with_cleanup_interval(dir.path().join("t.db"), Duration::ZERO)?;
     assert!(
-        eventually(|| store_threads() == 1),
+        eventually(Duration::from_secs(20), || store_threads() == 1),
         "checkpoint thread only"
     );
     drop(store);
@@ -95,7 +78,7 @@ fn busy_store(dir: &Path) -> Result<SqliteStore> {
         store.commit(&format!("token-{i}"), b"data", expiry)?;
     }
     assert!(
-        eventually(|| store_threads() == 2),
+        eventually(Duration::from_secs(20), || store_threads() == 2),
         "cleanup and checkpoint threads"
     );
     assert!(wal_len(store.path()) > 0, "the WAL holds the commits");
@@ -103,9 +86,7 @@ fn busy_store(dir: &Path) -> Result<SqliteStore> {
 }
 
 fn wal_len(db: &Path) -> u64 {
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len())
+    std::fs::metadata(support::sidecar(db, "-wal")).map_or(0, |m| m.len())
 }
 
 /// Copies the database file alone (no `-wal`, no `-shm`) and counts the
@@ -231,7 +212,7 @@ fn dropping_the_last_handle_while_cleanup_runs_closes_before_returning() -> Resu
         store.commit(&format!("token-{i}"), b"data", expiry)?;
     }
     // The cleanup thread is running (it holds the store for its run).
-    assert!(eventually(|| store_threads() == 2));
+    assert!(eventually(Duration::from_secs(20), || store_threads() == 2));
     drop(store);
     assert_closed_with_old_rows(&db)
 }
@@ -268,7 +249,8 @@ fn dropping_the_last_handle_inside_a_runtime_closes_soon_after() -> Result<()> {
         .build()?;
     rt.block_on(async move { drop(store) });
     assert!(
-        eventually(|| store_threads() == 0 && wal_len(&db) == 0),
+        eventually(Duration::from_secs(20), || store_threads() == 0
+            && wal_len(&db) == 0),
         "closed on the blocking pool"
     );
     assert_closed(&db)?;

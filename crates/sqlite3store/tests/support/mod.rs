@@ -432,3 +432,16 @@ pub(crate) fn hmac_hex(key: &[u8], token: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Threads of this process whose name starts with `prefix` (names are cut
+/// to 15 bytes), from `/proc/self/task`.
+pub(crate) fn threads_named(prefix: &str) -> std::io::Result<usize> {
+    let mut n = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        // A thread may end between the listing and the read.
+        if let Ok(name) = std::fs::read_to_string(task?.path().join("comm")) {
+            n += usize::from(name.starts_with(prefix));
+        }
+    }
+    Ok(n)
+}
