@@ -1,5 +1,8 @@
 //! Every SQL statement the store runs, built once per table name, and the
-//! checks that make an opened database fit for use.
+//! checks that make an opened database fit for use. The statements that
+//! name no table (checkpoints, vacuum, the probe) and the PRAGMA names and
+//! values the connections set ([`pragma`]) live here too; no other module
+//! holds SQL text outside its tests.
 //!
 //! The table is exactly Go's scs sqlite3store table, so one file serves both:
 //! `token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL`, with an
