@@ -4,10 +4,14 @@
 //! `SqliteSessionStore`, each alone, loaded by `wrk` in turn, side by side in
 //! one run.
 //!
-//! Two routes, each hit with a cookie of one of `--sessions` live sessions
+//! Three routes, each hit with a cookie of one of `--sessions` live sessions
 //! picked at random per request:
 //! - `/read`: reads a value of the session (a load, no save);
-//! - `/write`: loads, changes and saves the session.
+//! - `/write`: loads, changes and saves the session;
+//! - `/visit`: reads a value, under `with_always_save(true)`: tower-sessions
+//!   saves the unchanged session on every request, to slide its expiry
+//!   (what `SqliteSessionStore`'s expiry write threshold, `--threshold`,
+//!   is for).
 //!
 //! ```text
 //! scripts/install-wrk.sh   # once: Debian's wrk, when missing
@@ -55,6 +59,14 @@ struct Args {
     /// The server's tokio worker threads; 0 for tokio's default (one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// SqliteSessionStore's expiry write threshold, a fraction of the
+    /// session's lifetime (0 writes every save); the store's default when
+    /// not given.
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Only these routes (comma-separated: read, write, visit).
+    #[arg(long, value_delimiter = ',', default_values_t = ROUTES.map(String::from))]
+    routes: Vec<String>,
 }
 
 /// One measured wrk run.
@@ -84,7 +96,7 @@ impl Run {
     }
 }
 
-const ROUTES: [&str; 2] = ["read", "write"];
+const ROUTES: [&str; 3] = ["read", "write", "visit"];
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -102,6 +114,13 @@ fn run(args: &Args) -> Result<(), BoxError> {
         return Err(
             "--sessions, --secs, --rounds, --connections and --threads must be at least 1".into(),
         );
+    }
+    if let Some(bad) = args.routes.iter().find(|r| !ROUTES.contains(&r.as_str())) {
+        return Err(format!(
+            "unknown route {bad:?}; the routes are {}",
+            ROUTES.join(", ")
+        )
+        .into());
     }
     if Command::new("wrk").arg("--version").output().is_err() {
         return Err("wrk not found; install it with scripts/install-wrk.sh".into());
@@ -127,11 +146,20 @@ fn run(args: &Args) -> Result<(), BoxError> {
     let memory = Server::start(args, dir.path(), "memory", |_| async {
         Ok(MemoryStore::default())
     })?;
+    let threshold = args.threshold;
     let sqlite = Server::start(args, dir.path(), "sqlite", |dir| async move {
-        Ok(SqliteSessionStore::open(dir.join("sessions.db")).await?)
+        let store = SqliteSessionStore::open(dir.join("sessions.db")).await?;
+        Ok(match threshold {
+            Some(fraction) => store.with_expiry_write_threshold(fraction)?,
+            None => store,
+        })
     })?;
-    let mut results: [Vec<Vec<Run>>; 2] = [Vec::new(), Vec::new()];
-    for (i, route) in ROUTES.iter().enumerate() {
+    if let Some(fraction) = threshold {
+        println!("SqliteSessionStore's expiry write threshold: {fraction}");
+    }
+    let routes: Vec<&str> = args.routes.iter().map(String::as_str).collect();
+    let mut results: Vec<Vec<Vec<Run>>> = Vec::new();
+    for route in &routes {
         for server in [&memory, &sqlite] {
             if args.warmup > 0 {
                 wrk(args, &server.script(route), &server.url, args.warmup)?;
@@ -152,7 +180,7 @@ fn run(args: &Args) -> Result<(), BoxError> {
                 runs[s].push(run);
             }
         }
-        results[i] = runs.to_vec();
+        results.push(runs.to_vec());
     }
     memory.stop()?;
     sqlite.stop()?;
@@ -166,7 +194,7 @@ fn run(args: &Args) -> Result<(), BoxError> {
          | route | MemoryStore req/s | p99 | SqliteSessionStore req/s | p99 | req/s ratio | p99 ratio |"
     )?;
     writeln!(table, "|---|---:|---:|---:|---:|---:|---:|")?;
-    for (i, route) in ROUTES.iter().enumerate() {
+    for (i, route) in routes.iter().enumerate() {
         let (m, s) = (memory[i], sqlite[i]);
         writeln!(
             table,
@@ -270,15 +298,20 @@ impl Server {
     }
 }
 
-/// The app: sliding expiry, one route that only reads, one that saves.
+/// The app: sliding expiry, one route that only reads, one that saves, and
+/// one that only reads but saves every time (`with_always_save(true)`).
 fn router<S: SessionStore + Clone>(store: S) -> Router {
     let sessions = SessionManagerLayer::new(store)
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(time::Duration::hours(1)));
+    let always_save = Router::new()
+        .route("/visit", get(read))
+        .layer(sessions.clone().with_always_save(true));
     Router::new()
         .route("/read", get(read))
         .route("/write", get(write))
         .layer(sessions)
+        .merge(always_save)
 }
 
 /// 404 when the session is missing, so a miss counts as a failed request.
