@@ -223,22 +223,21 @@ where
     /// taken, the record gets a fresh [`Id`] and the insert is tried again.
     /// Each attempt is one atomic insert-if-absent in the backend.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // The id is not in the encoding: one for every attempt.
+        let encoded = record::encode(record)?;
+        let digest = self.throttle.as_ref().map(|t| t.digest(encoded.data()));
+        let data = encoded.with_expiry(record.expiry_date)?;
+        let expiry = expiry(record);
         for _ in 0..CREATE_ATTEMPTS {
-            let encoded = record::encode(record)?;
             let owner = self.owner_of(record);
             let writing = self.throttle.as_ref().map(|t| t.begin_write(record.id.0));
             let created = self
                 .backend
-                .create_owned(
-                    &record.id.to_string(),
-                    &encoded.bytes,
-                    expiry(record),
-                    owner.as_deref(),
-                )
+                .create_owned(&record.id.to_string(), &data, expiry, owner.as_deref())
                 .await;
-            if let (Some(throttle), Some(writing)) = (&self.throttle, writing) {
-                let stored = matches!(created, Ok(true))
-                    .then(|| Stored::new(throttle.digest(encoded.data()), expiry(record)));
+            if let (Some(throttle), Some(writing), Some(digest)) = (&self.throttle, writing, digest)
+            {
+                let stored = matches!(created, Ok(true)).then(|| Stored::new(digest, expiry));
                 throttle.written(record.id.0, writing, stored);
             }
             if created.map_err(backend_error)? {
@@ -272,13 +271,14 @@ where
             }
             writing = Some((throttle, throttle.begin_write(id), digest));
         }
+        let data = encoded.with_expiry(record.expiry_date)?;
         let token = record.id.to_string();
         let written = match &self.owner_key {
-            None => self.backend.update(&token, &encoded.bytes, expiry).await,
+            None => self.backend.update(&token, &data, expiry).await,
             Some(_) => {
                 let owner = self.owner_of(record);
                 self.backend
-                    .update_owned(&token, &encoded.bytes, expiry, owner.as_deref())
+                    .update_owned(&token, &data, expiry, owner.as_deref())
                     .await
             }
         };
