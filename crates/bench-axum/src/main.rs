@@ -75,6 +75,10 @@ struct Run {
     rps: f64,
     p50_us: f64,
     p99_us: f64,
+    /// This process's CPU time per request during the run: the server
+    /// under load (the other one idles; wrk is another process). Less
+    /// sensitive than req/s to other load on the machine.
+    cpu_us: f64,
     failed: u64,
 }
 
@@ -91,6 +95,7 @@ impl Run {
             rps: mid(|r| r.rps),
             p50_us: mid(|r| r.p50_us),
             p99_us: mid(|r| r.p99_us),
+            cpu_us: mid(|r| r.cpu_us),
             failed: runs.iter().map(|r| r.failed).sum(),
         }
     }
@@ -170,11 +175,13 @@ fn run(args: &Args) -> Result<(), BoxError> {
             for (s, server) in [&memory, &sqlite].into_iter().enumerate() {
                 let run = wrk(args, &server.script(route), &server.url, args.secs)?;
                 println!(
-                    "{:>6} /{route:<5} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}",
+                    "{:>6} /{route:<5} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  \
+                     server CPU {:>5.1} us/req  failed {}",
                     server.name,
                     run.rps,
                     run.p50_us / 1000.0,
                     run.p99_us / 1000.0,
+                    run.cpu_us,
                     run.failed
                 );
                 runs[s].push(run);
@@ -190,21 +197,26 @@ fn run(args: &Args) -> Result<(), BoxError> {
     let mut table = String::new();
     writeln!(
         table,
-        "\nMedians of the rounds:\n\n\
-         | route | MemoryStore req/s | p99 | SqliteSessionStore req/s | p99 | req/s ratio | p99 ratio |"
+        "\nMedians of the rounds (CPU: the server's CPU time per request):\n\n\
+         | route | MemoryStore req/s | p99 | CPU | SqliteSessionStore req/s | p99 | CPU \
+         | req/s ratio | p99 ratio | CPU ratio |"
     )?;
-    writeln!(table, "|---|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
     for (i, route) in routes.iter().enumerate() {
         let (m, s) = (memory[i], sqlite[i]);
         writeln!(
             table,
-            "| {route} | {:.0} | {:.2} ms | {:.0} | {:.2} ms | {:.2} | {:.2} |",
+            "| {route} | {:.0} | {:.2} ms | {:.1} us | {:.0} | {:.2} ms | {:.1} us \
+             | {:.2} | {:.2} | {:.2} |",
             m.rps,
             m.p99_us / 1000.0,
+            m.cpu_us,
             s.rps,
             s.p99_us / 1000.0,
+            s.cpu_us,
             s.rps / m.rps,
-            s.p99_us / m.p99_us
+            s.p99_us / m.p99_us,
+            s.cpu_us / m.cpu_us
         )?;
     }
     print!("{table}");
@@ -383,8 +395,31 @@ end
     lua
 }
 
+/// This process's CPU time (user and system, all threads) so far, in
+/// microseconds, from `/proc/self/stat` (in USER_HZ ticks: 100 a second on
+/// Linux, whatever the kernel's own tick).
+fn process_cpu_us() -> Result<f64, BoxError> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // After the command name, in parentheses: state (field 3), ...,
+    // utime (14), stime (15).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .ok_or("unexpected /proc/self/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| -> Result<f64, BoxError> {
+        Ok(fields
+            .get(i)
+            .ok_or("unexpected /proc/self/stat")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) * 10_000.0)
+}
+
 /// Runs wrk for `secs` and parses the script's result line.
 fn wrk(args: &Args, script: &Path, url: &str, secs: u32) -> Result<Run, BoxError> {
+    let cpu_before = process_cpu_us()?;
     let out = Command::new("wrk")
         .arg(format!("-t{}", args.threads))
         .arg(format!("-c{}", args.connections))
@@ -408,6 +443,7 @@ fn wrk(args: &Args, script: &Path, url: &str, secs: u32) -> Result<Run, BoxError
         .lines()
         .find_map(|l| l.strip_prefix("BENCH_AXUM "))
         .ok_or_else(|| format!("no result line in wrk's output: {stdout}"))?;
+    let cpu_us = process_cpu_us()? - cpu_before;
     let v: Vec<f64> = line
         .split_whitespace()
         .map(str::parse)
@@ -419,6 +455,7 @@ fn wrk(args: &Args, script: &Path, url: &str, secs: u32) -> Result<Run, BoxError
         rps: requests / (duration_us / 1e6),
         p50_us,
         p99_us,
+        cpu_us: cpu_us / requests.max(1.0),
         failed: failed as u64,
     })
 }
