@@ -219,14 +219,16 @@ fn value_len(bytes: &[u8]) -> Option<usize> {
             0xd8 => (18, 0, 0),
             0xdc => (3, 0, be(at + 1, 2)? as u64),
             0xdd => (5, 0, be(at + 1, 4)? as u64),
-            0xde => (3, 0, 2 * be(at + 1, 2)? as u64),
-            0xdf => (5, 0, 2 * be(at + 1, 4)? as u64),
+            0xde => (3, 0, 2 * (be(at + 1, 2)? as u64)),
+            0xdf => (5, 0, 2 * (be(at + 1, 4)? as u64)),
         };
         at = at.checked_add(head)?.checked_add(body)?;
         if at > bytes.len() {
             return None;
         }
-        pending += inside;
+        // Saturating: a count past what the bytes can hold ends at their
+        // end (each value takes at least a byte) all the same.
+        pending = pending.saturating_add(inside);
     }
     Some(at)
 }

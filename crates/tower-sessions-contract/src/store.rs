@@ -26,8 +26,8 @@ const CREATE_ATTEMPTS: usize = 8;
 /// 1% of the session's lifetime, in parts per million.
 const DEFAULT_THRESHOLD_PPM: u32 = 10_000;
 
-/// How many sessions a store remembers by default for the threshold: at 40
-/// bytes an entry, a few MB at most.
+/// How many sessions a store remembers by default for the threshold: at 48
+/// bytes an entry in two tables of up to 32,768 slots, about 3 MB at most.
 const DEFAULT_MEMORY: usize = 50_000;
 
 /// A tower-sessions [`SessionStore`] over any
@@ -141,10 +141,9 @@ impl<S> ContractStore<S> {
     /// How many sessions the store remembers (what their rows hold, by a
     /// digest of the data, and their expiry) to tell
     /// [saves that change nothing](Self::with_expiry_write_threshold).
-    /// The least recently loaded or saved are forgotten first; a forgotten
-    /// session's next save is written. Default: 50,000 (at 40 bytes each,
-    /// about 4 MB with the tables' slack). Fewer than 2 remembers none, so
-    /// every save writes.
+    /// Sessions not loaded or saved for the longest are forgotten first; a
+    /// forgotten session's next save is written. Default: 50,000 (about
+    /// 3 MB at most). Fewer than 2 remembers none, so every save writes.
     #[must_use]
     pub fn with_expiry_write_memory(mut self, sessions: usize) -> Self {
         self.memory = sessions;

@@ -305,6 +305,13 @@ mod tests {
         assert!(!t.must_write(1, b.digest, b.expiry, now));
     }
 
+    /// What the default memory's size in the docs is made of.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_entry_takes_48_bytes() {
+        assert!(std::mem::size_of::<(i128, Entry)>() <= 48);
+    }
+
     #[test]
     fn stays_bounded_and_keeps_what_is_used() {
         const CAPACITY: usize = 1000;
