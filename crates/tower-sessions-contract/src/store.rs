@@ -110,12 +110,21 @@ impl<S> ContractStore<S> {
     /// What it costs, exactly: the stored expiry may be up to `fraction` of
     /// the lifetime older than the last save asked for. An idle session
     /// therefore ends between `(1 - fraction) × lifetime` and `lifetime`
-    /// after its last request (59 min 24 s to 1 h for an hour at 1%),
-    /// while its cookie, which tower-sessions sets on every save, says the
-    /// full `lifetime`. Cleanup deletes rows by the stored expiry, and
-    /// other processes or replicas load by it, so they see the same
-    /// earlier end; no session ever lives past the expiry a save asked
-    /// for.
+    /// after its last request (59 min 24 s to 1 h for an hour at 1%; for
+    /// tower-sessions' default of two weeks, up to 3 h 22 min early), while
+    /// its cookie, which tower-sessions sets on every save, says the full
+    /// `lifetime`. Cleanup deletes rows by the stored expiry, and other
+    /// processes or replicas load by it, so they see the same earlier end;
+    /// no session ever lives past the expiry a save asked for. With
+    /// `Expiry::AtDateTime` the expiry does not move, so an unchanged save
+    /// is never written.
+    ///
+    /// Why 1%: someone who turned on `with_always_save(true)` with
+    /// `OnInactivity` wants idle sessions to end about `lifetime` after
+    /// their last request, and active ones never to; an end that may come
+    /// 1% early keeps both, while a session in use is written at most once
+    /// per 1% of its lifetime (every 36 s for an hour) instead of on every
+    /// request. Set `0.0` if the stored expiry must follow every request.
     ///
     /// What it never does: skip a save whose data differs from the row's
     /// (every change is written, with its expiry), or one that moves the
