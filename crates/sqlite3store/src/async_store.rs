@@ -60,9 +60,10 @@ use crate::writer::Cancel;
 /// # Bounded
 ///
 /// At most [`max_async_reads`](Builder::max_async_reads) reads (`find`,
-/// `find_with_expiry`, `all`, `list`, `stats`) and
-/// [`max_async_writes`](Builder::max_async_writes) writes (`commit`,
-/// `create`, `delete`, `delete_expired`, `vacuum`) of one store run on the
+/// `find_with_expiry`, `all`, `list`, `list_owner`, `count_owner`, `stats`)
+/// and [`max_async_writes`](Builder::max_async_writes) writes (every other
+/// call: `commit`, `create`, `update`, `touch`, `delete`, `revoke_owner`,
+/// `delete_expired`, `vacuum`, ...) of one store run on the
 /// blocking pool at once; the limits are shared by every async handle of
 /// the store. Further calls wait, as futures without a thread, in a
 /// first-come queue of their own kind. So writes that stall (another
@@ -255,8 +256,8 @@ impl Builder {
         Ok(AsyncSqliteStore { store })
     }
 
-    /// The most reads (`find`, `find_with_expiry`, `all`, `list`, `stats`)
-    /// the async front runs on tokio's blocking pool at once; more wait, as
+    /// The most reads (`find`, `find_with_expiry`, `all`, `list`,
+    /// `list_owner`, `count_owner`, `stats`) the async front runs on tokio's blocking pool at once; more wait, as
     /// futures, for a free slot. 1 to 4096; 0 or more than 4096 is
     /// [`Error::InvalidConfig`] at `build`. Default: the number of
     /// [`readers`](Self::readers), so a running read never waits for a
@@ -267,8 +268,9 @@ impl Builder {
         self
     }
 
-    /// The most writes (`commit`, `create`, `delete`, `delete_expired`,
-    /// `vacuum`) the async front runs on tokio's blocking pool at once: the
+    /// The most writes (every call that is not a read: `commit`, `create`,
+    /// `update`, `touch`, `delete`, `revoke_owner`, `delete_expired`,
+    /// `vacuum`, ...) the async front runs on tokio's blocking pool at once: the
     /// most threads stalled writes can hold. More wait, as futures, for a
     /// free slot. Group commit batches the writes running together, so a
     /// few dozen are plenty. 1 to 4096; 0 or more than 4096 is
