@@ -492,13 +492,13 @@ mod cases {
 }
 
 async fn sqlite() -> Result<Fixture<tower_sessions_sqlite3store::sqlite3store::AsyncSqliteStore>> {
-    use tower_sessions_sqlite3store::sqlite3store::{AsyncSqliteStore, SqliteStore};
+    use tower_sessions_sqlite3store::sqlite3store::SqliteStore;
     let dir = tempfile::tempdir()?;
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let builder = SqliteStore::builder(dir.path().join("sessions.db"))
         .cleanup_interval(Duration::ZERO)
         .clock(clock.clone());
-    let store = AsyncSqliteStore::open(builder).await?;
+    let store = builder.build_async().await?;
     Ok(Fixture {
         backend: Counting {
             inner: store,
