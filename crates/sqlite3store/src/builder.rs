@@ -201,13 +201,16 @@ impl Builder {
     /// Rows deleted per transaction by `delete_expired` while other writes
     /// are waiting: the bound on how long cleanup holds the write lock.
     /// When no other write is waiting, batches grow (up to 256 times this) so
-    /// an idle store is cleaned fast. Default: 500.
+    /// an idle store is cleaned fast. 1 to 1,000,000; other values give
+    /// [`Error::InvalidConfig`]. Default: 500.
     pub fn cleanup_batch_size(mut self, rows: usize) -> Self {
         self.cleanup_batch_size = rows;
         self
     }
 
-    /// The table name. Must be a plain identifier; its index is
+    /// The table name: a plain identifier (ASCII letters, digits and
+    /// underscores, not starting with a digit or `sqlite_`, at most 64
+    /// bytes); others give [`Error::InvalidConfig`]. Its index is
     /// `<table>_expiry_idx`. Default: `sessions` (Go's).
     pub fn table(mut self, name: impl Into<String>) -> Self {
         self.table = name.into();
@@ -222,7 +225,8 @@ impl Builder {
     }
 
     /// The longest token, in bytes, that `commit` accepts; `find` of a
-    /// longer one is simply not found. Default: 1024.
+    /// longer one is simply not found. 1 to 1 MiB; other values give
+    /// [`Error::InvalidConfig`]. Default: 1024.
     pub fn max_token_len(mut self, bytes: usize) -> Self {
         self.max_token_len = bytes;
         self
@@ -236,8 +240,9 @@ impl Builder {
     }
 
     /// The most read-only connections kept for `find` and `all`; readers
-    /// beyond this wait for a free one. Default: twice the number of CPUs,
-    /// between 4 and 16.
+    /// beyond this wait for a free one. 1 to 256; other values give
+    /// [`Error::InvalidConfig`]. Default: twice the number of CPUs, between
+    /// 4 and 16.
     pub fn readers(mut self, max: usize) -> Self {
         self.readers = max;
         self
@@ -253,7 +258,8 @@ impl Builder {
     }
 
     /// SQLite page cache of each reader connection, in KiB; values over
-    /// 2^31 - 1 (SQLite's limit) count as that. Default: 8192 (8 MiB).
+    /// 2^31 - 1 (SQLite's limit) count as that, 0 gives
+    /// [`Error::InvalidConfig`]. Default: 8192 (8 MiB).
     ///
     /// The store's private memory for page caches is at most `readers *
     /// cache_size_kib + writer_cache_size_kib`, whatever the table size; the
@@ -266,8 +272,8 @@ impl Builder {
 
     /// SQLite page cache of the writer connection, in KiB: the pages a
     /// batch of writes or a cleanup step touches are kept here between
-    /// transactions; values over 2^31 - 1 count as that. Default: 65536
-    /// (64 MiB).
+    /// transactions; values over 2^31 - 1 count as that, 0 gives
+    /// [`Error::InvalidConfig`]. Default: 65536 (64 MiB).
     pub fn writer_cache_size_kib(mut self, kib: u32) -> Self {
         self.writer_cache_size_kib = kib.min(MAX_CACHE_KIB);
         self
@@ -295,7 +301,8 @@ impl Builder {
     /// copies the last few hundred frames while holding the writer once the
     /// WAL passes 4 times this, and cleanup waits for it there; a write
     /// checkpoints by itself only at 16 times this (a backstop should the
-    /// thread fall behind). Default: 1000 (SQLite's own auto-checkpoint size).
+    /// thread fall behind). 0 gives [`Error::InvalidConfig`]. Default: 1000
+    /// (SQLite's own auto-checkpoint size).
     pub fn checkpoint_pages(mut self, pages: u32) -> Self {
         self.checkpoint_pages = pages;
         self
