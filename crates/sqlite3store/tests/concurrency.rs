@@ -163,3 +163,49 @@ fn a_second_store_on_the_same_file_waits_instead_of_failing() -> Result<()> {
     assert_eq!(b.all()?.len(), 400);
     Ok(())
 }
+
+/// README, Design: "If a batch fails, each write is retried alone, so one
+/// bad write never fails its neighbours." A write too large for
+/// `max_file_size` queues behind a held lock together with small ones, so
+/// they share a group; the small ones must all land, the large one alone
+/// fails.
+#[test]
+fn a_failing_write_never_fails_the_writes_grouped_with_it() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx.builder().max_file_size(256 * 1024).build()?;
+    let exp = fx.now() + MINUTE;
+    // Hold the write lock so every commit below queues behind it.
+    let raw = fx.raw();
+    raw.execute_batch("BEGIN IMMEDIATE")?;
+    let spawn_commit = |token: String, data: Vec<u8>| {
+        let store = store.clone();
+        thread::spawn(move || store.commit(&token, &data, exp))
+    };
+    // The first leads (waiting for the lock); the rest queue as one group.
+    let lead = spawn_commit("lead".into(), data_for("lead"));
+    thread::sleep(Duration::from_millis(100));
+    let big = spawn_commit("big".into(), vec![7; 512 * 1024]);
+    let small: Vec<_> = (0..16)
+        .map(|i| {
+            let token = format!("small{i}");
+            let data = data_for(&token);
+            (token.clone(), spawn_commit(token, data))
+        })
+        .collect();
+    // Lets them queue; not a timing assertion (had they not queued, the
+    // test would check less, never fail wrongly).
+    thread::sleep(Duration::from_millis(200));
+    raw.execute_batch("COMMIT")?;
+    lead.join().expect("thread panicked")?;
+    let big = big.join().expect("thread panicked");
+    assert!(
+        matches!(big, Err(sqlite3store::Error::DiskFull(_))),
+        "the oversized write fails alone with DiskFull, got {big:?}"
+    );
+    for (token, handle) in small {
+        handle.join().expect("thread panicked")?;
+        assert_eq!(store.find(&token)?, Some(data_for(&token)));
+    }
+    assert_eq!(store.find("big")?, None);
+    Ok(())
+}
