@@ -507,6 +507,25 @@ fn usage_errors_exit_2() -> Result {
     Ok(())
 }
 
+/// README: exit code 4 for "anything else"; here, output that cannot be
+/// written (stdout on `/dev/full`, which fails every write with ENOSPC).
+#[test]
+fn a_failure_of_any_other_kind_exits_4() -> Result {
+    let fx = Fixture::populated()?;
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full")?;
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("sqlite3store"))
+        .env_remove("SQLITE3STORE_DB")
+        .env_remove("SQLITE3STORE_LOG")
+        .arg("--db")
+        .arg(fx.db())
+        .args(["list", "--full"])
+        .stdout(full)
+        .output()?;
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot write the output"));
+    Ok(())
+}
+
 #[test]
 fn the_database_can_come_from_the_environment() -> Result {
     let fx = Fixture::populated()?;
