@@ -27,8 +27,9 @@
 //!   weak reference, survives errors, and ends with the store; WAL
 //!   checkpoints on a thread of their own, off the commit path.
 //! - [`AsyncSqliteStore`] (feature `tokio`, on by default) runs the same
-//!   store on tokio's blocking pool, with separate bounds on the reads and
-//!   the writes in flight.
+//!   store's calls that may wait on tokio's blocking pool (a find runs in
+//!   place while a reader connection is idle), with separate bounds on the
+//!   reads and the writes in flight.
 //!
 //! See [`Durability`] for what an acknowledged commit survives.
 //!
