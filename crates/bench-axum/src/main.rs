@@ -1,8 +1,10 @@
 //! Full-stack benchmark (issue 14): the same axum + tower-sessions app, with
 //! sliding expiry (`Expiry::OnInactivity`), once on tower-sessions'
-//! `MemoryStore` (persists nothing: the upper bound) and once on
-//! `SqliteSessionStore`, each alone, loaded by `wrk` in turn, side by side in
-//! one run.
+//! `MemoryStore` (persists nothing: the upper bound), once on
+//! `SqliteSessionStore` and, with `--postgres URL`, once on
+//! `ContractStore<PgStore>` (this project's tower-sessions store over
+//! PostgreSQL, in its own table `bench_axum_sessions`), each alone, loaded
+//! by `wrk` in turn, side by side in one run.
 //!
 //! Two routes, each hit with a cookie of one of `--sessions` live sessions
 //! picked at random per request:
@@ -12,6 +14,9 @@
 //! ```text
 //! scripts/install-wrk.sh   # once: Debian's wrk, when missing
 //! cargo run --release -p bench-axum            # 3 rounds of 5 s each
+//! # PostgreSQL too, on a private server:
+//! bash scripts/pg-test-server.sh run sh -c \
+//!   'cargo run --release -p bench-axum -- --postgres "$PGSTORE_TEST_URL"'
 //! ```
 
 use std::collections::HashMap;
@@ -25,11 +30,13 @@ use axum::{http::StatusCode, routing::get, Router};
 use clap::Parser;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer, SessionStore};
+use tower_sessions_contract::ContractStore;
 use tower_sessions_sqlite3store::SqliteSessionStore;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-/// Loads an axum app with wrk, MemoryStore against SqliteSessionStore.
+/// Loads an axum app with wrk, MemoryStore against SqliteSessionStore (and,
+/// with --postgres, ContractStore<PgStore>).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -55,7 +62,15 @@ struct Args {
     /// The server's tokio worker threads; 0 for tokio's default (one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// Also serve the app on ContractStore<PgStore> against this server (a
+    /// libpq URL or key=value conninfo), in table bench_axum_sessions,
+    /// dropped before and after the run.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
 }
+
+/// The PostgreSQL store's table.
+const PG_TABLE: &str = "bench_axum_sessions";
 
 /// One measured wrk run.
 #[derive(Debug, Clone, Copy)]
@@ -124,60 +139,66 @@ fn run(args: &Args) -> Result<(), BoxError> {
             .join(" ")
     );
 
-    let memory = Server::start(args, dir.path(), "memory", |_| async {
-        Ok(MemoryStore::default())
-    })?;
-    let sqlite = Server::start(args, dir.path(), "sqlite", |dir| async move {
-        Ok(SqliteSessionStore::open(dir.join("sessions.db")).await?)
-    })?;
-    let mut results: [Vec<Vec<Run>>; 2] = [Vec::new(), Vec::new()];
-    for (i, route) in ROUTES.iter().enumerate() {
-        for server in [&memory, &sqlite] {
-            if args.warmup > 0 {
-                wrk(args, &server.script(route), &server.url, args.warmup)?;
-            }
-        }
-        let mut runs = [Vec::new(), Vec::new()];
-        for _ in 0..args.rounds {
-            for (s, server) in [&memory, &sqlite].into_iter().enumerate() {
-                let run = wrk(args, &server.script(route), &server.url, args.secs)?;
-                println!(
-                    "{:>6} /{route:<5} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}",
-                    server.name,
-                    run.rps,
-                    run.p50_us / 1000.0,
-                    run.p99_us / 1000.0,
-                    run.failed
-                );
-                runs[s].push(run);
-            }
-        }
-        results[i] = runs.to_vec();
+    let mut servers = vec![
+        Server::start(args, dir.path(), "memory", "MemoryStore", |_| async {
+            Ok(MemoryStore::default())
+        })?,
+        Server::start(
+            args,
+            dir.path(),
+            "sqlite",
+            "SqliteSessionStore",
+            |dir| async move { Ok(SqliteSessionStore::open(dir.join("sessions.db")).await?) },
+        )?,
+    ];
+    if let Some(url) = &args.postgres {
+        drop_pg_table(url)?;
+        servers.push(Server::start(
+            args,
+            dir.path(),
+            "pg",
+            "ContractStore<PgStore>",
+            |_| async move {
+                let store = pgstore::PgStore::builder(url)
+                    .table(PG_TABLE)
+                    .build()
+                    .await?;
+                Ok(ContractStore::new(store))
+            },
+        )?);
     }
-    memory.stop()?;
-    sqlite.stop()?;
-    let memory: Vec<Run> = results.iter().map(|r| Run::median(&r[0])).collect();
-    let sqlite: Vec<Run> = results.iter().map(|r| Run::median(&r[1])).collect();
+    let labels: Vec<&str> = servers.iter().map(|s| s.label).collect();
+    let measured = measure(args, &servers);
+    let mut stopped = Ok(());
+    for server in servers {
+        stopped = stopped.and(server.stop());
+    }
+    let dropped = args.postgres.as_deref().map_or(Ok(()), drop_pg_table);
+    let results = measured?;
+    stopped?;
+    dropped?;
 
     let mut table = String::new();
     writeln!(
         table,
-        "\nMedians of the rounds:\n\n\
-         | route | MemoryStore req/s | p99 | SqliteSessionStore req/s | p99 | req/s ratio | p99 ratio |"
+        "\nMedians of the rounds; ratios to MemoryStore on the same route:\n\n\
+         | route | store | req/s | p50 | p99 | req/s ratio | p99 ratio |"
     )?;
-    writeln!(table, "|---|---:|---:|---:|---:|---:|---:|")?;
-    for (i, route) in ROUTES.iter().enumerate() {
-        let (m, s) = (memory[i], sqlite[i]);
-        writeln!(
-            table,
-            "| {route} | {:.0} | {:.2} ms | {:.0} | {:.2} ms | {:.2} | {:.2} |",
-            m.rps,
-            m.p99_us / 1000.0,
-            s.rps,
-            s.p99_us / 1000.0,
-            s.rps / m.rps,
-            s.p99_us / m.p99_us
-        )?;
+    writeln!(table, "|---|---|---:|---:|---:|---:|---:|")?;
+    for (route, runs) in ROUTES.iter().zip(&results) {
+        let medians: Vec<Run> = runs.iter().map(|r| Run::median(r)).collect();
+        let memory = medians[0];
+        for (server, m) in labels.iter().zip(&medians) {
+            writeln!(
+                table,
+                "| {route} | {server} | {:.0} | {:.2} ms | {:.2} ms | {:.2} | {:.2} |",
+                m.rps,
+                m.p50_us / 1000.0,
+                m.p99_us / 1000.0,
+                m.rps / memory.rps,
+                m.p99_us / memory.p99_us
+            )?;
+        }
     }
     print!("{table}");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -188,15 +209,64 @@ fn run(args: &Args) -> Result<(), BoxError> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    if memory.iter().chain(&sqlite).any(|r| r.failed > 0) {
+    if results.iter().flatten().flatten().any(|r| r.failed > 0) {
         return Err("some requests failed (see the runs above)".into());
     }
     Ok(())
 }
 
+/// Per route, per server, the measured runs: in each round the servers
+/// take turns on the route.
+fn measure(args: &Args, servers: &[Server]) -> Result<Vec<Vec<Vec<Run>>>, BoxError> {
+    let mut results = Vec::new();
+    for route in ROUTES {
+        for server in servers {
+            if args.warmup > 0 {
+                wrk(args, &server.script(route), &server.url, args.warmup)?;
+            }
+        }
+        let mut runs = vec![Vec::new(); servers.len()];
+        for _ in 0..args.rounds {
+            for (s, server) in servers.iter().enumerate() {
+                let run = wrk(args, &server.script(route), &server.url, args.secs)?;
+                println!(
+                    "{:>22} /{route:<5} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}",
+                    server.label,
+                    run.rps,
+                    run.p50_us / 1000.0,
+                    run.p99_us / 1000.0,
+                    run.failed
+                );
+                runs[s].push(run);
+            }
+        }
+        results.push(runs);
+    }
+    Ok(results)
+}
+
+/// Drops the PostgreSQL store's table, so each run starts from an empty one
+/// and leaves nothing behind.
+fn drop_pg_table(url: &str) -> Result<(), BoxError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let conn = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS \"{PG_TABLE}\""))
+            .await?;
+        drop(client);
+        conn.await??;
+        Ok(())
+    })
+}
+
 /// The app on one store, served on a runtime of its own.
 struct Server {
     name: &'static str,
+    label: &'static str,
     url: String,
     dir: std::path::PathBuf,
     runtime: tokio::runtime::Runtime,
@@ -211,6 +281,7 @@ impl Server {
         args: &Args,
         dir: &Path,
         name: &'static str,
+        label: &'static str,
         open: F,
     ) -> Result<Self, BoxError>
     where
@@ -247,6 +318,7 @@ impl Server {
         });
         Ok(Self {
             name,
+            label,
             url,
             dir: dir.to_path_buf(),
             runtime,
