@@ -311,6 +311,12 @@ impl<St: SessionStore + ExpiredDeletion> Target for SqlxTarget<St> {
         Ok(self.runtime.block_on(self.store.save(&key.record))?)
     }
 
+    /// `create`, as tower-sessions stores a new session.
+    fn insert(&self, key: &SqlxKey) -> Result<(), BoxError> {
+        let mut record = key.record.clone();
+        Ok(self.runtime.block_on(self.store.create(&mut record))?)
+    }
+
     fn delete(&self, key: &SqlxKey) -> Result<(), BoxError> {
         Ok(self.runtime.block_on(self.store.delete(&key.record.id))?)
     }

@@ -272,6 +272,13 @@ pub trait Target: Sync {
     fn find(&self, key: &Self::Key) -> Result<bool, BoxError>;
     /// Stores the session (insert or replace).
     fn commit(&self, key: &Self::Key) -> Result<(), BoxError>;
+    /// Stores a session never stored before, as the system's users store a
+    /// new one (`commit-insert`). By default [`commit`](Self::commit);
+    /// tower-sessions systems call `SessionStore::create`, as tower-sessions
+    /// does for a new session (a `save` there may only update).
+    fn insert(&self, key: &Self::Key) -> Result<(), BoxError> {
+        self.commit(key)
+    }
     /// Removes the session.
     fn delete(&self, key: &Self::Key) -> Result<(), BoxError>;
     /// Every active session, as the system's API returns them; how many.
@@ -1077,7 +1084,7 @@ fn run_throughput<T: Target>(
             measure_for(workers, cfg.seed, duration, &|_| match fresh
                 .get(next.fetch_add(1, Ordering::Relaxed))
             {
-                Some(key) => target.commit(key).into(),
+                Some(key) => target.insert(key).into(),
                 None => Outcome::Exhausted,
             })
         }

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::workload::{Config, Memory, Row, Workload};
 use crate::{
-    ADAPTER, ADAPTER_FSYNC, GO_STYLE, HAND_TUNED, OURS, OURS_FSYNC, PG_GO_STYLE, PG_OURS,
-    SINGLE_WRITER, SINGLE_WRITER_FSYNC, SQLX, SQLX_PG,
+    ADAPTER, ADAPTER_FSYNC, GO_STYLE, HAND_TUNED, OURS, OURS_FSYNC, PG_ADAPTER, PG_GO_STYLE,
+    PG_OURS, SINGLE_WRITER, SINGLE_WRITER_FSYNC, SQLX, SQLX_PG,
 };
 
 /// How the systems are run, for readers of the report.
@@ -45,9 +45,14 @@ acknowledgement (power loss, if the server runs with `fsync=on`).
 `ON CONFLICT (token) DO UPDATE`, `current_timestamp < expiry`, one `DELETE` for cleanup), each call a \
 statement prepared and run (nothing cached), over a plain deadpool-postgres pool as large as the most \
 workers in the run, table `bench_go_style`. The database's own file sizes are not measured (0 MiB).
+- **tower-sessions-pgstore** (with `--postgres`): `PgStore` (the same defaults) through tower-sessions' \
+`SessionStore` trait as `ContractStore<PgStore>`, on the same runtime setup and records as \
+tower-sessions-sqlx, table `bench_pgstore_ts`.
 - **tower-sessions-sqlx postgres** (with `--peers` and `--postgres`): tower-sessions-sqlx-store 0.15 `PostgresStore` as its README sets it up (`PgPool::connect`, sqlx's default pool of 10 connections, `migrate()`), in schema `bench_sqlx` (its table `session`), through the `SessionStore` trait, in its own process, on the same runtime setup and records as tower-sessions-sqlx. Its find is a `select` with the client's clock (`expiry_date > $2`), its save an upsert of the MessagePack record.
 
-\"raw\" systems are called directly on the worker thread; \"SessionStore\" systems through the trait. \
+\"raw\" systems are called directly on the worker thread; \"SessionStore\" systems through the trait, \
+where commit-insert stores a new session with `create`, as tower-sessions does (our stores' `save` only \
+updates a live session). \
 Each worker loops until the deadline; only the call is timed. Every cell (a workload at a worker count) \
 runs once per system per round, the systems taking turns, for the configured number of rounds; tables \
 give the median run's figures, the min-max spread of ops/s over the runs, the worst latency of all runs \
@@ -134,7 +139,7 @@ pub(crate) struct Comparison {
 /// The pairs compared, numerator first: defaults against defaults, then
 /// matched durability and layers, then group commit against the mutex and
 /// the cost of the tower-sessions layer.
-const PAIRS: [(&str, &str); 13] = [
+const PAIRS: [(&str, &str); 15] = [
     (OURS, GO_STYLE),
     (OURS, SQLX),
     (OURS_FSYNC, GO_STYLE),
@@ -147,6 +152,8 @@ const PAIRS: [(&str, &str); 13] = [
     (OURS, HAND_TUNED),
     (PG_OURS, PG_GO_STYLE),
     (PG_OURS, SQLX_PG),
+    (PG_ADAPTER, SQLX_PG),
+    (PG_OURS, PG_ADAPTER),
     (PG_OURS, OURS_FSYNC),
 ];
 
@@ -274,6 +281,7 @@ impl Report {
             SQLX,
             HAND_TUNED,
             PG_OURS,
+            PG_ADAPTER,
             PG_GO_STYLE,
             SQLX_PG,
         ] {
@@ -857,6 +865,16 @@ fn pg_checks(rows: &[Row]) -> Vec<Check> {
                 sqlx.map(times),
                 sqlx.map(|v| v >= 2.0),
             ));
+            // Like for like: both through tower-sessions' SessionStore.
+            let layered = ratio_of(rows, PG_ADAPTER, SQLX_PG, workload, workers);
+            out.push(check(
+                format!(
+                    "{w} ×{workers}: ≥ 2x tower-sessions-sqlx PostgresStore, \
+                     both through SessionStore"
+                ),
+                layered.map(times),
+                layered.map(|v| v >= 2.0),
+            ));
         }
     }
     for workload in [
@@ -1298,6 +1316,7 @@ mod tests {
             SQLX,
             HAND_TUNED,
             PG_OURS,
+            PG_ADAPTER,
             PG_GO_STYLE,
             SQLX_PG,
         ];
