@@ -43,7 +43,7 @@
 //! expiry date. With hashing on, the file therefore holds no session id.
 //! All the SQL is in `sqlite3store`; see [`sqlite3store::Builder`] for its
 //! options (durability, size limits, the cleanup interval, a test clock) and
-//! [`SqliteSessionStore::open_with`] to use them. The adapter itself is
+//! [`SqliteSessionStore::open`] for how to use them. The adapter itself is
 //! [`ContractStore`], shared with every backend of the workspace.
 //!
 //! # Cleanup

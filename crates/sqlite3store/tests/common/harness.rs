@@ -11,19 +11,6 @@ use sqlite3store::{AsyncSqliteStore, Builder, Error, Result, SqliteStore};
 
 use super::{go_time, Fixture};
 
-/// A front of the store the suite can open.
-#[async_trait::async_trait]
-pub trait Front: SessionStore<Error = Error> + Sized {
-    async fn open(builder: Builder) -> Result<Self>;
-}
-
-#[async_trait::async_trait]
-impl Front for AsyncSqliteStore {
-    async fn open(builder: Builder) -> Result<Self> {
-        AsyncSqliteStore::open(builder).await
-    }
-}
-
 /// The synchronous store under the contract: each call runs inline on the
 /// test's thread, so the suite exercises `SqliteStore`'s own methods with no
 /// thread hop in between (what `AsyncSqliteStore` adds). Fine in a test;
@@ -32,10 +19,9 @@ impl Front for AsyncSqliteStore {
 #[derive(Debug)]
 pub struct SyncFront(pub SqliteStore);
 
-#[async_trait::async_trait]
-impl Front for SyncFront {
-    async fn open(builder: Builder) -> Result<Self> {
-        builder.build().map(Self)
+impl From<SqliteStore> for SyncFront {
+    fn from(store: SqliteStore) -> Self {
+        Self(store)
     }
 }
 
@@ -47,10 +33,7 @@ impl SessionStore for SyncFront {
         self.0.find(token)
     }
     async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>> {
-        Ok(self
-            .0
-            .find_with_expiry(token)?
-            .map(|(data, expiry)| Session::new(data, expiry)))
+        self.0.find_with_expiry(token)
     }
     async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
         self.0.commit(token, data, expiry)
@@ -95,12 +78,7 @@ impl SessionStore for SyncFront {
         self.0.touch(token, expiry)
     }
     async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>> {
-        Ok(self
-            .0
-            .list_owner(owner, limit)?
-            .into_iter()
-            .map(|(token, expiry)| Listed::new(token, expiry))
-            .collect())
+        self.0.list_owner(owner, limit)
     }
     async fn count_owner(&self, owner: &str) -> Result<u64> {
         self.0.count_owner(owner)
@@ -112,15 +90,10 @@ impl SessionStore for SyncFront {
         self.0.all()
     }
     async fn list(&self, limit: usize) -> Result<Vec<Listed>> {
-        Ok(self
-            .0
-            .list(limit)?
-            .into_iter()
-            .map(|(token, expiry)| Listed::new(token, expiry))
-            .collect())
+        self.0.list(limit)
     }
     async fn delete_expired(&self) -> Result<u64> {
-        self.0.delete_expired()
+        Ok(self.0.delete_expired()?.removed)
     }
     fn stop_cleanup(&self) {
         self.0.stop_cleanup();
@@ -162,13 +135,23 @@ fn builder(fx: &Fixture, options: &Options) -> Builder {
     b
 }
 
+/// Opens the case's store behind either front: both are made from a
+/// `SqliteStore` (the tests' one `Front` trait, which also drives the
+/// dynamic cases, is `support::Front`).
+fn open<F: From<SqliteStore>>(fx: &Fixture, options: &Options) -> Result<F> {
+    builder(fx, options).build().map(F::from)
+}
+
 #[async_trait::async_trait]
-impl<F: Front> Harness for SqliteHarness<F> {
+impl<F> Harness for SqliteHarness<F>
+where
+    F: SessionStore<Error = Error> + From<SqliteStore>,
+{
     type Store = F;
 
     async fn open(options: Options) -> TestResult<Self> {
         let fx = Fixture::new();
-        let store = F::open(builder(&fx, &options)).await?;
+        let store = open(&fx, &options)?;
         Ok(Self { store, options, fx })
     }
 
@@ -186,7 +169,7 @@ impl<F: Front> Harness for SqliteHarness<F> {
     }
 
     async fn second_handle(&self) -> TestResult<F> {
-        Ok(F::open(builder(&self.fx, &self.options)).await?)
+        Ok(open(&self.fx, &self.options)?)
     }
 
     async fn insert_raw(&self, token: &str, data: &[u8], expiry: SystemTime) -> TestResult {
