@@ -36,7 +36,7 @@ use tower_sessions_sqlite3store::SqliteSessionStore;
 type BoxError = Box<dyn Error + Send + Sync>;
 
 /// Loads an axum app with wrk, MemoryStore against SqliteSessionStore (and,
-/// with --postgres, ContractStore<PgStore>).
+/// with --postgres, `ContractStore<PgStore>`).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -62,7 +62,7 @@ struct Args {
     /// The server's tokio worker threads; 0 for tokio's default (one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
-    /// Also serve the app on ContractStore<PgStore> against this server (a
+    /// Also serve the app on `ContractStore<PgStore>` against this server (a
     /// libpq URL or key=value conninfo), in table bench_axum_sessions,
     /// dropped before and after the run.
     #[arg(long, value_name = "URL")]
