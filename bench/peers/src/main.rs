@@ -404,3 +404,38 @@ fn run() -> Result<(), BoxError> {
     served?;
     dropped.map_err(|err| format!("dropping schema {PG_SCHEMA} failed: {err}").into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conninfo_becomes_sqlx_options() -> Result<(), BoxError> {
+        // What scripts/pg-test-server.sh exports.
+        let o = pg_options("host=/tmp/pgstore.x user=postgres dbname=postgres")?;
+        assert_eq!(
+            o.get_socket().map(|p| p.display().to_string()),
+            Some("/tmp/pgstore.x".to_owned())
+        );
+        assert_eq!(
+            (o.get_username(), o.get_database()),
+            ("postgres", Some("postgres"))
+        );
+        let o = pg_options("host=db.example port=6543 user=app")?;
+        assert_eq!((o.get_host(), o.get_port()), ("db.example", 6543));
+        assert!(o.get_socket().is_none());
+        let o = pg_options("postgres://app@db.example:7000/sessions")?;
+        assert_eq!((o.get_host(), o.get_port()), ("db.example", 7000));
+        assert_eq!(o.get_database(), Some("sessions"));
+        // Clear errors, never a silent default.
+        for bad in [
+            "host",
+            "port=x",
+            "password='a b'",
+            "target_session_attrs=any",
+        ] {
+            assert!(pg_options(bad).is_err(), "{bad}");
+        }
+        Ok(())
+    }
+}
