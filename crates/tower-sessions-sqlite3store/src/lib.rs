@@ -64,6 +64,9 @@ mod store;
 pub use store::SqliteSessionStore;
 pub use tower_sessions_contract::{spawn_cleanup_task, CleanupTask, ContractStore};
 
+/// The adapter shared by every backend, re-exported for its error type.
+pub use tower_sessions_contract;
+
 /// The core store, re-exported for its builder, clock and error types.
 pub use sqlite3store;
 

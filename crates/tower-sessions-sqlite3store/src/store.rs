@@ -92,6 +92,52 @@ impl SqliteSessionStore {
         }
     }
 
+    /// Skips writing a save that changes nothing but moves the expiry by at
+    /// most `fraction` of the session's lifetime; see
+    /// [`ContractStore::with_expiry_write_threshold`] for exactly how stale
+    /// the stored expiry may get. Default: `0.01`; `0.0` writes every save.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("sessions.db");
+    /// use tower_sessions::{Expiry, SessionManagerLayer};
+    /// use tower_sessions_sqlite3store::SqliteSessionStore;
+    ///
+    /// // Every request saves; the row is rewritten once the expiry moved by
+    /// // more than 5% of the hour (3 minutes), or when the data changes.
+    /// let store = SqliteSessionStore::open(&path)
+    ///     .await?
+    ///     .with_expiry_write_threshold(0.05)?;
+    /// let layer = SessionManagerLayer::new(store)
+    ///     .with_expiry(Expiry::OnInactivity(time::Duration::hours(1)))
+    ///     .with_always_save(true);
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Unless `0.0 <= fraction < 1.0`.
+    pub fn with_expiry_write_threshold(
+        self,
+        fraction: f64,
+    ) -> Result<Self, tower_sessions_contract::Error> {
+        Ok(Self {
+            adapter: self.adapter.with_expiry_write_threshold(fraction)?,
+        })
+    }
+
+    /// How many sessions are remembered for
+    /// [`with_expiry_write_threshold`](Self::with_expiry_write_threshold);
+    /// see [`ContractStore::with_expiry_write_memory`]. Default: 50,000.
+    #[must_use]
+    pub fn with_expiry_write_memory(self, sessions: usize) -> Self {
+        Self {
+            adapter: self.adapter.with_expiry_write_memory(sessions),
+        }
+    }
+
     /// Deletes every session of `owner`; see [`ContractStore::revoke_owner`].
     pub async fn revoke_owner(&self, owner: &str) -> sqlite3store::Result<u64> {
         self.adapter.revoke_owner(owner).await

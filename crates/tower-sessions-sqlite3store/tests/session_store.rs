@@ -336,7 +336,10 @@ async fn storage_errors_are_backend_errors_with_their_message() -> Result {
     );
 
     assert_eq!(read_only.load(&record.id).await?, Some(record.clone()));
-    let message = backend_message(read_only.save(&record).await.unwrap_err());
+    // A change, so the save writes (an unchanged one would not).
+    let mut changed = record.clone();
+    changed.data.insert("user".into(), json!("grace"));
+    let message = backend_message(read_only.save(&changed).await.unwrap_err());
     assert_eq!(message, "session database is read-only");
     let message = backend_message(read_only.delete_expired().await.unwrap_err());
     assert_eq!(message, "session database is read-only");
