@@ -19,8 +19,9 @@ pub enum ErrorKind {
     /// The store was closed, or its storage went away under it (a deleted
     /// file); reopen the store.
     Closed,
-    /// The operation was cancelled (a runtime shutting down, a statement
-    /// timeout) before it completed.
+    /// The operation was cancelled before it completed (its future dropped
+    /// before the write started, a runtime shutting down). A statement
+    /// timeout is [`Busy`](Self::Busy): retrying later may work.
     Cancelled,
     /// The table exists but does not have the session schema.
     Schema,
