@@ -45,6 +45,7 @@ mod error;
 mod hash;
 mod julian;
 mod pool;
+mod reply;
 mod schema;
 mod store;
 mod writer;
