@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::sync::Semaphore;
-
 use crate::builder::Builder;
+use crate::cleanup::CleanupReport;
 use crate::error::{Error, Result};
+use crate::gate::Kind;
 use crate::reply::Cancel;
-use crate::store::{CleanupReport, Prepared, SqliteStore, Stats};
+use crate::store::{Prepared, SqliteStore, Stats};
 use crate::writer::Admission;
 
 /// The async face of [`SqliteStore`]: the same operations as `async fn`s.
@@ -178,14 +178,23 @@ impl AsyncSqliteStore {
             Prepared::Write(op, answer) => (op, answer),
         };
         let writer = self.store.writer()?;
+        let admission = self.admit_write().await?;
+        let changed = writer.send(op, admission)?.await?;
+        Ok(answer(changed))
+    }
+
+    /// Waits for a write slot; the slot is held until the returned
+    /// admission is dropped (by the writer, once it has answered).
+    async fn admit_write(&self) -> Result<Admission> {
         let lane = self.store.async_gate().lane(Kind::Write);
         let permit = Arc::clone(&lane.permits)
             .acquire_owned()
             .await
             .map_err(|_| Error::Closed)?;
-        let admission: Admission = Box::new((permit, Running::start(Arc::clone(&lane.running))));
-        let changed = writer.send(op, admission)?.await?;
-        Ok(answer(changed))
+        Ok(Box::new((
+            permit,
+            Running::start(Arc::clone(&lane.running)),
+        )))
     }
 
     /// Runs a write of several steps on the blocking pool; if this future is
@@ -266,12 +275,7 @@ impl AsyncSqliteStore {
     /// See [`SqliteStore::vacuum`].
     pub async fn vacuum(&self) -> Result<()> {
         let writer = self.store.writer()?;
-        let lane = self.store.async_gate().lane(Kind::Write);
-        let permit = Arc::clone(&lane.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Closed)?;
-        let admission: Admission = Box::new((permit, Running::start(Arc::clone(&lane.running))));
+        let admission = self.admit_write().await?;
         writer.send_vacuum(admission)?.await
     }
 
@@ -328,55 +332,6 @@ impl Builder {
     pub fn max_async_writes(mut self, calls: usize) -> Self {
         self.max_async_writes = calls;
         self
-    }
-}
-
-/// Which lane a call waits in.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Read,
-    Write,
-}
-
-/// The async front's bounds for one store: a lane for reads and one for
-/// writes, so stalled writes never hold the threads reads need.
-#[derive(Debug)]
-pub(crate) struct Gate {
-    reads: Lane,
-    writes: Lane,
-}
-
-#[derive(Debug)]
-struct Lane {
-    permits: Arc<Semaphore>,
-    /// Blocking tasks of this lane running now.
-    running: Arc<AtomicUsize>,
-}
-
-impl Gate {
-    pub(crate) fn new(reads: usize, writes: usize) -> Self {
-        let lane = |n| Lane {
-            permits: Arc::new(Semaphore::new(n)),
-            running: Arc::new(AtomicUsize::new(0)),
-        };
-        Self {
-            reads: lane(reads),
-            writes: lane(writes),
-        }
-    }
-
-    /// Fails every call waiting for a slot, and every later one, with
-    /// [`Error::Closed`].
-    pub(crate) fn close(&self) {
-        self.reads.permits.close();
-        self.writes.permits.close();
-    }
-
-    fn lane(&self, kind: Kind) -> &Lane {
-        match kind {
-            Kind::Read => &self.reads,
-            Kind::Write => &self.writes,
-        }
     }
 }
 

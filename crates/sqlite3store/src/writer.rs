@@ -32,94 +32,24 @@
 //! closes the connection and ends the thread.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use crate::checkpoint::{checkpoint, WalState};
+use crate::connection::FileIdentity;
 use crate::error::{Error, Result};
 #[cfg(feature = "tokio")]
 use crate::reply::Pending;
 use crate::reply::{self, Answer, Cancel};
-use crate::schema::Sql;
-
-/// The identity of the database file the store opened, so a write into a
-/// file that was deleted or replaced at its path (where SQLite in WAL mode
-/// would carry on, unseen, in the orphaned file) fails instead. Shared by
-/// the writer, the reads and the reader pool: once any of them sees the
-/// file replaced, every operation fails, so the store never answers from
-/// two different files.
-#[derive(Debug)]
-pub(crate) struct FileIdentity {
-    path: std::path::PathBuf,
-    #[cfg(unix)]
-    id: (u64, u64),
-    /// Set once the file was seen replaced; never cleared.
-    replaced: AtomicBool,
-}
-
-impl FileIdentity {
-    pub(crate) fn of(path: &std::path::Path) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self {
-            path: path.to_path_buf(),
-            #[cfg(unix)]
-            id: unix_id(path)?,
-            replaced: AtomicBool::new(false),
-        }))
-    }
-
-    /// Whether the file at the path is no longer the one opened (one
-    /// `stat` call until it is; always false where file identity is not
-    /// available). Once true, stays true for everyone.
-    pub(crate) fn replaced(&self) -> bool {
-        if self.known_replaced() {
-            return true;
-        }
-        #[cfg(unix)]
-        if unix_id(&self.path).ok() != Some(self.id) {
-            self.replaced.store(true, Ordering::Release);
-            tracing::warn!(path = %self.path.display(), "session database was deleted or replaced while open; reopen the store");
-            return true;
-        }
-        false
-    }
-
-    /// Whether the file was already seen replaced (no system call).
-    pub(crate) fn known_replaced(&self) -> bool {
-        self.replaced.load(Ordering::Acquire)
-    }
-
-    /// Fails with [`Error::FileReplaced`] once the file was seen replaced.
-    pub(crate) fn check_known(&self) -> Result<()> {
-        if self.known_replaced() {
-            Err(self.error())
-        } else {
-            Ok(())
-        }
-    }
-
-    pub(crate) fn error(&self) -> Error {
-        Error::FileReplaced {
-            path: self.path.clone(),
-        }
-    }
-}
-
-#[cfg(unix)]
-fn unix_id(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)?;
-    Ok((meta.dev(), meta.ino()))
-}
+use crate::schema::{incremental_vacuum, pragma, Checkpoint, Sql, VACUUM};
+use crate::wal::{checkpoint, WalState};
 
 /// How many SQLite VM steps between checks for a queued writer.
 const YIELD_CHECK_STEPS: std::ffi::c_int = 1000;
 /// The most sync writes queued at once; further sync callers wait for room.
 const SYNC_QUEUE: usize = 1024;
-/// Rebuilds the file; runs outside any transaction.
-const VACUUM: &str = "VACUUM";
 
 /// What a maintenance step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,14 +177,13 @@ impl Maintenance {
                 as u64),
             Maintenance::IncrementalVacuum { pages } => {
                 let free = |conn: &Connection| {
-                    conn.pragma_query_value(None, "freelist_count", |r| r.get::<_, i64>(0))
+                    conn.pragma_query_value(None, pragma::FREELIST_COUNT, |r| r.get::<_, i64>(0))
                 };
                 let before = free(conn)?;
                 // Frees one page per step: step it to the end (a single
                 // step, as `execute` would do, frees one page only). Ends
                 // after `pages` steps at most.
-                let mut stmt =
-                    conn.prepare_cached(&format!("PRAGMA incremental_vacuum({pages})"))?;
+                let mut stmt = conn.prepare_cached(&incremental_vacuum(pages))?;
                 let mut rows = stmt.query([])?;
                 while rows.next()?.is_some() {}
                 Ok(before.saturating_sub(free(conn)?).max(0) as u64)
@@ -366,7 +295,6 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     /// None once closed.
     thread: Mutex<Option<JoinHandle<Result<()>>>>,
-    wal: Arc<WalState>,
     group_commit: bool,
 }
 
@@ -413,7 +341,7 @@ impl Writer {
             conn,
             sql,
             group_commit,
-            wal: Arc::clone(&wal),
+            wal,
             file,
             shared: Arc::clone(&shared),
         };
@@ -423,7 +351,6 @@ impl Writer {
         Ok(Self {
             shared,
             thread: Mutex::new(Some(thread)),
-            wal,
             group_commit,
         })
     }
@@ -516,11 +443,6 @@ impl Writer {
         let (answer, pending) = reply::channel(None);
         self.push(Job::Vacuum(answer), Some(admission))?;
         Ok(pending)
-    }
-
-    /// Whether the WAL is growing faster than the checkpoint thread copies it.
-    pub(crate) fn wal_behind(&self) -> bool {
-        self.wal.behind()
     }
 
     /// A PASSIVE checkpoint on the writer connection between batches, so
@@ -688,7 +610,7 @@ impl Worker {
                 }
                 Job::Checkpoint(answer) => {
                     self.run_group(std::mem::take(&mut group));
-                    answer.send(checkpoint(&self.conn, "PASSIVE").map_err(Error::from));
+                    answer.send(checkpoint(&self.conn, Checkpoint::Passive).map_err(Error::from));
                 }
             }
         }
@@ -787,12 +709,12 @@ impl Worker {
         self.conn.execute_batch(VACUUM)?;
         // In WAL mode the rebuilt pages sit in the WAL; copy them back and
         // truncate now, so the file shrinks at once.
-        checkpoint(&self.conn, "TRUNCATE")?;
+        checkpoint(&self.conn, Checkpoint::Truncate)?;
         Ok(())
     }
 
     /// The backstop for a WAL that could not start over (see
-    /// [`crate::checkpoint`]): finish the checkpoint here, before the
+    /// [`crate::wal`]): finish the checkpoint here, before the
     /// next batch.
     fn backstop_checkpoint(&self) {
         if self.wal.over_backstop() {
@@ -800,7 +722,7 @@ impl Worker {
             // without waiting for readers (another process's long read must
             // not hold our writes for busy_timeout); the next commit then
             // starts the WAL over.
-            match checkpoint(&self.conn, "PASSIVE") {
+            match checkpoint(&self.conn, Checkpoint::Passive) {
                 Ok((log, copied)) => tracing::debug!(log, copied, "backstop WAL checkpoint"),
                 Err(err) => tracing::warn!(%err, "backstop WAL checkpoint failed"),
             }
@@ -813,9 +735,7 @@ impl Worker {
         // (busy, frames in the WAL, frames copied)
         let checkpointed = self
             .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
-            });
+            .query_row(Checkpoint::Truncate.sql(), [], |r| r.get::<_, i64>(0));
         self.conn.close().map_err(|(_, err)| err)?;
         match checkpointed? {
             0 => Ok(()),
