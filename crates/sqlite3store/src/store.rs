@@ -795,9 +795,14 @@ impl SqliteStore {
         &self.inner.async_gate
     }
 
+    /// The writer itself, for unit tests of its queue.
+    #[cfg(test)]
+    pub(crate) fn writer_for_tests(&self) -> Result<Arc<Writer>> {
+        self.inner.writer.clone().ok_or(Error::ReadOnly(None))
+    }
+
     /// The writer; [`Error::Closed`] or [`Error::ReadOnly`] when there is
     /// none to write with.
-    #[cfg(feature = "tokio")]
     pub(crate) fn writer(&self) -> Result<&Writer> {
         self.inner.writer()
     }

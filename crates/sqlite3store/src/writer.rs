@@ -281,6 +281,8 @@ struct Shared {
     queued: AtomicUsize,
     /// Messages left queued when the last batch finished.
     waiting_after_batch: AtomicUsize,
+    /// The most sync writes queued: [`SYNC_QUEUE`] (smaller in tests).
+    sync_capacity: AtomicUsize,
 }
 
 impl Shared {
@@ -336,6 +338,7 @@ impl Writer {
             room: Condvar::new(),
             queued: AtomicUsize::new(0),
             waiting_after_batch: AtomicUsize::new(0),
+            sync_capacity: AtomicUsize::new(SYNC_QUEUE),
         });
         let worker = Worker {
             conn,
@@ -361,7 +364,7 @@ impl Writer {
     fn push(&self, job: Job, admission: Option<Admission>) -> Result<()> {
         let mut queue = self.shared.lock();
         if admission.is_none() {
-            while queue.sync >= SYNC_QUEUE && !queue.closed {
+            while queue.sync >= self.shared.sync_capacity.load(Ordering::Relaxed) && !queue.closed {
                 queue = self
                     .shared
                     .room
@@ -468,6 +471,12 @@ impl Writer {
             None => Ok(()),
             Some(thread) => thread.join().unwrap_or(Err(Error::WriterPanicked)),
         }
+    }
+
+    /// Lowers the sync queue's bound, so a test can fill it.
+    #[cfg(test)]
+    pub(crate) fn set_sync_capacity(&self, capacity: usize) {
+        self.shared.sync_capacity.store(capacity, Ordering::Relaxed);
     }
 
     /// How many writes are waiting for the writer right now.
@@ -796,6 +805,52 @@ fn duplicate(err: &rusqlite::Error) -> rusqlite::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sync writers beyond the queue's bound wait for room instead of
+    /// queuing; once the writer moves on, every one of them is answered.
+    #[test]
+    fn sync_writers_wait_for_room_in_a_full_queue() -> Result<()> {
+        const CAPACITY: usize = 2;
+        const WRITERS: usize = 6;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.db");
+        let store = crate::SqliteStore::builder(&path)
+            .cleanup_interval(std::time::Duration::ZERO)
+            .busy_timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        let writer = store.writer_for_tests()?;
+        writer.set_sync_capacity(CAPACITY);
+        // Another connection holds the write lock: the writer stalls on
+        // its first batch, and the rest queue behind it.
+        let mut raw = Connection::open(&path)?;
+        let tx = raw.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let expiry = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || store.commit(&format!("t{i}"), b"d", expiry))
+            })
+            .collect();
+        let mut peak = 0;
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(500) {
+            peak = peak.max(writer.queued());
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(
+            peak <= CAPACITY,
+            "{peak} sync writes queued, bound {CAPACITY}"
+        );
+        assert!(peak > 0, "nothing ever queued");
+        assert!(writers.iter().all(|w| !w.is_finished()), "the lock is held");
+        tx.commit()?;
+        for w in writers {
+            w.join().expect("join")?;
+        }
+        let rows: i64 = raw.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
+        assert_eq!(rows, WRITERS as i64);
+        store.close()
+    }
 
     /// A panic inside the guarded scope must not leave the handler (which
     /// here interrupts everything) installed on the connection.
