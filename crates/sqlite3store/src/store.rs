@@ -803,6 +803,7 @@ impl SqliteStore {
 
     /// The writer; [`Error::Closed`] or [`Error::ReadOnly`] when there is
     /// none to write with.
+    #[cfg(feature = "tokio")]
     pub(crate) fn writer(&self) -> Result<&Writer> {
         self.inner.writer()
     }
