@@ -191,9 +191,11 @@ impl AsyncSqliteStore {
             .acquire_owned()
             .await
             .map_err(|_| Error::Closed)?;
+        // A tuple drops its fields in order: the count goes down before the
+        // slot is freed, so `in_flight` never shows one more than the bound.
         Ok(Box::new((
-            permit,
             Running::start(Arc::clone(&lane.running)),
+            permit,
         )))
     }
 

@@ -266,6 +266,8 @@ struct Queue {
     messages: VecDeque<Message>,
     /// Sync writes among `messages`.
     sync: usize,
+    /// Checkpoints among `messages` (not writes: nothing gives way to them).
+    checkpoints: usize,
     /// Set by `close`: no write is taken any more.
     closed: bool,
 }
@@ -277,7 +279,8 @@ struct Shared {
     work: Condvar,
     /// Signals sync callers: room in the queue, or closing.
     room: Condvar,
-    /// Messages queued and not yet taken into a batch.
+    /// Writes (messages other than checkpoints) queued and not yet taken
+    /// into a batch.
     queued: AtomicUsize,
     /// Messages left queued when the last batch finished.
     waiting_after_batch: AtomicUsize,
@@ -332,6 +335,7 @@ impl Writer {
             queue: Mutex::new(Queue {
                 messages: VecDeque::new(),
                 sync: 0,
+                checkpoints: 0,
                 closed: false,
             }),
             work: Condvar::new(),
@@ -380,10 +384,13 @@ impl Writer {
         if admission.is_none() {
             queue.sync += 1;
         }
+        if matches!(job, Job::Checkpoint(_)) {
+            queue.checkpoints += 1;
+        }
         queue.messages.push_back(Message { job, admission });
         self.shared
             .queued
-            .store(queue.messages.len(), Ordering::Relaxed);
+            .store(queue.messages.len() - queue.checkpoints, Ordering::Relaxed);
         drop(queue);
         self.shared.work.notify_one();
         Ok(())
@@ -511,6 +518,7 @@ impl Drop for CloseOnExit {
             let mut queue = self.0.lock();
             queue.closed = true;
             queue.sync = 0;
+            queue.checkpoints = 0;
             queue.messages.drain(..).collect()
         };
         self.0.room.notify_all();
@@ -562,9 +570,13 @@ impl Worker {
         };
         let sync = batch.iter().filter(|m| m.admission.is_none()).count();
         queue.sync -= sync;
+        queue.checkpoints -= batch
+            .iter()
+            .filter(|m| matches!(m.job, Job::Checkpoint(_)))
+            .count();
         self.shared
             .queued
-            .store(queue.messages.len(), Ordering::Relaxed);
+            .store(queue.messages.len() - queue.checkpoints, Ordering::Relaxed);
         drop(queue);
         if sync > 0 {
             self.shared.room.notify_all();
@@ -590,7 +602,12 @@ impl Worker {
             }
             return;
         }
-        let shared = jobs.len() > 1;
+        // A step gives way to writes only, not to a checkpoint.
+        let shared = jobs
+            .iter()
+            .filter(|job| !matches!(job, Job::Checkpoint(_)))
+            .count()
+            > 1;
         let mut group: Vec<Member> = Vec::with_capacity(jobs.len());
         for job in jobs {
             match job {
