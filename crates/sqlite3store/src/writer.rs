@@ -15,7 +15,9 @@
 //! transaction of its own, so one bad write never fails its neighbours and
 //! every caller gets its own error. When the write lock cannot be had
 //! within `busy_timeout`, every write of the batch gets [`Error::Busy`] at
-//! once, instead of waiting that long again one by one.
+//! once, instead of waiting that long again one by one. Should a batch
+//! panic, its writes not yet answered get [`Error::WriterPanicked`] (their
+//! answers are dropped unsent) and the thread goes on with the next batch.
 //!
 //! A write whose caller has gone (its future dropped, or its [`Cancel`]
 //! raised) by the time the writer holds the write lock, just before running
