@@ -4,10 +4,14 @@
 //! `SqliteSessionStore`, each alone, loaded by `wrk` in turn, side by side in
 //! one run.
 //!
-//! Two routes, each hit with a cookie of one of `--sessions` live sessions
+//! Three routes, each hit with a cookie of one of `--sessions` live sessions
 //! picked at random per request:
 //! - `/read`: reads a value of the session (a load, no save);
-//! - `/write`: loads, changes and saves the session.
+//! - `/write`: loads, changes and saves the session;
+//! - `/visit`: reads a value, under `with_always_save(true)`: tower-sessions
+//!   saves the unchanged session on every request, to slide its expiry
+//!   (what `SqliteSessionStore`'s expiry write threshold, `--threshold`,
+//!   is for).
 //!
 //! ```text
 //! scripts/install-wrk.sh   # once: Debian's wrk, when missing
@@ -55,6 +59,14 @@ struct Args {
     /// The server's tokio worker threads; 0 for tokio's default (one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// SqliteSessionStore's expiry write threshold, a fraction of the
+    /// session's lifetime (0 writes every save); the store's default when
+    /// not given.
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Only these routes (comma-separated: read, write, visit).
+    #[arg(long, value_delimiter = ',', default_values_t = ROUTES.map(String::from))]
+    routes: Vec<String>,
 }
 
 /// One measured wrk run.
@@ -63,6 +75,10 @@ struct Run {
     rps: f64,
     p50_us: f64,
     p99_us: f64,
+    /// This process's CPU time per request during the run: the server
+    /// under load (the other one idles; wrk is another process). Less
+    /// sensitive than req/s to other load on the machine.
+    cpu_us: f64,
     failed: u64,
 }
 
@@ -79,12 +95,13 @@ impl Run {
             rps: mid(|r| r.rps),
             p50_us: mid(|r| r.p50_us),
             p99_us: mid(|r| r.p99_us),
+            cpu_us: mid(|r| r.cpu_us),
             failed: runs.iter().map(|r| r.failed).sum(),
         }
     }
 }
 
-const ROUTES: [&str; 2] = ["read", "write"];
+const ROUTES: [&str; 3] = ["read", "write", "visit"];
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -102,6 +119,13 @@ fn run(args: &Args) -> Result<(), BoxError> {
         return Err(
             "--sessions, --secs, --rounds, --connections and --threads must be at least 1".into(),
         );
+    }
+    if let Some(bad) = args.routes.iter().find(|r| !ROUTES.contains(&r.as_str())) {
+        return Err(format!(
+            "unknown route {bad:?}; the routes are {}",
+            ROUTES.join(", ")
+        )
+        .into());
     }
     if Command::new("wrk").arg("--version").output().is_err() {
         return Err("wrk not found; install it with scripts/install-wrk.sh".into());
@@ -127,11 +151,20 @@ fn run(args: &Args) -> Result<(), BoxError> {
     let memory = Server::start(args, dir.path(), "memory", |_| async {
         Ok(MemoryStore::default())
     })?;
+    let threshold = args.threshold;
     let sqlite = Server::start(args, dir.path(), "sqlite", |dir| async move {
-        Ok(SqliteSessionStore::open(dir.join("sessions.db")).await?)
+        let store = SqliteSessionStore::open(dir.join("sessions.db")).await?;
+        Ok(match threshold {
+            Some(fraction) => store.with_expiry_write_threshold(fraction)?,
+            None => store,
+        })
     })?;
-    let mut results: [Vec<Vec<Run>>; 2] = [Vec::new(), Vec::new()];
-    for (i, route) in ROUTES.iter().enumerate() {
+    if let Some(fraction) = threshold {
+        println!("SqliteSessionStore's expiry write threshold: {fraction}");
+    }
+    let routes: Vec<&str> = args.routes.iter().map(String::as_str).collect();
+    let mut results: Vec<Vec<Vec<Run>>> = Vec::new();
+    for route in &routes {
         for server in [&memory, &sqlite] {
             if args.warmup > 0 {
                 wrk(args, &server.script(route), &server.url, args.warmup)?;
@@ -142,17 +175,19 @@ fn run(args: &Args) -> Result<(), BoxError> {
             for (s, server) in [&memory, &sqlite].into_iter().enumerate() {
                 let run = wrk(args, &server.script(route), &server.url, args.secs)?;
                 println!(
-                    "{:>6} /{route:<5} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}",
+                    "{:>6} /{route:<5} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  \
+                     server CPU {:>5.1} us/req  failed {}",
                     server.name,
                     run.rps,
                     run.p50_us / 1000.0,
                     run.p99_us / 1000.0,
+                    run.cpu_us,
                     run.failed
                 );
                 runs[s].push(run);
             }
         }
-        results[i] = runs.to_vec();
+        results.push(runs.to_vec());
     }
     memory.stop()?;
     sqlite.stop()?;
@@ -162,21 +197,26 @@ fn run(args: &Args) -> Result<(), BoxError> {
     let mut table = String::new();
     writeln!(
         table,
-        "\nMedians of the rounds:\n\n\
-         | route | MemoryStore req/s | p99 | SqliteSessionStore req/s | p99 | req/s ratio | p99 ratio |"
+        "\nMedians of the rounds (CPU: the server's CPU time per request):\n\n\
+         | route | MemoryStore req/s | p99 | CPU | SqliteSessionStore req/s | p99 | CPU \
+         | req/s ratio | p99 ratio | CPU ratio |"
     )?;
-    writeln!(table, "|---|---:|---:|---:|---:|---:|---:|")?;
-    for (i, route) in ROUTES.iter().enumerate() {
+    writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for (i, route) in routes.iter().enumerate() {
         let (m, s) = (memory[i], sqlite[i]);
         writeln!(
             table,
-            "| {route} | {:.0} | {:.2} ms | {:.0} | {:.2} ms | {:.2} | {:.2} |",
+            "| {route} | {:.0} | {:.2} ms | {:.1} us | {:.0} | {:.2} ms | {:.1} us \
+             | {:.2} | {:.2} | {:.2} |",
             m.rps,
             m.p99_us / 1000.0,
+            m.cpu_us,
             s.rps,
             s.p99_us / 1000.0,
+            s.cpu_us,
             s.rps / m.rps,
-            s.p99_us / m.p99_us
+            s.p99_us / m.p99_us,
+            s.cpu_us / m.cpu_us
         )?;
     }
     print!("{table}");
@@ -270,15 +310,20 @@ impl Server {
     }
 }
 
-/// The app: sliding expiry, one route that only reads, one that saves.
+/// The app: sliding expiry, one route that only reads, one that saves, and
+/// one that only reads but saves every time (`with_always_save(true)`).
 fn router<S: SessionStore + Clone>(store: S) -> Router {
     let sessions = SessionManagerLayer::new(store)
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(time::Duration::hours(1)));
+    let always_save = Router::new()
+        .route("/visit", get(read))
+        .layer(sessions.clone().with_always_save(true));
     Router::new()
         .route("/read", get(read))
         .route("/write", get(write))
         .layer(sessions)
+        .merge(always_save)
 }
 
 /// 404 when the session is missing, so a miss counts as a failed request.
@@ -350,8 +395,31 @@ end
     lua
 }
 
+/// This process's CPU time (user and system, all threads) so far, in
+/// microseconds, from `/proc/self/stat` (in USER_HZ ticks: 100 a second on
+/// Linux, whatever the kernel's own tick).
+fn process_cpu_us() -> Result<f64, BoxError> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // After the command name, in parentheses: state (field 3), ...,
+    // utime (14), stime (15).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .ok_or("unexpected /proc/self/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| -> Result<f64, BoxError> {
+        Ok(fields
+            .get(i)
+            .ok_or("unexpected /proc/self/stat")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) * 10_000.0)
+}
+
 /// Runs wrk for `secs` and parses the script's result line.
 fn wrk(args: &Args, script: &Path, url: &str, secs: u32) -> Result<Run, BoxError> {
+    let cpu_before = process_cpu_us()?;
     let out = Command::new("wrk")
         .arg(format!("-t{}", args.threads))
         .arg(format!("-c{}", args.connections))
@@ -375,6 +443,7 @@ fn wrk(args: &Args, script: &Path, url: &str, secs: u32) -> Result<Run, BoxError
         .lines()
         .find_map(|l| l.strip_prefix("BENCH_AXUM "))
         .ok_or_else(|| format!("no result line in wrk's output: {stdout}"))?;
+    let cpu_us = process_cpu_us()? - cpu_before;
     let v: Vec<f64> = line
         .split_whitespace()
         .map(str::parse)
@@ -386,6 +455,7 @@ fn wrk(args: &Args, script: &Path, url: &str, secs: u32) -> Result<Run, BoxError
         rps: requests / (duration_us / 1e6),
         p50_us,
         p99_us,
+        cpu_us: cpu_us / requests.max(1.0),
         failed: failed as u64,
     })
 }

@@ -50,7 +50,7 @@ impl Adapter {
         let builder = SqliteStore::builder(path)
             .cleanup_interval(Duration::ZERO)
             .durability(durability);
-        Ok(SqliteSessionStore::open_with(builder).await?)
+        Ok(SqliteSessionStore::new(builder.build_async().await?))
     }
 }
 

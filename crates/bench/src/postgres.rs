@@ -199,7 +199,7 @@ impl Target for PgOursStore {
     }
 
     fn cleanup(&self) -> Result<Option<u64>, BoxError> {
-        Ok(Some(self.store.delete_expired()?))
+        Ok(Some(self.store.delete_expired()?.removed))
     }
 
     fn count(&self) -> Result<u64, BoxError> {

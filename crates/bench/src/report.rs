@@ -17,7 +17,7 @@ const METHOD: &str = "\
 Systems (\"survives\" is what an acknowledged write survives: a crash of the process, or a power loss \
 too, which takes an fsync per commit):
 - **sqlite3store**: default options (WAL, `synchronous=NORMAL`, group commit, reader pool); survives a \
-process crash. Its cleanup thread is off and the benchmark calls `delete_expired_report()` itself.
+process crash. Its cleanup thread is off and the benchmark calls `delete_expired()` itself.
 - **sqlite3store power-loss**: the same with `Durability::PowerLoss` (`synchronous=FULL`): survives power loss.
 - **single-writer power-loss** (and, with `--systems single-writer`, **sqlite3store single-writer**): \
 `group_commit(false)`, one mutex around the writer; a benchmark-only setting.

@@ -4,11 +4,11 @@
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use pgstore::tokio_postgres;
 use pgstore::PgStore;
-use sqlite3store::{Session, SqliteStore};
+use sqlite3store::{Entry, Listed, Session, SqliteStore};
 
 use crate::failure::Failure;
 
@@ -149,7 +149,7 @@ impl Backend {
     }
 
     /// Up to `limit` active sessions, soonest to expire first.
-    pub(crate) fn list(&self, limit: usize) -> Result<Vec<(String, SystemTime)>, Failure> {
+    pub(crate) fn list(&self, limit: usize) -> Result<Vec<Listed>, Failure> {
         match self {
             Self::Sqlite(s) => Ok(s.list(limit)?),
             Self::Postgres(pg) => pg.block_on(pg.store.list(limit)),
@@ -157,11 +157,7 @@ impl Backend {
     }
 
     /// Up to `limit` active sessions of `owner`, soonest to expire first.
-    pub(crate) fn list_owner(
-        &self,
-        owner: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, SystemTime)>, Failure> {
+    pub(crate) fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>, Failure> {
         match self {
             Self::Sqlite(s) => Ok(s.list_owner(owner, limit)?),
             Self::Postgres(pg) => pg.block_on(pg.store.list_owner(owner, limit)),
@@ -177,10 +173,7 @@ impl Backend {
     }
 
     /// The data and expiry of the active session `token`.
-    pub(crate) fn find_with_expiry(
-        &self,
-        token: &str,
-    ) -> Result<Option<(Vec<u8>, SystemTime)>, Failure> {
+    pub(crate) fn find_with_expiry(&self, token: &str) -> Result<Option<Session>, Failure> {
         match self {
             Self::Sqlite(s) => Ok(s.find_with_expiry(token)?),
             Self::Postgres(pg) => pg.block_on(pg.store.find_with_expiry(token)),
@@ -199,11 +192,11 @@ impl Backend {
     pub(crate) fn delete_expired(&self) -> Result<(u64, Duration), Failure> {
         match self {
             Self::Sqlite(s) => {
-                let report = s.delete_expired_report()?;
+                let report = s.delete_expired()?;
                 Ok((report.removed, report.duration))
             }
             Self::Postgres(pg) => {
-                let report = pg.block_on(pg.store.delete_expired_report())?;
+                let report = pg.block_on(pg.store.delete_expired())?;
                 Ok((report.removed, report.duration))
             }
         }
@@ -211,11 +204,7 @@ impl Backend {
 
     /// Up to `limit` active sessions with stored keys after `after`, in key
     /// order (see `SqliteStore::export_page`).
-    pub(crate) fn export_page(
-        &self,
-        after: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, Session)>, Failure> {
+    pub(crate) fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Entry>, Failure> {
         match self {
             Self::Sqlite(s) => Ok(s.export_page(after, limit)?),
             Self::Postgres(pg) => pg.block_on(pg.store.export_page(after, limit)),
@@ -225,11 +214,12 @@ impl Backend {
     /// Stores every session as given (an upsert each; the keys are stored
     /// as they are, since neither side hashes them here). Returns once all
     /// are stored; on PostgreSQL in one statement.
-    pub(crate) fn commit_all(&self, sessions: &[(String, Session)]) -> Result<(), Failure> {
+    pub(crate) fn commit_all(&self, sessions: &[Entry]) -> Result<(), Failure> {
         match self {
             Self::Sqlite(s) => {
-                for (key, session) in sessions {
-                    s.commit(key, &session.data, session.expiry)?;
+                for entry in sessions {
+                    let session = &entry.session;
+                    s.commit(&entry.token, &session.data, session.expiry)?;
                 }
                 Ok(())
             }

@@ -69,10 +69,10 @@ fn copy(
         let page = source
             .export_page(&after, batch)
             .map_err(|cause| stopped(copied, cause))?;
-        let Some((last, _)) = page.last() else {
+        let Some(last) = page.last() else {
             return Ok(copied);
         };
-        after.clone_from(last);
+        after.clone_from(&last.token);
         target
             .commit_all(&page)
             .map_err(|cause| stopped(copied, cause))?;
