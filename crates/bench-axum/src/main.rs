@@ -1,8 +1,10 @@
 //! Full-stack benchmark (issue 14): the same axum + tower-sessions app, with
 //! sliding expiry (`Expiry::OnInactivity`), once on tower-sessions'
-//! `MemoryStore` (persists nothing: the upper bound) and once on
-//! `SqliteSessionStore`, each alone, loaded by `wrk` in turn, side by side in
-//! one run.
+//! `MemoryStore` (persists nothing: the upper bound), once on
+//! `SqliteSessionStore` and, with `--postgres URL`, once on
+//! `ContractStore<PgStore>` (this project's tower-sessions store over
+//! PostgreSQL, in its own table `bench_axum_sessions`), each alone, loaded
+//! by `wrk` in turn, side by side in one run.
 //!
 //! Three routes, each hit with a cookie of one of `--sessions` live sessions
 //! picked at random per request:
@@ -16,6 +18,9 @@
 //! ```text
 //! scripts/install-wrk.sh   # once: Debian's wrk, when missing
 //! cargo run --release -p bench-axum            # 3 rounds of 5 s each
+//! # PostgreSQL too, on a private server:
+//! bash scripts/pg-test-server.sh run sh -c \
+//!   'cargo run --release -p bench-axum -- --postgres "$PGSTORE_TEST_URL"'
 //! ```
 
 use std::collections::HashMap;
@@ -29,11 +34,13 @@ use axum::{http::StatusCode, routing::get, Router};
 use clap::Parser;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer, SessionStore};
+use tower_sessions_contract::ContractStore;
 use tower_sessions_sqlite3store::SqliteSessionStore;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-/// Loads an axum app with wrk, MemoryStore against SqliteSessionStore.
+/// Loads an axum app with wrk, MemoryStore against SqliteSessionStore (and,
+/// with --postgres, `ContractStore<PgStore>`).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -67,7 +74,15 @@ struct Args {
     /// Only these routes (comma-separated: read, write, visit).
     #[arg(long, value_delimiter = ',', default_values_t = ROUTES.map(String::from))]
     routes: Vec<String>,
+    /// Also serve the app on `ContractStore<PgStore>` against this server (a
+    /// libpq URL or key=value conninfo), in table bench_axum_sessions,
+    /// dropped before and after the run.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
 }
+
+/// The PostgreSQL store's table.
+const PG_TABLE: &str = "bench_axum_sessions";
 
 /// One measured wrk run.
 #[derive(Debug, Clone, Copy)]
@@ -148,76 +163,81 @@ fn run(args: &Args) -> Result<(), BoxError> {
             .join(" ")
     );
 
-    let memory = Server::start(args, dir.path(), "memory", |_| async {
-        Ok(MemoryStore::default())
-    })?;
     let threshold = args.threshold;
-    let sqlite = Server::start(args, dir.path(), "sqlite", |dir| async move {
-        let store = SqliteSessionStore::open(dir.join("sessions.db")).await?;
-        Ok(match threshold {
-            Some(fraction) => store.with_expiry_write_threshold(fraction)?,
-            None => store,
-        })
-    })?;
+    let mut servers = vec![
+        Server::start(args, dir.path(), "memory", "MemoryStore", |_| async {
+            Ok(MemoryStore::default())
+        })?,
+        Server::start(
+            args,
+            dir.path(),
+            "sqlite",
+            "SqliteSessionStore",
+            |dir| async move {
+                let store = SqliteSessionStore::open(dir.join("sessions.db")).await?;
+                Ok(match threshold {
+                    Some(fraction) => store.with_expiry_write_threshold(fraction)?,
+                    None => store,
+                })
+            },
+        )?,
+    ];
     if let Some(fraction) = threshold {
         println!("SqliteSessionStore's expiry write threshold: {fraction}");
     }
-    let routes: Vec<&str> = args.routes.iter().map(String::as_str).collect();
-    let mut results: Vec<Vec<Vec<Run>>> = Vec::new();
-    for route in &routes {
-        for server in [&memory, &sqlite] {
-            if args.warmup > 0 {
-                wrk(args, &server.script(route), &server.url, args.warmup)?;
-            }
-        }
-        let mut runs = [Vec::new(), Vec::new()];
-        for _ in 0..args.rounds {
-            for (s, server) in [&memory, &sqlite].into_iter().enumerate() {
-                let run = wrk(args, &server.script(route), &server.url, args.secs)?;
-                println!(
-                    "{:>6} /{route:<5} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  \
-                     server CPU {:>5.1} us/req  failed {}",
-                    server.name,
-                    run.rps,
-                    run.p50_us / 1000.0,
-                    run.p99_us / 1000.0,
-                    run.cpu_us,
-                    run.failed
-                );
-                runs[s].push(run);
-            }
-        }
-        results.push(runs.to_vec());
+    if let Some(url) = &args.postgres {
+        drop_pg_table(url)?;
+        servers.push(Server::start(
+            args,
+            dir.path(),
+            "pg",
+            "ContractStore<PgStore>",
+            |_| async move {
+                let store = pgstore::PgStore::builder(url)
+                    .table(PG_TABLE)
+                    .build()
+                    .await?;
+                Ok(ContractStore::new(store))
+            },
+        )?);
     }
-    memory.stop()?;
-    sqlite.stop()?;
-    let memory: Vec<Run> = results.iter().map(|r| Run::median(&r[0])).collect();
-    let sqlite: Vec<Run> = results.iter().map(|r| Run::median(&r[1])).collect();
+    let routes: Vec<&str> = args.routes.iter().map(String::as_str).collect();
+    let labels: Vec<&str> = servers.iter().map(|s| s.label).collect();
+    let measured = measure(args, &routes, &servers);
+    let mut stopped = Ok(());
+    for server in servers {
+        stopped = stopped.and(server.stop());
+    }
+    let dropped = args.postgres.as_deref().map_or(Ok(()), drop_pg_table);
+    let results = measured?;
+    stopped?;
+    dropped?;
 
     let mut table = String::new();
     writeln!(
         table,
-        "\nMedians of the rounds (CPU: the server's CPU time per request):\n\n\
-         | route | MemoryStore req/s | p99 | CPU | SqliteSessionStore req/s | p99 | CPU \
-         | req/s ratio | p99 ratio | CPU ratio |"
+        "\nMedians of the rounds; CPU is this process's CPU time per request (the \
+         app's, not the database server's); ratios to MemoryStore on the same route:\n\n\
+         | route | store | req/s | p50 | p99 | CPU | req/s ratio | p99 ratio | CPU ratio |"
     )?;
-    writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
-    for (i, route) in routes.iter().enumerate() {
-        let (m, s) = (memory[i], sqlite[i]);
-        writeln!(
-            table,
-            "| {route} | {:.0} | {:.2} ms | {:.1} us | {:.0} | {:.2} ms | {:.1} us \
-             | {:.2} | {:.2} | {:.2} |",
-            m.rps,
-            m.p99_us / 1000.0,
-            m.cpu_us,
-            s.rps,
-            s.p99_us / 1000.0,
-            s.cpu_us,
-            s.rps / m.rps,
-            s.p99_us / m.p99_us,
-            s.cpu_us / m.cpu_us
-        )?;
+    writeln!(table, "|---|---|---:|---:|---:|---:|---:|---:|---:|")?;
+    for (route, runs) in routes.iter().zip(&results) {
+        let medians: Vec<Run> = runs.iter().map(|r| Run::median(r)).collect();
+        let memory = medians[0];
+        for (server, m) in labels.iter().zip(&medians) {
+            writeln!(
+                table,
+                "| {route} | {server} | {:.0} | {:.2} ms | {:.2} ms | {:.1} us \
+                 | {:.2} | {:.2} | {:.2} |",
+                m.rps,
+                m.p50_us / 1000.0,
+                m.p99_us / 1000.0,
+                m.cpu_us,
+                m.rps / memory.rps,
+                m.p99_us / memory.p99_us,
+                m.cpu_us / memory.cpu_us
+            )?;
+        }
     }
     print!("{table}");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -228,15 +248,70 @@ fn run(args: &Args) -> Result<(), BoxError> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    if memory.iter().chain(&sqlite).any(|r| r.failed > 0) {
+    if results.iter().flatten().flatten().any(|r| r.failed > 0) {
         return Err("some requests failed (see the runs above)".into());
     }
     Ok(())
 }
 
+/// Per route, per server, the measured runs: in each round the servers
+/// take turns on the route.
+fn measure(
+    args: &Args,
+    routes: &[&str],
+    servers: &[Server],
+) -> Result<Vec<Vec<Vec<Run>>>, BoxError> {
+    let mut results = Vec::new();
+    for route in routes {
+        for server in servers {
+            if args.warmup > 0 {
+                wrk(args, &server.script(route), &server.url, args.warmup)?;
+            }
+        }
+        let mut runs = vec![Vec::new(); servers.len()];
+        for _ in 0..args.rounds {
+            for (s, server) in servers.iter().enumerate() {
+                let run = wrk(args, &server.script(route), &server.url, args.secs)?;
+                println!(
+                    "{:>22} /{route:<5} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  \
+                     server CPU {:>5.1} us/req  failed {}",
+                    server.label,
+                    run.rps,
+                    run.p50_us / 1000.0,
+                    run.p99_us / 1000.0,
+                    run.cpu_us,
+                    run.failed
+                );
+                runs[s].push(run);
+            }
+        }
+        results.push(runs);
+    }
+    Ok(results)
+}
+
+/// Drops the PostgreSQL store's table, so each run starts from an empty one
+/// and leaves nothing behind.
+fn drop_pg_table(url: &str) -> Result<(), BoxError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let conn = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS \"{PG_TABLE}\""))
+            .await?;
+        drop(client);
+        conn.await??;
+        Ok(())
+    })
+}
+
 /// The app on one store, served on a runtime of its own.
 struct Server {
     name: &'static str,
+    label: &'static str,
     url: String,
     dir: std::path::PathBuf,
     runtime: tokio::runtime::Runtime,
@@ -251,6 +326,7 @@ impl Server {
         args: &Args,
         dir: &Path,
         name: &'static str,
+        label: &'static str,
         open: F,
     ) -> Result<Self, BoxError>
     where
@@ -287,6 +363,7 @@ impl Server {
         });
         Ok(Self {
             name,
+            label,
             url,
             dir: dir.to_path_buf(),
             runtime,

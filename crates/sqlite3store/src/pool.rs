@@ -144,6 +144,8 @@ impl ReaderPool {
 
     /// Lends an idle connection, or `None` at once when none is idle or the
     /// pool is closed: never waits, never opens one, takes no shared lock.
+    // Only the async front reads in place.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn try_get(&self) -> Option<Lease<'_>> {
         if self.closed.load(Ordering::Acquire) {
             return None;
