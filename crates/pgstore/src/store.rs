@@ -13,6 +13,7 @@ use crate::builder::{millis_setting, Builder};
 use crate::cleanup::{self, CleanupOptions, CleanupReport, Outcome};
 use crate::error::{Error, Result};
 use crate::schema::{self, Sql, TableName};
+use crate::tls;
 
 /// A session store in a PostgreSQL table, sharing Go scs
 /// `postgresstore`'s table and semantics.
@@ -118,13 +119,6 @@ impl PgStore {
 
     pub(crate) async fn open_with(b: Builder) -> Result<Self> {
         let mut config = b.config.map_err(|e| Error::InvalidConfig(e.to_string()))?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(Error::InvalidConfig(
-                "sslmode=require, but this store connects without TLS \
-                 (use a unix socket or a trusted network, with sslmode=disable or prefer)"
-                    .into(),
-            ));
-        }
         let name = TableName::new(b.schema.as_deref(), &b.table)?;
         config.connect_timeout(b.connect_timeout);
         if !b.statement_timeout.is_zero() {
@@ -135,13 +129,13 @@ impl PgStore {
             ));
             config.options(options.trim_start());
         }
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls::connector(b.ssl_mode, b.ssl_root_cert.as_deref(), &mut config)? {
+            Some(tls) => Manager::from_config(config, tls, manager_config()),
+            None => Manager::from_config(config, tokio_postgres::NoTls, manager_config()),
+        };
         let pool = Pool::builder(manager)
             .max_size(b.pool_size)
             .runtime(Runtime::Tokio1)

@@ -276,28 +276,28 @@ fn open_sqlite(db: &Path, table: &str, access: Access) -> Result<SqliteStore, Fa
     Ok(store)
 }
 
-/// The connection settings for `conninfo`; for read access every
-/// transaction is read-only, so the server refuses any write.
-fn pg_config(conninfo: &str, access: Access) -> Result<tokio_postgres::Config, Failure> {
-    let mut config: tokio_postgres::Config = conninfo
-        .parse()
-        .map_err(|err| pgstore::Error::InvalidConfig(format!("bad connection string: {err}")))?;
-    if access == Access::Read {
-        let mut options = config.get_options().unwrap_or_default().to_owned();
-        options.push_str(" -c default_transaction_read_only=on");
-        config.options(options.trim_start());
-    }
-    Ok(config)
+/// Makes every transaction of a connection read-only, so the server
+/// refuses any write.
+fn read_only(config: &mut tokio_postgres::Config) {
+    let mut options = config.get_options().unwrap_or_default().to_owned();
+    options.push_str(" -c default_transaction_read_only=on");
+    config.options(options.trim_start());
 }
 
 fn open_postgres(conninfo: &str, table: &str, access: Access) -> Result<Postgres, Failure> {
-    let config = pg_config(conninfo, access)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(Failure::Runtime)?;
-    let mut builder = PgStore::builder_from_config(config)
+    // The builder reads the string, TLS settings (sslmode=verify-full,
+    // sslrootcert) included.
+    let mut builder = PgStore::builder(conninfo)
+        .configure(|config| {
+            if access == Access::Read {
+                read_only(config);
+            }
+        })
         .table(table)
         .cleanup_interval(Duration::ZERO)
         .pool_size(PG_CONNECTIONS)
@@ -317,17 +317,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn read_access_makes_every_transaction_read_only() -> Result<(), Failure> {
-        let read = pg_config(
-            "host=/tmp dbname=app options='-c work_mem=4MB'",
-            Access::Read,
-        )?;
+    fn read_access_makes_every_transaction_read_only() -> Result<(), Box<dyn std::error::Error>> {
+        let mut config: tokio_postgres::Config =
+            "host=/tmp dbname=app options='-c work_mem=4MB'".parse()?;
+        read_only(&mut config);
         assert_eq!(
-            read.get_options(),
+            config.get_options(),
             Some("-c work_mem=4MB -c default_transaction_read_only=on")
         );
-        let write = pg_config("postgres://app@db/app", Access::Write)?;
-        assert_eq!(write.get_options(), None);
+        let mut config: tokio_postgres::Config = "postgres://app@db/app".parse()?;
+        read_only(&mut config);
+        assert_eq!(
+            config.get_options(),
+            Some("-c default_transaction_read_only=on")
+        );
         Ok(())
     }
 
