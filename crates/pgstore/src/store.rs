@@ -220,23 +220,55 @@ impl PgStore {
     /// it; a token given twice is stored with its last session. For bulk
     /// loads such as migrations; keep batches to thousands, not millions.
     pub async fn commit_many(&self, sessions: &[(String, Session)]) -> Result<()> {
-        let mut index = HashMap::with_capacity(sessions.len());
-        let mut keys = Vec::with_capacity(sessions.len());
-        let mut data = Vec::with_capacity(sessions.len());
-        let mut expiries = Vec::with_capacity(sessions.len());
-        for (token, session) in sessions {
+        self.commit_rows(sessions.iter().map(|(t, s)| (t.as_str(), s, None)), false)
+            .await
+    }
+
+    /// [`commit_many`](Self::commit_many) that also sets each session's
+    /// owner (`None` clears it), as [`commit_owned`](Self::commit_owned)
+    /// does: the import side of [`export_page_owned`](Self::export_page_owned).
+    pub async fn commit_many_owned(
+        &self,
+        sessions: &[(String, Session, Option<String>)],
+    ) -> Result<()> {
+        let rows = sessions
+            .iter()
+            .map(|(t, s, o)| (t.as_str(), s, o.as_deref()));
+        self.commit_rows(rows, true).await
+    }
+
+    /// The one statement of [`commit_many`](Self::commit_many) and
+    /// [`commit_many_owned`](Self::commit_many_owned); `owned` picks which.
+    async fn commit_rows<'a>(
+        &self,
+        sessions: impl Iterator<Item = (&'a str, &'a Session, Option<&'a str>)>,
+        owned: bool,
+    ) -> Result<()> {
+        let mut index = HashMap::new();
+        let mut keys = Vec::new();
+        let mut data = Vec::new();
+        let mut expiries = Vec::new();
+        let mut owners = Vec::new();
+        for (token, session, owner) in sessions {
             let key = self.inner.commit_key(token, &session.data)?;
+            let owner = if owned {
+                self.inner.check_owner(owner)?
+            } else {
+                None
+            };
             let expiry = clamp_expiry(session.expiry);
             match index.get(&key) {
                 Some(&at) => {
                     data[at] = session.data.as_slice();
                     expiries[at] = expiry;
+                    owners[at] = owner;
                 }
                 None => {
                     index.insert(key.clone(), keys.len());
                     keys.push(key);
                     data.push(session.data.as_slice());
                     expiries.push(expiry);
+                    owners.push(owner);
                 }
             }
         }
@@ -244,8 +276,17 @@ impl PgStore {
             return Ok(());
         }
         let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.commit_many).await?;
-        client.execute(&stmt, &[&keys, &data, &expiries]).await?;
+        if owned {
+            let stmt = client
+                .prepare_cached(&self.inner.sql.commit_many_owned)
+                .await?;
+            client
+                .execute(&stmt, &[&keys, &data, &expiries, &owners])
+                .await?;
+        } else {
+            let stmt = client.prepare_cached(&self.inner.sql.commit_many).await?;
+            client.execute(&stmt, &[&keys, &data, &expiries]).await?;
+        }
         Ok(())
     }
 
@@ -431,6 +472,32 @@ impl PgStore {
         let rows = client.query(&stmt, &[&after, &limit]).await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, Session::new(r.try_get(1)?, r.try_get(2)?))))
+            .collect()
+    }
+
+    /// [`export_page`](Self::export_page) with each session's owner (`None`
+    /// for none, and for every row of a table without the owner column),
+    /// for migrations that keep "log out everywhere" working.
+    pub async fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Session, Option<String>)>> {
+        if !self.inner.sql.owner_column {
+            let page = self.export_page(after, limit).await?;
+            return Ok(page.into_iter().map(|(k, s)| (k, s, None)).collect());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.inner.client().await?;
+        let stmt = client
+            .prepare_cached(&self.inner.sql.export_page_owned)
+            .await?;
+        let rows = client.query(&stmt, &[&after, &limit]).await?;
+        rows.iter()
+            .map(|r| {
+                let session = Session::new(r.try_get(1)?, r.try_get(2)?);
+                Ok((r.try_get(0)?, session, r.try_get(3)?))
+            })
             .collect()
     }
 

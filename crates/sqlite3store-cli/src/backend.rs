@@ -34,6 +34,9 @@ pub(crate) enum Access {
     Create,
 }
 
+/// One exported session: its stored key, the session, its owner.
+pub(crate) type Exported = (String, Session, Option<String>);
+
 /// A `--db`, `--from` or `--to` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Location {
@@ -210,30 +213,26 @@ impl Backend {
     }
 
     /// Up to `limit` active sessions with stored keys after `after`, in key
-    /// order (see `SqliteStore::export_page`).
-    pub(crate) fn export_page(
-        &self,
-        after: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, Session)>, Failure> {
+    /// order, each with its owner (see `SqliteStore::export_page_owned`).
+    pub(crate) fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Exported>, Failure> {
         match self {
-            Self::Sqlite(s) => Ok(s.export_page(after, limit)?),
-            Self::Postgres(pg) => pg.block_on(pg.store.export_page(after, limit)),
+            Self::Sqlite(s) => Ok(s.export_page_owned(after, limit)?),
+            Self::Postgres(pg) => pg.block_on(pg.store.export_page_owned(after, limit)),
         }
     }
 
-    /// Stores every session as given (an upsert each; the keys are stored
-    /// as they are, since neither side hashes them here). Returns once all
-    /// are stored; on PostgreSQL in one statement.
-    pub(crate) fn commit_all(&self, sessions: &[(String, Session)]) -> Result<(), Failure> {
+    /// Stores every session as given, owner included (an upsert each; the
+    /// keys are stored as they are, since neither side hashes them here).
+    /// Returns once all are stored; on PostgreSQL in one statement.
+    pub(crate) fn commit_all(&self, sessions: &[Exported]) -> Result<(), Failure> {
         match self {
             Self::Sqlite(s) => {
-                for (key, session) in sessions {
-                    s.commit(key, &session.data, session.expiry)?;
+                for (key, session, owner) in sessions {
+                    s.commit_owned(key, &session.data, session.expiry, owner.as_deref())?;
                 }
                 Ok(())
             }
-            Self::Postgres(pg) => pg.block_on(pg.store.commit_many(sessions)),
+            Self::Postgres(pg) => pg.block_on(pg.store.commit_many_owned(sessions)),
         }
     }
 

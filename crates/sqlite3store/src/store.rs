@@ -652,6 +652,36 @@ impl SqliteStore {
         })
     }
 
+    /// [`export_page`](Self::export_page) with each session's owner (`None`
+    /// for none, and for every row of a file without the owner column), for
+    /// migrations that keep "log out everywhere" working; import with
+    /// [`commit_owned`](Self::commit_owned).
+    pub fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Session, Option<String>)>> {
+        let inner = &self.inner;
+        if !inner.owner_column {
+            let page = self.export_page(after, limit)?;
+            return Ok(page.into_iter().map(|(k, s)| (k, s, None)).collect());
+        }
+        let now = inner.now();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        inner.read(|conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.export_page_owned)?;
+            let rows = stmt.query_map(params![now, after, limit], |r| {
+                let session = Session::new(r.get(1)?, from_julian(r.get::<_, f64>(2)?));
+                Ok((
+                    r.get::<_, String>(0)?,
+                    session,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Deletes every expired session now and returns how many were removed:
     /// what the cleanup thread runs. Works in batches (see
     /// [`Builder::cleanup_batch_size`]) so commits never wait behind a large
