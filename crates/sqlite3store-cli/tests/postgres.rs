@@ -245,7 +245,7 @@ fn a_verify_full_url_works_and_a_wrong_ca_fails_clearly() -> Result {
         .args(["--db", &wrong, "--table", &table, "stats"])
         .timeout(Duration::from_secs(60))
         .assert()
-        .failure()
+        .code(3)
         .stderr(predicate::str::contains("not signed by a trusted root"));
     rt.block_on(support::drop_table(&url, &table))
 }
