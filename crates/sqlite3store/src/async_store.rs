@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::sync::Semaphore;
-
 use crate::builder::Builder;
+use crate::cleanup::CleanupReport;
 use crate::error::{Error, Result};
-use crate::store::{CleanupReport, SqliteStore, Stats};
+use crate::gate::Kind;
+use crate::store::{SqliteStore, Stats};
 use crate::writer::Cancel;
 
 /// The async face of [`SqliteStore`]: the same operations as `async fn`s.
@@ -278,55 +278,6 @@ impl Builder {
     pub fn max_async_writes(mut self, calls: usize) -> Self {
         self.max_async_writes = calls;
         self
-    }
-}
-
-/// Which lane a call waits in.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Read,
-    Write,
-}
-
-/// The async front's bounds for one store: a lane for reads and one for
-/// writes, so stalled writes never hold the threads reads need.
-#[derive(Debug)]
-pub(crate) struct Gate {
-    reads: Lane,
-    writes: Lane,
-}
-
-#[derive(Debug)]
-struct Lane {
-    permits: Arc<Semaphore>,
-    /// Blocking tasks of this lane running now.
-    running: Arc<AtomicUsize>,
-}
-
-impl Gate {
-    pub(crate) fn new(reads: usize, writes: usize) -> Self {
-        let lane = |n| Lane {
-            permits: Arc::new(Semaphore::new(n)),
-            running: Arc::new(AtomicUsize::new(0)),
-        };
-        Self {
-            reads: lane(reads),
-            writes: lane(writes),
-        }
-    }
-
-    /// Fails every call waiting for a slot, and every later one, with
-    /// [`Error::Closed`].
-    pub(crate) fn close(&self) {
-        self.reads.permits.close();
-        self.writes.permits.close();
-    }
-
-    fn lane(&self, kind: Kind) -> &Lane {
-        match kind {
-            Kind::Read => &self.reads,
-            Kind::Write => &self.writes,
-        }
     }
 }
 

@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cleanup::CleanupOptions;
 use crate::clock::{Clock, SystemClock};
+use crate::connection::ConnectionOptions;
 use crate::error::{Error, Result};
-use crate::store::SqliteStore;
+use crate::schema::pragma;
+use crate::wal::WalOptions;
 
 /// How long an acknowledged commit is guaranteed to survive.
 ///
@@ -32,15 +35,17 @@ pub enum Durability {
 }
 
 impl Durability {
+    /// The `PRAGMA synchronous` value.
     pub(crate) fn synchronous(self) -> &'static str {
         match self {
-            Durability::ProcessCrash => "NORMAL",
-            Durability::PowerLoss => "FULL",
+            Durability::ProcessCrash => pragma::NORMAL,
+            Durability::PowerLoss => pragma::FULL,
         }
     }
 }
 
-/// Options for [`SqliteStore`]; start with [`SqliteStore::builder`].
+/// Options for [`SqliteStore`](crate::SqliteStore); start with
+/// [`SqliteStore::builder`](crate::SqliteStore::builder).
 ///
 /// ```no_run
 /// # fn main() -> sqlite3store::Result<()> {
@@ -172,7 +177,7 @@ impl Builder {
 
     /// How often the background thread deletes expired sessions;
     /// `Duration::ZERO` starts no thread (call
-    /// [`SqliteStore::delete_expired`] yourself). Default: 5 minutes, as Go's
+    /// [`SqliteStore::delete_expired`](crate::SqliteStore::delete_expired) yourself). Default: 5 minutes, as Go's
     /// `New`.
     pub fn cleanup_interval(mut self, every: Duration) -> Self {
         self.cleanup_interval = every;
@@ -341,7 +346,7 @@ impl Builder {
     /// Stores an HMAC-SHA-256 of each token, keyed with `key`, instead of
     /// the token itself, so a leaked file or backup holds no usable session
     /// tokens. Every call hashes the token it is given, so the API is
-    /// unchanged except that [`SqliteStore::all`] returns the hashed keys
+    /// unchanged except that [`SqliteStore::all`](crate::SqliteStore::all) returns the hashed keys
     /// (64 hex digits). Files written with hashing are not readable by Go's
     /// package, nor by a store with another key. Default: off.
     pub fn hash_tokens(mut self, key: impl AsRef<[u8]>) -> Self {
@@ -356,13 +361,39 @@ impl Builder {
         self
     }
 
-    /// Opens the store with these options.
-    pub fn build(self) -> Result<SqliteStore> {
-        self.validate()?;
-        SqliteStore::open_with(self)
+    /// What connections read, for the file at `path` (absolute).
+    pub(crate) fn connection_options(&self, path: PathBuf) -> ConnectionOptions {
+        ConnectionOptions {
+            path,
+            busy_timeout: self.busy_timeout,
+            synchronous: self.durability.synchronous(),
+            cache_size_kib: self.cache_size_kib,
+            writer_cache_size_kib: self.writer_cache_size_kib,
+            mmap_size: self.mmap_size,
+            create_if_missing: self.create_if_missing,
+            incremental_vacuum: self.incremental_vacuum,
+            max_file_size: self.max_file_size,
+        }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// What cleanup reads.
+    pub(crate) fn cleanup_options(&self) -> CleanupOptions {
+        CleanupOptions {
+            interval: self.cleanup_interval,
+            first_delay: self.first_cleanup_delay,
+            batch_size: self.cleanup_batch_size as u64,
+        }
+    }
+
+    /// What WAL tracking reads.
+    pub(crate) fn wal_options(&self) -> WalOptions {
+        WalOptions {
+            checkpoint_pages: self.checkpoint_pages,
+        }
+    }
+
+    /// Checks every option; `build` runs it first.
+    pub(crate) fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::InvalidConfig(what));
         if self.max_token_len == 0 || self.max_token_len > 1 << 20 {
             return bad(format!(

@@ -31,6 +31,32 @@
 //!   the writes in flight.
 //!
 //! See [`Durability`] for what an acknowledged commit survives.
+//!
+//! # Modules
+//!
+//! Each concern has one home, and imports run one way (top to bottom; no
+//! module imports one above it):
+//!
+//! ```text
+//! contract      the session-contract traits over both fronts
+//! async_store   the async front: bounded calls on tokio's blocking pool
+//! store         public types (SqliteStore, Stats), opening, reads, writes
+//! builder       public options; turns them into the narrow options below
+//! cleanup       cleanup pacing (its doc explains every constant), its thread
+//! writer        the single writer connection and group commit
+//! wal           WAL size tracking, the checkpoint thread (WalOptions)
+//! connection    every connection open, PRAGMAs, header check, file identity
+//! schema        every SQL statement and PRAGMA name; schema create/verify
+//! pool          read-only connections
+//! gate          the async front's bounds, owned by the store
+//! background    background threads and their handles
+//! error, clock, hash, julian   leaves
+//! ```
+//!
+//! For example `store` imports `cleanup`, `wal`, `writer` and `connection`;
+//! `cleanup` imports `writer` and `wal`; `writer` imports `wal` and
+//! `connection`; `wal` imports `connection`; `connection` imports only
+//! `schema` and `error`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -38,25 +64,30 @@
 mod async_store;
 mod background;
 mod builder;
-mod checkpoint;
+mod cleanup;
 mod clock;
+mod connection;
 pub mod contract;
 mod error;
+#[cfg(feature = "tokio")]
+mod gate;
 mod hash;
 mod julian;
 mod pool;
 mod schema;
 mod store;
+mod wal;
 mod writer;
 
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use async_store::{AsyncSqliteStore, InFlight};
 pub use builder::{Builder, Durability, MAX_DATA_LEN_LIMIT, MIN_FILE_SIZE};
+pub use cleanup::CleanupReport;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{error_chain, Error, Result};
 pub use session_contract::{Session, TokenHasher, MAX_OWNER_LEN};
-pub use store::{CleanupReport, SqliteStore, Stats};
+pub use store::{SqliteStore, Stats};
 
 /// Converts between `SystemTime` and the Julian day numbers stored in the
 /// `expiry` column, exactly as SQLite's `julianday()` does.

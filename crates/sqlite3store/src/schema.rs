@@ -1,5 +1,8 @@
 //! Every SQL statement the store runs, built once per table name, and the
-//! checks that make an opened database fit for use.
+//! checks that make an opened database fit for use. The statements that
+//! name no table (checkpoints, vacuum, the probe) and the PRAGMA names and
+//! values the connections set ([`pragma`]) live here too; no other module
+//! holds SQL text outside its tests.
 //!
 //! The table is exactly Go's scs sqlite3store table, so one file serves both:
 //! `token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL`, with an
@@ -16,6 +19,57 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
+
+/// Reads the schema table: fails for a file that is not a database.
+pub(crate) const PROBE: &str = "SELECT count(*) FROM sqlite_schema";
+
+/// Rebuilds the whole file ([`SqliteStore::vacuum`](crate::SqliteStore::vacuum)).
+pub(crate) const VACUUM: &str = "VACUUM";
+
+/// `PRAGMA wal_checkpoint` in one of its modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checkpoint {
+    /// Copies what it can without waiting for anyone.
+    Passive,
+    /// Copies everything, waiting for readers, then truncates the WAL.
+    Truncate,
+}
+
+impl Checkpoint {
+    /// The statement; its row is (busy, frames in the WAL, frames copied).
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            Checkpoint::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+            Checkpoint::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+        }
+    }
+}
+
+/// Frees up to `pages` pages from the end of the file (one per step).
+pub(crate) fn incremental_vacuum(pages: u64) -> String {
+    format!("PRAGMA incremental_vacuum({pages})")
+}
+
+/// The PRAGMA names and values the connections set or read (see
+/// [`crate::connection`]); run through rusqlite's `pragma_*` calls.
+pub(crate) mod pragma {
+    pub(crate) const AUTO_VACUUM: &str = "auto_vacuum";
+    pub(crate) const INCREMENTAL: &str = "INCREMENTAL";
+    pub(crate) const JOURNAL_MODE: &str = "journal_mode";
+    pub(crate) const WAL: &str = "WAL";
+    pub(crate) const JOURNAL_SIZE_LIMIT: &str = "journal_size_limit";
+    pub(crate) const SYNCHRONOUS: &str = "synchronous";
+    /// `synchronous` for [`Durability::ProcessCrash`](crate::Durability::ProcessCrash).
+    pub(crate) const NORMAL: &str = "NORMAL";
+    /// `synchronous` for [`Durability::PowerLoss`](crate::Durability::PowerLoss).
+    pub(crate) const FULL: &str = "FULL";
+    pub(crate) const CACHE_SIZE: &str = "cache_size";
+    pub(crate) const MMAP_SIZE: &str = "mmap_size";
+    pub(crate) const PAGE_SIZE: &str = "page_size";
+    pub(crate) const PAGE_COUNT: &str = "page_count";
+    pub(crate) const MAX_PAGE_COUNT: &str = "max_page_count";
+    pub(crate) const FREELIST_COUNT: &str = "freelist_count";
+}
 
 /// The longest table name accepted.
 const MAX_TABLE_NAME: usize = 64;

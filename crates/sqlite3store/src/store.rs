@@ -1,50 +1,29 @@
-//! The store: opening, and every operation. All SQL runs here or in the
-//! writer, with the statements from [`crate::schema`].
+//! The store: its public types, opening, and every read and write
+//! operation. Connections come from [`crate::connection`], statements from
+//! [`crate::schema`], writes go through [`crate::writer`], cleanup runs in
+//! [`crate::cleanup`] and checkpoints in [`crate::wal`].
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use session_contract::Session;
 
 use crate::background::Background;
 use crate::builder::Builder;
-use crate::checkpoint::{self, WalState};
+use crate::cleanup::{self, Cleanup, CleanupReport, REVOKE_BATCH};
 use crate::clock::Clock;
+use crate::connection::{self, open_reader, open_writer, FileIdentity};
 use crate::error::{Error, Result};
 use crate::hash::{storage_key, TokenHasher};
 use crate::julian::{from_julian, to_julian};
 use crate::pool::ReaderPool;
-use crate::schema::Sql;
-use crate::writer::{FileIdentity, SetOwner, WriteOp, Writer, YIELDED};
-
-/// The WAL file is truncated to this after a checkpoint resets it.
-const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
-/// Pages freed per `incremental_vacuum` step while others write.
-const VACUUM_STEP_PAGES: u64 = 256;
-/// Idle cleanup batches grow while they take less than this. They give way
-/// to any write that arrives, so this bounds wasted work, not anyone's wait.
-/// Long batches pay: with random tokens, every batch rewrites most pages of
-/// the token index whatever its size, so fewer, larger batches write less
-/// (measured, 1,000,000 expired rows beside 100,000 live ones: 1 s instead
-/// of 250 ms wrote 0.55x the bytes, in 0.62x the CPU time).
-const IDLE_BATCH_TARGET: Duration = Duration::from_secs(1);
-/// How long a maintenance step may hold the writer while others wait for it.
-const CONTENDED_STEP_TARGET: Duration = Duration::from_millis(5);
-/// The longest maintenance waits for checkpoints before its next step.
-const MAX_CHECKPOINT_PAUSE: Duration = Duration::from_millis(500);
-/// Rows [`SqliteStore::revoke_owner`] deletes per write, so a commit
-/// queued behind it waits for one short batch, not for the whole owner.
-const REVOKE_BATCH: u64 = 256;
-/// The smallest step (rows or pages).
-const MIN_STEP: u64 = 16;
-/// How far idle batches may grow, as a multiple of `cleanup_batch_size`.
-const IDLE_BATCH_GROWTH: u64 = 256;
+use crate::schema::{pragma, Checkpoint, Sql, VACUUM};
+use crate::wal::{self, WalState};
+use crate::writer::{SetOwner, WriteOp, Writer};
 
 /// A session store in a SQLite file, file-compatible with Go's scs
 /// `sqlite3store`.
@@ -100,19 +79,6 @@ impl Drop for Handles {
     }
 }
 
-/// What one cleanup run did. It may gain fields, so it is built only by
-/// the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CleanupReport {
-    /// When the run started.
-    pub started: SystemTime,
-    /// Expired rows it removed.
-    pub removed: u64,
-    /// How long it took, including giving free pages back.
-    pub duration: Duration,
-}
-
 /// A snapshot of the store's contents and file, from [`SqliteStore::stats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -146,8 +112,8 @@ pub struct Stats {
 // last, so it checkpoints the WAL into the file and removes it (a read-only
 // connection closing last could not).
 pub(crate) struct Inner {
-    cleanup: Mutex<Option<Background>>,
-    checkpoint: Mutex<Option<Background>>,
+    cleanup_thread: Mutex<Option<Background>>,
+    checkpoint_thread: Mutex<Option<Background>>,
     readers: ReaderPool,
     /// None when read-only.
     writer: Option<Arc<Writer>>,
@@ -162,19 +128,17 @@ pub(crate) struct Inner {
     /// Restored on a reader after a read that ran with it off.
     #[cfg(feature = "tokio")]
     busy_timeout: Duration,
-    cleanup_batch_size: u64,
-    incremental_vacuum: bool,
+    cleanup: Cleanup,
     /// Whether the table has the owner column: always once a writable store
     /// opened it; a read-only store on a file Go created finds no owners.
     owner_column: bool,
-    last_cleanup: Mutex<Option<CleanupReport>>,
     /// Set once closing starts: every operation fails with `Closed`.
     closed: AtomicBool,
     /// Held while closing, so a second close waits for the first.
     closing: Mutex<()>,
     /// The async front's bounds, shared by every async handle of the store.
     #[cfg(feature = "tokio")]
-    async_gate: crate::async_store::Gate,
+    async_gate: crate::gate::Gate,
 }
 
 impl Drop for Inner {
@@ -199,6 +163,14 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+impl Builder {
+    /// Opens the store with these options.
+    pub fn build(self) -> Result<SqliteStore> {
+        self.validate()?;
+        SqliteStore::open_with(self)
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the store at `path`, with a cleanup thread
     /// that deletes expired sessions every 5 minutes. Go's `New`.
@@ -217,41 +189,34 @@ impl SqliteStore {
         Builder::new(path)
     }
 
-    pub(crate) fn open_with(mut b: Builder) -> Result<Self> {
+    pub(crate) fn open_with(b: Builder) -> Result<Self> {
         // Every connection (readers open lazily) and the file-identity check
         // must see the same file even if the process changes directory.
-        b.path = std::path::absolute(&b.path)?;
+        let path = std::path::absolute(&b.path)?;
+        let conn_opts = b.connection_options(path.clone());
         let sql = Arc::new(Sql::new(&b.table)?);
         let writer_conn = if b.read_only {
             None
         } else {
-            open_writer(&b, &sql)?
+            open_writer(&conn_opts, &sql)?
         };
         let read_only = writer_conn.is_none();
-        let auto_vacuum = |conn: &Connection| -> Result<bool> {
-            Ok(conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? == 2)
-        };
         let (incremental_vacuum, owner_column) = match &writer_conn {
-            Some(conn) => (auto_vacuum(conn)?, true),
+            Some(conn) => (connection::incremental_vacuum(conn)?, true),
             None => {
                 // Check the file and table without writing anything.
-                check_header(&b.path)?;
-                let conn = open_reader(&b.path, &b, None).map_err(|e| match e {
-                    Error::Sqlite(source) => Error::Open {
-                        path: b.path.clone(),
-                        source,
-                    },
-                    other => other,
-                })?;
-                probe(&conn)?;
+                let conn = connection::open_to_check(&conn_opts)?;
                 sql.verify(&conn)?;
-                (auto_vacuum(&conn)?, sql.has_owner_column(&conn)?)
+                (
+                    connection::incremental_vacuum(&conn)?,
+                    sql.has_owner_column(&conn)?,
+                )
             }
         };
 
         // Taken once the file is open: every later check compares with it.
-        let file = FileIdentity::of(&b.path)?;
-        let wal = WalState::new(b.checkpoint_pages);
+        let file = FileIdentity::of(&path)?;
+        let wal = WalState::new(b.wal_options());
         let writer = match writer_conn {
             Some(mut conn) => {
                 wal.install_hook(&mut conn)?;
@@ -266,15 +231,16 @@ impl SqliteStore {
             None => None,
         };
 
-        let reader_builder = b.clone();
+        let reader_opts = conn_opts.clone();
         let reader_file = Arc::clone(&file);
         let readers = ReaderPool::new(b.readers, move || {
-            open_reader(&reader_builder.path, &reader_builder, Some(&reader_file))
+            open_reader(&reader_opts, Some(&reader_file))
         });
         readers.warm()?;
 
+        let cleanup_opts = b.cleanup_options();
         let inner = Arc::new(Inner {
-            path: b.path.clone(),
+            path,
             file,
             sql,
             writer,
@@ -285,33 +251,29 @@ impl SqliteStore {
             max_data_len: b.max_data_len,
             #[cfg(feature = "tokio")]
             busy_timeout: b.busy_timeout,
-            cleanup_batch_size: b.cleanup_batch_size as u64,
-            incremental_vacuum,
+            cleanup: Cleanup::new(cleanup_opts, incremental_vacuum, Arc::clone(&wal)),
             owner_column,
-            last_cleanup: Mutex::new(None),
-            cleanup: Mutex::new(None),
-            checkpoint: Mutex::new(None),
+            cleanup_thread: Mutex::new(None),
+            checkpoint_thread: Mutex::new(None),
             closed: AtomicBool::new(false),
             closing: Mutex::new(()),
             #[cfg(feature = "tokio")]
-            async_gate: crate::async_store::Gate::new(b.async_read_limit(), b.max_async_writes),
+            async_gate: crate::gate::Gate::new(b.async_read_limit(), b.max_async_writes),
         });
-        if !read_only {
-            // The thread holds the writer, not the store: the store closes
-            // on the thread that drops its last handle (after joining this
-            // thread), never later on this one.
-            let writer = inner.writer.clone();
-            let thread =
-                checkpoint::spawn(&wal, &b, move || writer.as_ref().map(|w| w.checkpoint()))?;
-            *inner.checkpoint.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        if let Some(writer) = &inner.writer {
+            // The thread holds the writer, not the store, so the store is
+            // never closed on this thread: `close` always joins it from
+            // another (Background::stop_and_join skips only its own thread).
+            let writer = Arc::clone(writer);
+            let thread = wal::spawn(&wal, conn_opts, move || writer.checkpoint())?;
+            *lock(&inner.checkpoint_thread) = Some(thread);
         }
 
-        if !b.cleanup_interval.is_zero() && !read_only {
-            let first = b.first_cleanup_delay.min(b.cleanup_interval);
-            let cleanup = spawn_cleanup(Arc::downgrade(&inner), first, b.cleanup_interval)?;
-            *inner.lock_cleanup() = Some(cleanup);
+        if !cleanup_opts.interval.is_zero() && !read_only {
+            let thread = cleanup::spawn(Arc::downgrade(&inner), cleanup_opts)?;
+            *lock(&inner.cleanup_thread) = Some(thread);
         }
-        tracing::debug!(path = %b.path.display(), table = %b.table, read_only, "session store opened");
+        tracing::debug!(path = %inner.path.display(), table = %b.table, read_only, "session store opened");
         Ok(Self {
             inner: Arc::new(Handles(inner)),
         })
@@ -688,18 +650,18 @@ impl SqliteStore {
     /// backlog, then gives freed pages back to the file system when the file
     /// uses incremental vacuum.
     pub fn delete_expired(&self) -> Result<u64> {
-        Ok(self.inner.run_cleanup(&|| true)?.removed)
+        Ok(cleanup::run(&*self.inner.0, &|| true)?.removed)
     }
 
     /// Like [`delete_expired`](Self::delete_expired), with the report.
     pub fn delete_expired_report(&self) -> Result<CleanupReport> {
-        self.inner.run_cleanup(&|| true)
+        cleanup::run(&*self.inner.0, &|| true)
     }
 
     /// Stops the cleanup thread, if one runs. Idempotent; never blocks (the
     /// thread ends after the batch it may be running).
     pub fn stop_cleanup(&self) {
-        if let Some(cleanup) = self.inner.lock_cleanup().as_ref() {
+        if let Some(cleanup) = lock(&self.inner.cleanup_thread).as_ref() {
             cleanup.stop();
         }
     }
@@ -728,20 +690,21 @@ impl SqliteStore {
                 (0, 0)
             };
             let pragma = |name: &str| -> Result<u64> {
-                Ok(conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))? as u64)
+                Ok(connection::pragma_i64(conn, name)?.max(0) as u64)
             };
             let file_size = std::fs::metadata(&inner.path)?.len();
-            let wal_size = std::fs::metadata(wal_path(&inner.path)).map_or(0, |m| m.len());
+            let wal_size =
+                std::fs::metadata(connection::wal_path(&inner.path)).map_or(0, |m| m.len());
             Ok(Stats {
                 active,
                 expired,
                 file_size,
                 wal_size,
-                page_size: pragma("page_size")?,
-                page_count: pragma("page_count")?,
-                free_pages: pragma("freelist_count")?,
-                incremental_vacuum: inner.incremental_vacuum,
-                last_cleanup: *inner.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()),
+                page_size: pragma(pragma::PAGE_SIZE)?,
+                page_count: pragma(pragma::PAGE_COUNT)?,
+                free_pages: pragma(pragma::FREELIST_COUNT)?,
+                incremental_vacuum: inner.cleanup.incremental_vacuum(),
+                last_cleanup: inner.cleanup.last(),
                 owners,
                 owned,
             })
@@ -754,10 +717,10 @@ impl SqliteStore {
         self.inner
             .writer()?
             .submit(WriteOp::Standalone(Box::new(|conn| {
-                conn.execute_batch("VACUUM")?;
+                conn.execute_batch(VACUUM)?;
                 // In WAL mode the rebuilt pages sit in the WAL; copy them
                 // back and truncate now, so the file shrinks at once.
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                conn.query_row(Checkpoint::Truncate.sql(), [], |_| Ok(()))?;
                 Ok(0)
             })))?;
         Ok(())
@@ -805,7 +768,7 @@ impl SqliteStore {
     }
 
     #[cfg(feature = "tokio")]
-    pub(crate) fn async_gate(&self) -> &crate::async_store::Gate {
+    pub(crate) fn async_gate(&self) -> &crate::gate::Gate {
         &self.inner.async_gate
     }
 }
@@ -878,17 +841,13 @@ impl Inner {
         self.async_gate.close();
         // Take each thread out of its lock before joining it: the cleanup
         // thread may be stopping itself through the same lock.
-        let cleanup = self.lock_cleanup().take();
+        let cleanup = lock(&self.cleanup_thread).take();
         if let Some(thread) = cleanup {
             thread.stop_and_join();
         }
         // The checkpoint thread holds the writer and a connection of its
         // own; both are released when it ends.
-        let checkpoint = self
-            .checkpoint
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let checkpoint = lock(&self.checkpoint_thread).take();
         if let Some(thread) = checkpoint {
             thread.stop_and_join();
         }
@@ -904,10 +863,6 @@ impl Inner {
         if let Err(err) = self.close() {
             tracing::warn!(%err, path = %self.path.display(), "closing the session store failed");
         }
-    }
-
-    fn lock_cleanup(&self) -> std::sync::MutexGuard<'_, Option<Background>> {
-        self.cleanup.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn token_fits(&self, token: &str) -> bool {
@@ -932,122 +887,38 @@ impl Inner {
         }
         Ok(())
     }
+}
 
-    /// Deletes expired rows in batches until none is left (as of the time
-    /// the run started) or `keep_going` says no, then gives free pages back.
-    ///
-    /// Both loops end whatever other connections do to the file: the
-    /// deletes stop after as many rows as were expired when the run started
-    /// (another process adding expired rows cannot keep it going), and the
-    /// vacuum stops after as many pages as were free when it started, or at
-    /// the first step that frees nothing (`auto_vacuum` switched off
-    /// meanwhile).
-    fn run_cleanup(&self, keep_going: &dyn Fn() -> bool) -> Result<CleanupReport> {
-        let writer = self.writer()?;
-        let started = SystemTime::now();
-        let clock_started = Instant::now();
-        // Fixed for the run, so a run always ends.
-        let now = self.now();
-        let mut removed = 0;
-        let base = self.cleanup_batch_size;
-        let result = self
-            .count(&self.sql.count_expired, now)
-            .and_then(|expired| {
-                // At least one step even with nothing expired, so a run
-                // always reports a writer that is busy or a file that is gone.
-                let expired = expired.max(1);
-                paced(
-                    writer,
-                    base,
-                    base * IDLE_BATCH_GROWTH,
-                    keep_going,
-                    |size, yield_to_writers| {
-                        let limit = size.min(expired - removed);
-                        if limit == 0 {
-                            return Ok(Step::Done);
-                        }
-                        let n = writer.submit(WriteOp::DeleteExpired {
-                            now,
-                            limit,
-                            yield_to_writers,
-                        })?;
-                        if n == YIELDED {
-                            return Ok(Step::Yielded);
-                        }
-                        removed += n;
-                        Ok(if n < limit { Step::Done } else { Step::More })
-                    },
-                )
-            });
-        let deleted_in = clock_started.elapsed();
-        // Give freed pages back to the file system, paced the same way. A
-        // failure here still records what the deletes did.
-        let vacuumed = if result.is_ok() && removed > 0 && self.incremental_vacuum {
-            self.free_pages().and_then(|free| {
-                let mut freed_total = 0;
-                paced(
-                    writer,
-                    VACUUM_STEP_PAGES,
-                    VACUUM_STEP_PAGES * IDLE_BATCH_GROWTH,
-                    keep_going,
-                    |size, yield_to_writers| {
-                        let pages = size.min(free - freed_total);
-                        if pages == 0 {
-                            return Ok(Step::Done);
-                        }
-                        let freed = writer.submit(WriteOp::IncrementalVacuum {
-                            pages,
-                            yield_to_writers,
-                        })?;
-                        if freed == YIELDED {
-                            return Ok(Step::Yielded);
-                        }
-                        freed_total += freed.min(pages);
-                        // Fewer than asked: the free list is empty, or
-                        // auto_vacuum is no longer incremental.
-                        Ok(if freed < pages {
-                            Step::Done
-                        } else {
-                            Step::More
-                        })
-                    },
-                )
-            })
-        } else {
-            Ok(())
-        };
-        let report = CleanupReport {
-            started,
-            removed,
-            duration: clock_started.elapsed(),
-        };
-        tracing::debug!(
-            removed,
-            delete_ms = deleted_in.as_millis() as u64,
-            vacuum_ms = (report.duration - deleted_in).as_millis() as u64,
-            "cleanup run"
-        );
-        *self.last_cleanup.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
-        result.and(vacuumed).map(|()| report)
+impl cleanup::Host for Inner {
+    fn writer(&self) -> Result<&Writer> {
+        Inner::writer(self)
+    }
+
+    fn now(&self) -> f64 {
+        Inner::now(self)
+    }
+
+    fn count_expired(&self, now: f64) -> Result<u64> {
+        self.read(|conn| {
+            let n: i64 = conn
+                .prepare_cached(&self.sql.count_expired)?
+                .query_row([now], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
+    fn free_pages(&self) -> Result<u64> {
+        self.read(connection::free_pages)
+    }
+
+    fn cleanup(&self) -> &Cleanup {
+        &self.cleanup
     }
 }
 
-impl Inner {
-    /// A `count(*)` query (`?1` now) on a reader.
-    fn count(&self, sql: &str, now: f64) -> Result<u64> {
-        self.read(|conn| {
-            let n: i64 = conn.prepare_cached(sql)?.query_row([now], |r| r.get(0))?;
-            Ok(n.max(0) as u64)
-        })
-    }
-
-    /// Pages on the free list, as a reader sees it.
-    fn free_pages(&self) -> Result<u64> {
-        self.read(|conn| {
-            let n: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
-            Ok(n.max(0) as u64)
-        })
-    }
+/// Locks a thread slot; a panic elsewhere never leaves one inconsistent.
+fn lock(slot: &Mutex<Option<Background>>) -> std::sync::MutexGuard<'_, Option<Background>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The owner as stored, or [`Error::InvalidOwner`].
@@ -1059,197 +930,6 @@ fn check_owner(owner: Option<&str>) -> Result<Option<String>> {
             None => Ok(Some(owner.to_owned())),
         },
     }
-}
-
-/// What one paced step did.
-enum Step {
-    /// Gave way to a write that arrived; nothing was done.
-    Yielded,
-    /// Did a full step; there is more.
-    More,
-    /// Nothing is left.
-    Done,
-}
-
-/// Runs `step(size, yield_to_writers)` until it is done, sizing each step by
-/// who else wants the writer. While others write, steps are at most `base`
-/// and shrink further if one takes longer than [`CONTENDED_STEP_TARGET`]
-/// (the bound on how long anyone waits behind maintenance). While nobody
-/// else writes, they grow up to `max`, and give way the moment a write
-/// arrives.
-fn paced(
-    writer: &Writer,
-    base: u64,
-    max: u64,
-    keep_going: &dyn Fn() -> bool,
-    mut step: impl FnMut(u64, bool) -> Result<Step>,
-) -> Result<()> {
-    let mut contended = base;
-    let mut size = base;
-    loop {
-        // Others are writing and the WAL is growing faster than it is
-        // copied back: give the checkpoint thread time, without holding the
-        // writer, rather than make a commit wait for the backstop.
-        let paused = Instant::now();
-        while writer.contended()
-            && writer.wal_behind()
-            && paused.elapsed() < MAX_CHECKPOINT_PAUSE
-            && keep_going()
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if !keep_going() {
-            return Ok(());
-        }
-        let idle = !writer.contended();
-        if !idle {
-            size = size.min(contended);
-        }
-        let started = Instant::now();
-        let outcome = step(size, idle && size > contended)?;
-        let took = started.elapsed();
-        tracing::trace!(
-            size,
-            idle,
-            took_us = took.as_micros() as u64,
-            yielded = matches!(outcome, Step::Yielded),
-            "maintenance step"
-        );
-        size = match outcome {
-            Step::Done => return Ok(()),
-            Step::Yielded => contended,
-            Step::More if !idle || writer.contended() => {
-                contended = if took > 2 * CONTENDED_STEP_TARGET {
-                    (contended / 2).max(MIN_STEP)
-                } else if took < CONTENDED_STEP_TARGET {
-                    (contended + contended / 4 + 1).min(base)
-                } else {
-                    contended
-                };
-                contended
-            }
-            Step::More if took < IDLE_BATCH_TARGET => (size * 2).min(max),
-            Step::More => size,
-        };
-    }
-}
-
-fn wal_path(path: &Path) -> PathBuf {
-    let mut os = path.as_os_str().to_owned();
-    os.push("-wal");
-    PathBuf::from(os)
-}
-
-/// Refuses a non-empty file that does not start with SQLite's header.
-/// SQLite itself takes a file shorter than one page for an empty database
-/// and would write a new one over it.
-fn check_header(path: &Path) -> Result<()> {
-    use std::io::Read;
-    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
-    // Only regular files: opening a FIFO to read would block. Missing files
-    // (created later), directories and the rest are SQLite's to report.
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {}
-        _ => return Ok(()),
-    }
-    let mut head = Vec::with_capacity(16);
-    std::fs::File::open(path)?.take(16).read_to_end(&mut head)?;
-    if head.is_empty() || head == MAGIC {
-        Ok(())
-    } else {
-        Err(Error::NotADatabase(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
-            Some("the file does not start with the SQLite header".into()),
-        )))
-    }
-}
-
-/// Creates a missing database file with mode 0600 (owner only), whatever the
-/// umask, before SQLite would create it with 0644 less the umask. SQLite
-/// gives the `-wal` and `-shm` files it creates the database file's own mode
-/// (ignoring the umask), so they are private too. An existing file, and its
-/// mode, are left alone. Any failure is left for SQLite's own open to report.
-fn create_private(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        // create_new: never touches a file that is there (nor follows a
-        // symlink there).
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path);
-        if let Ok(file) = created {
-            // The umask may have taken bits from 0600 too (0o277 leaves
-            // 0400): set the mode exactly, through the descriptor.
-            if let Err(err) = file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
-                tracing::warn!(%err, path = %path.display(), "cannot set the new database file's mode to 0600");
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-}
-
-/// Reads the schema table, which fails for a file that is not a database.
-fn probe(conn: &Connection) -> Result<()> {
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
-        r.get::<_, i64>(0)
-    })?;
-    Ok(())
-}
-
-/// Opens the writer connection, sets the file up and checks the table.
-/// Returns None when the file can only be read.
-fn open_writer(b: &Builder, sql: &Sql) -> Result<Option<Connection>> {
-    check_header(&b.path)?;
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if b.create_if_missing {
-        create_private(&b.path);
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
-    }
-    let mut conn = Connection::open_with_flags(&b.path, flags).map_err(|source| Error::Open {
-        path: b.path.clone(),
-        source,
-    })?;
-    conn.busy_timeout(b.busy_timeout)?;
-    // Before anything is written: a file that is not a database fails here
-    // and is left exactly as it was.
-    probe(&conn)?;
-    if !sql.verify_if_present(&conn)? && !b.create_if_missing {
-        return Err(Error::SchemaMismatch {
-            table: sql.table.clone(),
-            reason: "the table does not exist".into(),
-        });
-    }
-    if conn.is_readonly(rusqlite::MAIN_DB)? {
-        tracing::info!(path = %b.path.display(), "session database is not writable; opened read-only");
-        return Ok(None);
-    }
-    let new_file = conn.pragma_query_value(None, "page_count", |r| r.get::<_, i64>(0))? == 0;
-    if new_file && b.incremental_vacuum {
-        // Only takes effect before the first table is created.
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-    }
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(path = %b.path.display(), %mode, "WAL mode unavailable; readers will wait for writers");
-    }
-    configure(&conn, b, b.writer_cache_size_kib)?;
-    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
-    if let Some(bytes) = b.max_file_size {
-        let page_size = conn.pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))?;
-        let pages = (bytes / page_size.max(1) as u64).max(1);
-        conn.pragma_update(
-            None,
-            "max_page_count",
-            i64::try_from(pages).unwrap_or(i64::MAX),
-        )?;
-    }
-    sql.create(&mut conn)?;
-    sql.verify(&conn)?;
-    Ok(Some(conn))
 }
 
 /// One row by storage key (`?1`) and the current time (`?2`).
@@ -1264,57 +944,4 @@ fn query_by_key<T>(
         .prepare_cached(sql)?
         .query_row(params![key, now], row)
         .optional()?)
-}
-
-/// Per-connection settings shared by the writer and the readers.
-fn configure(conn: &Connection, b: &Builder, cache_kib: u32) -> Result<()> {
-    conn.busy_timeout(b.busy_timeout)?;
-    conn.pragma_update(None, "synchronous", b.durability.synchronous())?;
-    conn.pragma_update(None, "cache_size", -i64::from(cache_kib))?;
-    conn.set_prepared_statement_cache_capacity(16);
-    Ok(())
-}
-
-/// Opens a read-only connection. With `file`, refuses one that opened a
-/// file other than the store's (replaced at the path meanwhile): it would
-/// read the new file while the others read the old one. Checked before
-/// anything is read, so an old `-wal` is never replayed into the new file.
-fn open_reader(path: &Path, b: &Builder, file: Option<&FileIdentity>) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
-    if let Some(file) = file.filter(|f| f.replaced()) {
-        return Err(file.error());
-    }
-    configure(&conn, b, b.cache_size_kib)?;
-    // Only readers map (when asked): the writer needs private copies of the
-    // pages it changes anyway.
-    if b.mmap_size > 0 {
-        conn.pragma_update(
-            None,
-            "mmap_size",
-            i64::try_from(b.mmap_size).unwrap_or(i64::MAX),
-        )?;
-    }
-    Ok(conn)
-}
-
-fn spawn_cleanup(inner: Weak<Inner>, first: Duration, every: Duration) -> Result<Background> {
-    Background::spawn("cleanup", first, every, move |stop| {
-        let Some(inner) = inner.upgrade() else {
-            return ControlFlow::Break(());
-        };
-        // Stop early if told to, or if every user handle is gone.
-        let keep_going = || !stop.load(Ordering::Acquire) && Arc::strong_count(&inner) > 1;
-        match inner.run_cleanup(&keep_going) {
-            Ok(report) => tracing::info!(
-                removed = report.removed,
-                took_ms = report.duration.as_millis() as u64,
-                "expired sessions cleaned up"
-            ),
-            // Closing stops this thread; nothing went wrong.
-            Err(Error::Closed) => return ControlFlow::Break(()),
-            Err(err) => tracing::warn!(%err, "session cleanup failed; retrying next tick"),
-        }
-        ControlFlow::Continue(())
-    })
 }

@@ -25,78 +25,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use crate::checkpoint::{checkpoint, WalState};
+use crate::connection::FileIdentity;
 use crate::error::{Error, Result};
-use crate::schema::Sql;
-
-/// The identity of the database file the store opened, so a write into a
-/// file that was deleted or replaced at its path (where SQLite in WAL mode
-/// would carry on, unseen, in the orphaned file) fails instead. Shared by
-/// the writer, the reads and the reader pool: once any of them sees the
-/// file replaced, every operation fails, so the store never answers from
-/// two different files.
-#[derive(Debug)]
-pub(crate) struct FileIdentity {
-    path: std::path::PathBuf,
-    #[cfg(unix)]
-    id: (u64, u64),
-    /// Set once the file was seen replaced; never cleared.
-    replaced: AtomicBool,
-}
-
-impl FileIdentity {
-    pub(crate) fn of(path: &std::path::Path) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self {
-            path: path.to_path_buf(),
-            #[cfg(unix)]
-            id: unix_id(path)?,
-            replaced: AtomicBool::new(false),
-        }))
-    }
-
-    /// Whether the file at the path is no longer the one opened (one
-    /// `stat` call until it is; always false where file identity is not
-    /// available). Once true, stays true for everyone.
-    pub(crate) fn replaced(&self) -> bool {
-        if self.known_replaced() {
-            return true;
-        }
-        #[cfg(unix)]
-        if unix_id(&self.path).ok() != Some(self.id) {
-            self.replaced.store(true, Ordering::Release);
-            tracing::warn!(path = %self.path.display(), "session database was deleted or replaced while open; reopen the store");
-            return true;
-        }
-        false
-    }
-
-    /// Whether the file was already seen replaced (no system call).
-    pub(crate) fn known_replaced(&self) -> bool {
-        self.replaced.load(Ordering::Acquire)
-    }
-
-    /// Fails with [`Error::FileReplaced`] once the file was seen replaced.
-    pub(crate) fn check_known(&self) -> Result<()> {
-        if self.known_replaced() {
-            Err(self.error())
-        } else {
-            Ok(())
-        }
-    }
-
-    pub(crate) fn error(&self) -> Error {
-        Error::FileReplaced {
-            path: self.path.clone(),
-        }
-    }
-}
-
-#[cfg(unix)]
-fn unix_id(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)?;
-    Ok((meta.dev(), meta.ino()))
-}
+use crate::schema::{incremental_vacuum, pragma, Checkpoint, Sql};
+use crate::wal::{checkpoint, WalState};
 
 /// Raised when the caller of a write has gone away; see the module docs.
 #[derive(Debug, Clone, Default)]
@@ -294,14 +226,13 @@ impl WriteOp {
                 .execute(params![now, i64::try_from(*limit).unwrap_or(i64::MAX)])?,
             WriteOp::IncrementalVacuum { pages, .. } => {
                 let free = |conn: &Connection| {
-                    conn.pragma_query_value(None, "freelist_count", |r| r.get::<_, i64>(0))
+                    conn.pragma_query_value(None, pragma::FREELIST_COUNT, |r| r.get::<_, i64>(0))
                 };
                 let before = free(conn)?;
                 // Frees one page per step: step it to the end (a single
                 // step, as `execute` would do, frees one page only). Ends
                 // after `pages` steps at most.
-                let mut stmt =
-                    conn.prepare_cached(&format!("PRAGMA incremental_vacuum({pages})"))?;
+                let mut stmt = conn.prepare_cached(&incremental_vacuum(*pages))?;
                 let mut rows = stmt.query([])?;
                 while rows.next()?.is_some() {}
                 return Ok(before.saturating_sub(free(conn)?).max(0) as u64);
@@ -382,7 +313,7 @@ impl Drop for Writer {
         let Some(conn) = conn.as_mut() else {
             return; // closed already
         };
-        if let Err(err) = checkpoint(conn, "TRUNCATE") {
+        if let Err(err) = checkpoint(conn, Checkpoint::Truncate) {
             tracing::debug!(%err, "final WAL checkpoint failed; the WAL is replayed on next open");
         }
     }
@@ -412,7 +343,7 @@ impl Writer {
     }
 
     /// The backstop for a WAL that could not start over (see
-    /// [`crate::checkpoint`]): finish the checkpoint while holding the
+    /// [`crate::wal`]): finish the checkpoint while holding the
     /// writer, before the next batch.
     fn backstop_checkpoint(&self, conn: &Connection) {
         if self.wal.over_backstop() {
@@ -420,16 +351,11 @@ impl Writer {
             // without waiting for readers (another process's long read must
             // not hold our writes for busy_timeout); the next commit then
             // starts the WAL over.
-            match checkpoint(conn, "PASSIVE") {
+            match checkpoint(conn, Checkpoint::Passive) {
                 Ok((log, copied)) => tracing::debug!(log, copied, "backstop WAL checkpoint"),
                 Err(err) => tracing::warn!(%err, "backstop WAL checkpoint failed"),
             }
         }
-    }
-
-    /// Whether the WAL is growing faster than the checkpoint thread copies it.
-    pub(crate) fn wal_behind(&self) -> bool {
-        self.wal.behind()
     }
 
     /// A PASSIVE checkpoint while holding the writer, so nothing is appended
@@ -437,7 +363,7 @@ impl Writer {
     pub(crate) fn checkpoint(&self) -> Result<(i64, i64)> {
         let conn = self.lock_conn();
         let conn = conn.as_ref().ok_or(Error::Closed)?;
-        Ok(checkpoint(conn, "PASSIVE")?)
+        Ok(checkpoint(conn, Checkpoint::Passive)?)
     }
 
     /// Waits for the batch in flight, copies the WAL into the database and
@@ -449,9 +375,7 @@ impl Writer {
             return Ok(());
         };
         // (busy, frames in the WAL, frames copied)
-        let checkpointed = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            r.get::<_, i64>(0)
-        });
+        let checkpointed = conn.query_row(Checkpoint::Truncate.sql(), [], |r| r.get::<_, i64>(0));
         conn.close().map_err(|(_, err)| err)?;
         match checkpointed? {
             0 => Ok(()),

@@ -3,26 +3,21 @@
 //! only, never asserted; a smoke-sized run, not a benchmark).
 
 mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use common::Fixture;
 use sqlite3store::Result;
+use support::Rng;
 
 const SESSIONS: usize = 100;
 const DATA: usize = 4096;
 
 /// Bytes that do not compress, different for each `seed`.
 fn noise(seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-    (0..DATA)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (x >> 33) as u8
-        })
-        .collect()
+    let mut rng = Rng::new(seed);
+    (0..DATA).map(|_| rng.next_u64() as u8).collect()
 }
 
 #[test]
@@ -30,7 +25,7 @@ fn touch_writes_less_than_a_full_commit_of_4_kib() -> Result<()> {
     let fx = Fixture::new();
     // No checkpoint during the run, so the WAL only grows.
     let store = fx.builder().checkpoint_pages(1_000_000).build()?;
-    let wal = fx.path().with_extension("db-wal");
+    let wal = support::sidecar(&fx.path(), "-wal");
     let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
     let tokens: Vec<String> = (0..SESSIONS).map(|i| format!("session-{i:04}")).collect();
     let exp = fx.now() + Duration::from_secs(3600);

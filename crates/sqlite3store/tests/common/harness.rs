@@ -11,19 +11,6 @@ use sqlite3store::{AsyncSqliteStore, Builder, Error, Result, SqliteStore};
 
 use super::{go_time, Fixture};
 
-/// A front of the store the suite can open.
-#[async_trait::async_trait]
-pub trait Front: SessionStore<Error = Error> + Sized {
-    async fn open(builder: Builder) -> Result<Self>;
-}
-
-#[async_trait::async_trait]
-impl Front for AsyncSqliteStore {
-    async fn open(builder: Builder) -> Result<Self> {
-        AsyncSqliteStore::open(builder).await
-    }
-}
-
 /// The synchronous store under the contract: each call runs inline on the
 /// test's thread, so the suite exercises `SqliteStore`'s own methods with no
 /// thread hop in between (what `AsyncSqliteStore` adds). Fine in a test;
@@ -32,10 +19,9 @@ impl Front for AsyncSqliteStore {
 #[derive(Debug)]
 pub struct SyncFront(pub SqliteStore);
 
-#[async_trait::async_trait]
-impl Front for SyncFront {
-    async fn open(builder: Builder) -> Result<Self> {
-        builder.build().map(Self)
+impl From<SqliteStore> for SyncFront {
+    fn from(store: SqliteStore) -> Self {
+        Self(store)
     }
 }
 
@@ -162,13 +148,23 @@ fn builder(fx: &Fixture, options: &Options) -> Builder {
     b
 }
 
+/// Opens the case's store behind either front: both are made from a
+/// `SqliteStore` (the tests' one `Front` trait, which also drives the
+/// dynamic cases, is `support::Front`).
+fn open<F: From<SqliteStore>>(fx: &Fixture, options: &Options) -> Result<F> {
+    builder(fx, options).build().map(F::from)
+}
+
 #[async_trait::async_trait]
-impl<F: Front> Harness for SqliteHarness<F> {
+impl<F> Harness for SqliteHarness<F>
+where
+    F: SessionStore<Error = Error> + From<SqliteStore>,
+{
     type Store = F;
 
     async fn open(options: Options) -> TestResult<Self> {
         let fx = Fixture::new();
-        let store = F::open(builder(&fx, &options)).await?;
+        let store = open(&fx, &options)?;
         Ok(Self { store, options, fx })
     }
 
@@ -186,7 +182,7 @@ impl<F: Front> Harness for SqliteHarness<F> {
     }
 
     async fn second_handle(&self) -> TestResult<F> {
-        Ok(F::open(builder(&self.fx, &self.options)).await?)
+        Ok(open(&self.fx, &self.options)?)
     }
 
     async fn insert_raw(&self, token: &str, data: &[u8], expiry: SystemTime) -> TestResult {
