@@ -272,6 +272,13 @@ pub trait Target: Sync {
     fn find(&self, key: &Self::Key) -> Result<bool, BoxError>;
     /// Stores the session (insert or replace).
     fn commit(&self, key: &Self::Key) -> Result<(), BoxError>;
+    /// Stores a session never stored before, as the system's users store a
+    /// new one (`commit-insert`). By default [`commit`](Self::commit);
+    /// tower-sessions systems call `SessionStore::create`, as tower-sessions
+    /// does for a new session (a `save` there may only update).
+    fn insert(&self, key: &Self::Key) -> Result<(), BoxError> {
+        self.commit(key)
+    }
     /// Removes the session.
     fn delete(&self, key: &Self::Key) -> Result<(), BoxError>;
     /// Every active session, as the system's API returns them; how many.
@@ -863,8 +870,31 @@ impl<S: System> Runs for Runner<S> {
     }
 }
 
+/// The first line the driver sends a served process: which of its systems
+/// to serve, where, and the run's [`Config`].
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Start {
+    /// The system wanted, by its name in the results.
+    pub system: String,
+    /// The PostgreSQL server of the PostgreSQL systems (a libpq URL or
+    /// key=value conninfo); kept out of `Debug`, as it may hold a password.
+    pub postgres: Option<String>,
+    /// What to run.
+    pub config: Config,
+}
+
+impl std::fmt::Debug for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Start")
+            .field("system", &self.system)
+            .field("postgres", &self.postgres.as_ref().map(|_| "…"))
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
 /// A request from the driver to a system served in another process (one
-/// JSON value a line on its stdin, after the [`Config`] line).
+/// JSON value a line on its stdin, after the [`Start`] line).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Request {
@@ -890,16 +920,19 @@ pub enum Reply {
     },
     /// The request's results.
     Done(Vec<Line>),
-    /// The request failed.
+    /// The request failed (or, instead of [`Reply::Ready`], the system
+    /// could not be set up).
     Failed(String),
 }
 
-/// Serves `system` to a driver: reads the [`Config`] line, answers
-/// [`Reply::Ready`], then answers each [`Request`] line until `input` ends.
-pub fn serve<S: System>(
-    system: S,
+/// Serves one system to a driver: reads the [`Start`] line, sets the system
+/// up with `choose` (a [`Runner`] of it, usually), answers
+/// [`Reply::Ready`] (or [`Reply::Failed`] when `choose` fails), then
+/// answers each [`Request`] line until `input` ends.
+pub fn serve(
     input: impl std::io::BufRead,
     mut output: impl std::io::Write,
+    choose: impl FnOnce(&Start) -> Result<Box<dyn Runs>, BoxError>,
 ) -> Result<(), BoxError> {
     let mut send = |reply: &Reply| -> Result<(), BoxError> {
         writeln!(output, "{}", serde_json::to_string(reply)?)?;
@@ -907,14 +940,20 @@ pub fn serve<S: System>(
         Ok(())
     };
     let mut lines = input.lines();
-    let cfg: Config = match lines.next() {
+    let start: Start = match lines.next() {
         Some(line) => serde_json::from_str(&line?)?,
-        None => return Err("no configuration line on stdin".into()),
+        None => return Err("no start line on stdin".into()),
+    };
+    let mut runner = match choose(&start) {
+        Ok(runner) => runner,
+        Err(err) => {
+            send(&Reply::Failed(err.to_string()))?;
+            return Err(err);
+        }
     };
     send(&Reply::Ready {
-        system: system.name().to_owned(),
+        system: runner.name().to_owned(),
     })?;
-    let mut runner = Runner::new(system, cfg);
     for line in lines {
         let reply = match serde_json::from_str::<Request>(&line?)? {
             Request::Run { cell, repeat } => runner.run(cell, repeat).map(Reply::Done),
@@ -1045,7 +1084,7 @@ fn run_throughput<T: Target>(
             measure_for(workers, cfg.seed, duration, &|_| match fresh
                 .get(next.fetch_add(1, Ordering::Relaxed))
             {
-                Some(key) => target.commit(key).into(),
+                Some(key) => target.insert(key).into(),
                 None => Outcome::Exhausted,
             })
         }
@@ -1354,8 +1393,14 @@ mod tests {
             workload: Workload::CleanupIdle,
             workers: 0,
         };
+        let start = Start {
+            system: "map".into(),
+            postgres: Some("password=secret".into()),
+            config: cfg,
+        };
+        assert!(!format!("{start:?}").contains("secret"));
         let input = [
-            serde_json::to_string(&cfg)?,
+            serde_json::to_string(&start)?,
             serde_json::to_string(&Request::Run {
                 cell: find,
                 repeat: 1,
@@ -1368,7 +1413,11 @@ mod tests {
         ]
         .join("\n");
         let mut output = Vec::new();
-        serve(MapSystem, input.as_bytes(), &mut output)?;
+        serve(input.as_bytes(), &mut output, |start| {
+            assert_eq!(start.system, "map");
+            assert_eq!(start.postgres.as_deref(), Some("password=secret"));
+            Ok(Box::new(Runner::new(MapSystem, start.config.clone())))
+        })?;
         let replies: Vec<Reply> = String::from_utf8(output)?
             .lines()
             .map(serde_json::from_str)
@@ -1396,6 +1445,39 @@ mod tests {
             panic!("no row: {lines:?}");
         };
         assert_eq!(row.cleanup.as_ref().map(|c| c.removed), Some(20));
+        Ok(())
+    }
+
+    #[test]
+    fn serve_reports_a_system_it_cannot_set_up() -> Result<(), BoxError> {
+        let start = Start {
+            system: "nope".into(),
+            postgres: None,
+            config: Config {
+                sessions: 1,
+                expired: 0,
+                duration_secs: 0.05,
+                warmup_secs: 0.0,
+                workers: vec![1],
+                repeats: 1,
+                many_workers: 1,
+                cleanup_workers: 1,
+                workloads: vec![Workload::FindHit],
+                seed: 1,
+                dir: None,
+            },
+        };
+        let input = serde_json::to_string(&start)?;
+        let mut output = Vec::new();
+        let result = serve(input.as_bytes(), &mut output, |start| {
+            Err(format!("no system {:?}", start.system).into())
+        });
+        assert!(result.is_err());
+        let reply: Reply = serde_json::from_str(String::from_utf8(output)?.trim())?;
+        assert!(
+            matches!(&reply, Reply::Failed(err) if err.contains("no system \"nope\"")),
+            "{reply:?}"
+        );
         Ok(())
     }
 

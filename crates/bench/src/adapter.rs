@@ -20,7 +20,7 @@ use crate::go_style;
 use crate::workload::{self, BoxError, Layer, SeedRow, System, Target, TOKEN_BYTES};
 
 /// Saves in flight while preloading: enough for group commit to batch.
-const PRELOAD_IN_FLIGHT: usize = 256;
+pub(crate) const PRELOAD_IN_FLIGHT: usize = 256;
 
 /// `SqliteSessionStore` with the core's defaults (its cleanup task off: the
 /// benchmark calls cleanup itself), on a multi-thread tokio runtime with
@@ -50,12 +50,12 @@ impl Adapter {
         let builder = SqliteStore::builder(path)
             .cleanup_interval(Duration::ZERO)
             .durability(durability);
-        Ok(SqliteSessionStore::open_with(builder).await?)
+        Ok(SqliteSessionStore::new(builder.build_async().await?))
     }
 }
 
 /// A record as the peers binary builds it for sqlx.
-fn record(token: &[u8; TOKEN_BYTES], data: &[u8], expiry: SystemTime) -> Record {
+pub(crate) fn record(token: &[u8; TOKEN_BYTES], data: &[u8], expiry: SystemTime) -> Record {
     Record {
         id: Id(workload::session_id(token)),
         data: HashMap::from([(
@@ -157,6 +157,13 @@ impl Target for AdapterTarget {
 
     fn commit(&self, key: &Record) -> Result<(), BoxError> {
         Ok(self.runtime.block_on(self.store.save(key))?)
+    }
+
+    /// `create`: the store's `save` only updates a live session, so a
+    /// `save` of a new one would store nothing.
+    fn insert(&self, key: &Record) -> Result<(), BoxError> {
+        let mut record = key.clone();
+        Ok(self.runtime.block_on(self.store.create(&mut record))?)
     }
 
     fn delete(&self, key: &Record) -> Result<(), BoxError> {

@@ -5,8 +5,9 @@
 //! a hand-tuned rusqlite program and, with `--peers`,
 //! tower-sessions-sqlx-store run in a separate process; with
 //! `--postgres URL`, pgstore's `PgStore` and a go-style PostgreSQL baseline
-//! (Go scs postgresstore's SQL over a plain pool) beside them, each in its
-//! own table (`--only postgres` runs just those). Each system is
+//! (Go scs postgresstore's SQL over a plain pool) beside them, pgstore
+//! through tower-sessions too, and with `--peers` tower-sessions-sqlx-store's
+//! `PostgresStore`, each in its own table (`--only postgres` runs just those). Each system is
 //! labelled with what its acknowledged writes survive and the layer called.
 //! Used by the `bench` binary; not published, and nothing published depends
 //! on it.
@@ -18,7 +19,7 @@
 //!   'cargo run --release -p bench -- --peers --postgres "$PGSTORE_TEST_URL" --out docs'
 //! # Only PostgreSQL (into another directory, so docs/ keeps the SQLite run):
 //! bash scripts/pg-test-server.sh run sh -c \
-//!   'cargo run --release -p bench -- --only postgres --postgres "$PGSTORE_TEST_URL" --out /tmp/pg'
+//!   'cargo run --release -p bench -- --peers --only postgres --postgres "$PGSTORE_TEST_URL" --out /tmp/pg'
 //! ```
 //!
 //! runs every cell (a workload at a worker count) `--repeats` times per
@@ -100,12 +101,21 @@ const HAND_TUNED: &str = "hand-tuned";
 const PG_OURS: &str = "pgstore";
 /// Go's scs postgresstore SQL over a plain pool (with `--postgres`).
 const PG_GO_STYLE: &str = "go-style postgres";
-/// The PostgreSQL systems, run by default with `--postgres`.
-const PG_SYSTEMS: [&str; 2] = [PG_OURS, PG_GO_STYLE];
+/// pgstore through tower-sessions' `SessionStore` trait
+/// (`ContractStore<PgStore>`, with `--postgres`).
+const PG_ADAPTER: &str = "tower-sessions-pgstore";
+/// tower-sessions-sqlx-store's PostgresStore (the peers binary, with
+/// `--peers` and `--postgres`).
+const SQLX_PG: &str = "tower-sessions-sqlx postgres";
+/// The PostgreSQL systems, run by default with `--postgres` (sqlx's too
+/// with `--peers`).
+const PG_SYSTEMS: [&str; 3] = [PG_OURS, PG_ADAPTER, PG_GO_STYLE];
+/// The systems the peers binary serves, each in a process of its own.
+const PEER_SYSTEMS: [&str; 2] = [SQLX, SQLX_PG];
 
 /// Every system: the name in results, and the short names `--systems`
 /// accepts.
-const SYSTEMS: [(&str, &[&str]); 11] = [
+const SYSTEMS: [(&str, &[&str]); 13] = [
     (OURS, &["sqlite3store", "ours", "a"]),
     (OURS_FSYNC, &["power-loss"]),
     (SINGLE_WRITER, &["single-writer", "a2"]),
@@ -116,7 +126,12 @@ const SYSTEMS: [(&str, &[&str]); 11] = [
     (SQLX, &["sqlx", "tower-sessions-sqlx", "b"]),
     (HAND_TUNED, &["hand-tuned"]),
     (PG_OURS, &["pgstore", "pg"]),
+    (
+        PG_ADAPTER,
+        &["adapter-postgres", "adapter-pg", "tower-sessions-pgstore"],
+    ),
     (PG_GO_STYLE, &["go-style-postgres", "go-pg"]),
+    (SQLX_PG, &["sqlx-postgres", "sqlx-pg"]),
 ];
 
 /// The systems run when `--systems` is not given (sqlx too with `--peers`).
@@ -188,24 +203,31 @@ pub struct BenchArgs {
     /// single-writer-power-loss (`group_commit(false)`), adapter,
     /// adapter-power-loss (tower-sessions-sqlite3store), go-style,
     /// hand-tuned (plain rusqlite, hand-picked settings), sqlx (needs
-    /// --peers). Default: all but single-writer (sqlx with --peers).
+    /// --peers); with --postgres, pgstore, adapter-postgres
+    /// (tower-sessions-pgstore), go-style-postgres and sqlx-postgres (needs
+    /// --peers). Default: all but single-writer (the
+    /// sqlx ones with --peers).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub systems: Vec<String>,
 
-    /// Also run tower-sessions-sqlx-store (bench/peers, a separate process):
+    /// Also run tower-sessions-sqlx-store (bench/peers, a separate process
+    /// per system): its SqliteStore, and with --postgres its PostgresStore.
     /// `--peers` builds it with cargo if needed, `--peers=PATH` runs that
     /// binary.
     #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = peers::BUILD)]
     pub peers: Option<String>,
 
-    /// Also run the PostgreSQL systems (pgstore, go-style postgres) against
-    /// this server (a libpq URL or key=value conninfo), each in its own
-    /// table (bench_pgstore, bench_go_style), dropped at the end.
+    /// Also run the PostgreSQL systems (pgstore, tower-sessions-pgstore,
+    /// go-style postgres, and with --peers tower-sessions-sqlx postgres)
+    /// against this server (a libpq URL or key=value conninfo), each in its
+    /// own table (bench_pgstore, bench_pgstore_ts, bench_go_style, schema
+    /// bench_sqlx), dropped at the end.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
 
     /// Run only one side's default systems: `sqlite` or `postgres` (needs
-    /// --postgres). Ignored when --systems is given.
+    /// --postgres; with --peers, tower-sessions-sqlx postgres too). Ignored
+    /// when --systems is given.
     #[arg(long, value_name = "SIDE")]
     pub only: Option<String>,
 
@@ -309,6 +331,9 @@ impl BenchArgs {
             }
             if pg {
                 all.extend(PG_SYSTEMS);
+                if self.peers.is_some() {
+                    all.push(SQLX_PG);
+                }
             }
             return Ok(all);
         }
@@ -322,10 +347,10 @@ impl BenchArgs {
                     format!(
                         "unknown system {name:?}; expected sqlite3store, power-loss, single-writer, \
                          single-writer-power-loss, adapter, adapter-power-loss, go-style, hand-tuned, \
-                         sqlx, pgstore or go-style-postgres"
+                         sqlx, pgstore, adapter-postgres, go-style-postgres or sqlx-postgres"
                     )
                 })?;
-            if PG_SYSTEMS.contains(system) && self.postgres.is_none() {
+            if (PG_SYSTEMS.contains(system) || *system == SQLX_PG) && self.postgres.is_none() {
                 return Err(format!("{system} needs --postgres URL").into());
             }
             if !chosen.contains(system) {
@@ -367,9 +392,14 @@ fn runner(
         )),
         GO_STYLE => Box::new(Runner::new(go_style::GoStyle, cfg.clone())),
         HAND_TUNED => Box::new(Runner::new(hand_tuned::HandTuned, cfg.clone())),
-        PG_OURS | PG_GO_STYLE => {
+        PG_OURS | PG_ADAPTER | PG_GO_STYLE => {
             let url = postgres.ok_or("the PostgreSQL systems need --postgres URL")?;
-            if system == PG_OURS {
+            if system == PG_ADAPTER {
+                Box::new(Runner::new(
+                    postgres::PgAdapter::new(PG_ADAPTER, url)?,
+                    cfg.clone(),
+                ))
+            } else if system == PG_OURS {
                 Box::new(Runner::new(
                     postgres::PgOurs {
                         name: PG_OURS,
@@ -414,15 +444,27 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
     );
     let mut runners: Vec<Box<dyn Runs>> = Vec::new();
     let mut missing = Vec::new();
+    // Built (or found) once, for every peer system.
+    let mut peers_binary = None;
     for system in &systems {
-        if *system == SQLX {
+        if PEER_SYSTEMS.contains(system) {
             let spec = args.peers.as_deref().unwrap_or(peers::BUILD);
+            let start = workload::Start {
+                system: (*system).to_owned(),
+                postgres: args.postgres.clone(),
+                config: cfg.clone(),
+            };
             // The peers are optional: report what failed and keep the rest.
-            match peers::Remote::start(spec, &cfg) {
+            let remote = peers_binary
+                .get_or_insert_with(|| peers::binary(spec).map_err(|e| e.to_string()))
+                .clone()
+                .map_err(BoxError::from)
+                .and_then(|exe| peers::Remote::start(&exe, &start));
+            match remote {
                 Ok(remote) => runners.push(Box::new(remote)),
                 Err(err) => {
-                    eprintln!("{SQLX}: {err}");
-                    missing.push(format!("{SQLX} did not run: {err}"));
+                    eprintln!("{system}: {err}");
+                    missing.push(format!("{system} did not run: {err}"));
                 }
             }
         } else {
@@ -475,6 +517,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
     if let Some(url) = &args.postgres {
         for (system, table) in [
             (PG_OURS, postgres::OURS_TABLE),
+            (PG_ADAPTER, postgres::ADAPTER_TABLE),
             (PG_GO_STYLE, postgres::GO_TABLE),
         ] {
             if systems.contains(&system) {
@@ -591,6 +634,24 @@ mod tests {
         assert_eq!(sqlite.systems()?, DEFAULT_SYSTEMS.to_vec());
         let chosen = parse(&["bench", "--postgres", "h", "--systems", "pg,go-pg"])?;
         assert_eq!(chosen.systems()?, vec![PG_OURS, PG_GO_STYLE]);
+        // With --peers, sqlx's PostgresStore joins the PostgreSQL side,
+        // alone or beside SQLite.
+        let peers = parse(&["bench", "--peers", "--postgres", "h", "--only", "postgres"])?;
+        assert_eq!(
+            peers.systems()?,
+            vec![PG_OURS, PG_ADAPTER, PG_GO_STYLE, SQLX_PG]
+        );
+        let everything = parse(&["bench", "--peers", "--postgres", "h"])?;
+        let mut expected = DEFAULT_SYSTEMS.to_vec();
+        expected.extend([SQLX, PG_OURS, PG_ADAPTER, PG_GO_STYLE, SQLX_PG]);
+        assert_eq!(everything.systems()?, expected);
+        let sqlite = parse(&["bench", "--peers", "--postgres", "h", "--only", "sqlite"])?;
+        assert!(!sqlite.systems()?.contains(&SQLX_PG));
+        let chosen = parse(&["bench", "--postgres", "h", "--systems", "sqlx-pg"])?;
+        assert_eq!(chosen.systems()?, vec![SQLX_PG]);
+        assert!(parse(&["bench", "--systems", "sqlx-postgres"])?
+            .systems()
+            .is_err());
         // Without a URL, asking for them is a clear error, not a panic.
         assert!(parse(&["bench", "--only", "postgres"])?.systems().is_err());
         assert!(parse(&["bench", "--systems", "pgstore"])?

@@ -102,7 +102,7 @@ impl Target for OursStore {
     }
 
     fn cleanup(&self) -> Result<Option<u64>, BoxError> {
-        Ok(Some(self.0.delete_expired_report()?.removed))
+        Ok(Some(self.0.delete_expired()?.removed))
     }
 
     fn count(&self) -> Result<u64, BoxError> {

@@ -1,18 +1,19 @@
 //! Drives the peers binary (bench/peers: tower-sessions-sqlx-store, which
-//! links its own SQLite and so cannot live in this process): one JSON
-//! request a line on its stdin, one [`Reply`] a line on its stdout.
+//! links its own SQLite and so cannot live in this process), one process per
+//! system: a [`Start`] line, then one JSON request a line on its stdin, one
+//! [`Reply`] a line on its stdout.
 
 use std::io::{BufRead, BufReader, Lines, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use crate::workload::{Cell, Config, Line, Reply, Request, Runs};
+use crate::workload::{Cell, Line, Reply, Request, Runs, Start};
 use crate::BoxError;
 
 /// The `--peers` value that means "build bench/peers with cargo".
 pub(crate) const BUILD: &str = "auto";
 
-/// The peers binary, serving its system one cell at a time (see
+/// The peers binary, serving one system one cell at a time (see
 /// [`crate::workload::serve`]), so the driver interleaves it with the
 /// systems of this process.
 #[derive(Debug)]
@@ -24,15 +25,10 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    /// Starts the peers binary (`spec` is a path, or [`BUILD`]) with `cfg`.
-    pub(crate) fn start(spec: &str, cfg: &Config) -> Result<Self, BoxError> {
-        let exe = if spec == BUILD {
-            build()?
-        } else {
-            PathBuf::from(spec)
-        };
-        eprintln!("running {}", exe.display());
-        let mut child = Command::new(&exe)
+    /// Starts the peers binary `exe` (see [`binary`]) serving `start`.
+    pub(crate) fn start(exe: &Path, start: &Start) -> Result<Self, BoxError> {
+        eprintln!("running {} for {}", exe.display(), start.system);
+        let mut child = Command::new(exe)
             .arg("--serve")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -50,9 +46,10 @@ impl Remote {
             stdin: Some(stdin),
             stdout: BufReader::new(stdout).lines(),
         };
-        remote.send(&serde_json::to_string(cfg)?)?;
+        remote.send(&serde_json::to_string(start)?)?;
         match remote.receive()? {
-            Reply::Ready { system } => remote.name = system,
+            Reply::Ready { system } if system == start.system => remote.name = system,
+            Reply::Failed(err) => return Err(err.into()),
             other => return Err(format!("peers: expected ready, got {other:?}").into()),
         }
         Ok(remote)
@@ -112,6 +109,15 @@ impl Drop for Remote {
         if let Err(err) = self.child.wait() {
             eprintln!("peers: waiting for the binary failed: {err}");
         }
+    }
+}
+
+/// The peers binary for `spec`: a path, or [`BUILD`] to build it.
+pub(crate) fn binary(spec: &str) -> Result<PathBuf, BoxError> {
+    if spec == BUILD {
+        build()
+    } else {
+        Ok(PathBuf::from(spec))
     }
 }
 

@@ -1,7 +1,8 @@
-//! The PostgreSQL systems (`--postgres URL`): pgstore's `PgStore` and a
-//! go-style baseline, Go scs postgresstore's SQL over a plain
-//! deadpool-postgres pool. Each has its own table in the given database,
-//! dropped and made afresh for every preload, and dropped at the end.
+//! The PostgreSQL systems (`--postgres URL`): pgstore's `PgStore`, the same
+//! through tower-sessions (`ContractStore<PgStore>`), and a go-style
+//! baseline, Go scs postgresstore's SQL over a plain deadpool-postgres pool.
+//! Each has its own table in the given database, dropped and made afresh for
+//! every preload, and dropped at the end.
 //!
 //! The workloads hand every system a file path; these systems ignore it
 //! (their data lives in the server), so the cleanup sizes read 0.
@@ -10,9 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Runtime};
+use tokio::task::JoinSet;
 use tokio_postgres::NoTls;
+use tower_sessions_contract::ContractStore;
+use tower_sessions_core::session::Record;
+use tower_sessions_core::{ExpiredDeletion, SessionStore};
 
+use crate::adapter;
 use crate::workload::{BoxError, Durability, Layer, SeedRow, System, Target, TOKEN_BYTES};
 use crate::TokenKey;
 
@@ -31,6 +37,8 @@ const SCHEMA: &str = "CREATE TABLE {t} (token TEXT PRIMARY KEY, data BYTEA NOT N
 pub(crate) const OURS_TABLE: &str = "bench_pgstore";
 /// Table of the go-style system.
 pub(crate) const GO_TABLE: &str = "bench_go_style";
+/// Table of the tower-sessions-pgstore system.
+pub(crate) const ADAPTER_TABLE: &str = "bench_pgstore_ts";
 
 fn sql(template: &str, table: &str) -> String {
     template.replace("{t}", table)
@@ -64,6 +72,18 @@ fn pool(url: &str, size: usize) -> Result<Pool, BoxError> {
 /// Drops `table` and makes it afresh (Go's schema) holding `rows`: setup,
 /// not measured, in batches of 10,000 through `unnest`.
 fn load(url: &str, table: &str, rows: &mut dyn Iterator<Item = SeedRow>) -> Result<(), BoxError> {
+    load_as(url, table, rows, &mut |row| {
+        crate::workload::token_string(&row.token)
+    })
+}
+
+/// [`load`], each row under the token `token_of` gives it.
+fn load_as(
+    url: &str,
+    table: &str,
+    rows: &mut dyn Iterator<Item = SeedRow>,
+    token_of: &mut dyn FnMut(&SeedRow) -> String,
+) -> Result<(), BoxError> {
     let rt = runtime(1)?;
     rt.block_on(async {
         let (mut client, conn) = tokio_postgres::connect(url, NoTls).await?;
@@ -88,7 +108,7 @@ fn load(url: &str, table: &str, rows: &mut dyn Iterator<Item = SeedRow>) -> Resu
             datas.clear();
             expiries.clear();
             for row in rows.by_ref().take(10_000) {
-                tokens.push(crate::workload::token_string(&row.token));
+                tokens.push(token_of(&row));
                 datas.push(row.data.to_vec());
                 expiries.push(row.expiry);
             }
@@ -199,11 +219,153 @@ impl Target for PgOursStore {
     }
 
     fn cleanup(&self) -> Result<Option<u64>, BoxError> {
-        Ok(Some(self.store.delete_expired()?))
+        Ok(Some(self.store.delete_expired()?.removed))
     }
 
     fn count(&self) -> Result<u64, BoxError> {
         let stats = self.store.stats()?;
+        Ok(stats.active + stats.expired)
+    }
+}
+
+/// pgstore through tower-sessions: `ContractStore<PgStore>` (pgstore's
+/// defaults, its cleanup task off) driven by the `SessionStore` trait
+/// exactly as the peers binary drives tower-sessions-sqlx-store's
+/// `PostgresStore`: the same records, the same runtime setup.
+#[derive(Debug)]
+pub(crate) struct PgAdapter {
+    pub(crate) name: &'static str,
+    pub(crate) url: String,
+    runtime: Runtime,
+}
+
+impl PgAdapter {
+    pub(crate) fn new(name: &'static str, url: &str) -> Result<Self, BoxError> {
+        Ok(Self {
+            name,
+            url: url.to_owned(),
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?,
+        })
+    }
+
+    async fn open_store(&self) -> Result<ContractStore<pgstore::PgStore>, BoxError> {
+        let store = pgstore::PgStore::builder(&self.url)
+            .table(ADAPTER_TABLE)
+            .cleanup_interval(Duration::ZERO)
+            .build()
+            .await?;
+        Ok(ContractStore::new(store))
+    }
+}
+
+/// An open `ContractStore<PgStore>`; each call blocks the calling worker on
+/// its future.
+#[derive(Debug)]
+pub(crate) struct PgAdapterStore {
+    store: ContractStore<pgstore::PgStore>,
+    runtime: Handle,
+}
+
+impl System for PgAdapter {
+    type Target = PgAdapterStore;
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn durability(&self) -> Durability {
+        Durability::PowerLoss
+    }
+
+    fn layer(&self) -> Layer {
+        Layer::SessionStore
+    }
+
+    /// Every row goes in by plain SQL under the token the store gives its
+    /// id; the live ones are then saved again through the store, many at
+    /// once, so they hold its own encoding (expired rows keep the raw
+    /// bytes, which cleanup never reads). Setup, not measured.
+    fn create(
+        &self,
+        _path: &std::path::Path,
+        rows: &mut dyn Iterator<Item = SeedRow>,
+    ) -> Result<(), BoxError> {
+        let now = SystemTime::now();
+        let mut live = Vec::new();
+        load_as(&self.url, ADAPTER_TABLE, rows, &mut |row| {
+            let record = adapter::record(&row.token, &row.data, row.expiry);
+            let token = record.id.to_string();
+            if row.expiry > now {
+                live.push(record);
+            }
+            token
+        })?;
+        self.runtime.block_on(async {
+            let store = self.open_store().await?;
+            let mut saves = JoinSet::new();
+            for record in live {
+                if saves.len() >= adapter::PRELOAD_IN_FLIGHT {
+                    if let Some(done) = saves.join_next().await {
+                        done??;
+                    }
+                }
+                let store = store.clone();
+                saves.spawn(async move { store.save(&record).await });
+            }
+            while let Some(done) = saves.join_next().await {
+                done??;
+            }
+            Ok(())
+        })
+    }
+
+    fn open(&self, _path: &std::path::Path) -> Result<PgAdapterStore, BoxError> {
+        Ok(PgAdapterStore {
+            store: self.runtime.block_on(self.open_store())?,
+            runtime: self.runtime.handle().clone(),
+        })
+    }
+}
+
+impl Target for PgAdapterStore {
+    type Key = Record;
+
+    fn key(&self, token: &[u8; TOKEN_BYTES], data: &Arc<[u8]>, expiry: SystemTime) -> Record {
+        adapter::record(token, data, expiry)
+    }
+
+    fn find(&self, key: &Record) -> Result<bool, BoxError> {
+        Ok(self.runtime.block_on(self.store.load(&key.id))?.is_some())
+    }
+
+    fn commit(&self, key: &Record) -> Result<(), BoxError> {
+        Ok(self.runtime.block_on(self.store.save(key))?)
+    }
+
+    /// `create`: the store's `save` only updates a live session, so a
+    /// `save` of a new one would store nothing.
+    fn insert(&self, key: &Record) -> Result<(), BoxError> {
+        let mut record = key.clone();
+        Ok(self.runtime.block_on(self.store.create(&mut record))?)
+    }
+
+    fn delete(&self, key: &Record) -> Result<(), BoxError> {
+        Ok(self.runtime.block_on(self.store.delete(&key.id))?)
+    }
+
+    fn all(&self) -> Option<Result<usize, BoxError>> {
+        None // SessionStore has no such operation.
+    }
+
+    fn cleanup(&self) -> Result<Option<u64>, BoxError> {
+        self.runtime.block_on(self.store.delete_expired())?;
+        Ok(None) // The trait does not say how many; the runner counts rows.
+    }
+
+    fn count(&self) -> Result<u64, BoxError> {
+        let stats = self.runtime.block_on(self.store.inner().stats())?;
         Ok(stats.active + stats.expired)
     }
 }
@@ -389,6 +551,47 @@ mod tests {
         check(&go, path)?;
         drop_table(&url, OURS_TABLE)?;
         drop_table(&url, GO_TABLE)?;
+        Ok(())
+    }
+
+    /// The tower-sessions system finds its preloaded live records (saved
+    /// through the store), not the expired ones, and saves, deletes and
+    /// cleans up through the trait.
+    #[test]
+    fn the_tower_sessions_system_does_what_the_workloads_expect() -> Result<(), BoxError> {
+        let Some(url) = url() else { return Ok(()) };
+        let path = std::path::Path::new("unused");
+        let system = PgAdapter::new("tower-sessions-pgstore", &url)?;
+        let rows: Vec<SeedRow> = seed_rows(9, 20, 5).collect();
+        system.create(path, &mut seed_rows(9, 20, 5))?;
+        let db = system.open(path)?;
+        assert_eq!(db.count()?, 25);
+        let now = SystemTime::now();
+        let key = |r: &SeedRow| db.key(&r.token, &Arc::from(&r.data[..]), r.expiry);
+        let live: Vec<&SeedRow> = rows.iter().filter(|r| r.expiry > now).collect();
+        for row in &live {
+            assert!(db.find(&key(row))?);
+        }
+        let dead = rows.iter().find(|r| r.expiry < now).ok_or("no dead row")?;
+        assert!(!db.find(&key(dead))?);
+        let fresh = db.key(
+            &[7; TOKEN_BYTES],
+            &Arc::from(&[1u8; 256][..]),
+            now + Duration::from_secs(600),
+        );
+        assert!(!db.find(&fresh)?);
+        // A save of a new session stores nothing; a create does.
+        db.commit(&fresh)?;
+        assert!(!db.find(&fresh)?);
+        db.insert(&fresh)?;
+        assert!(db.find(&fresh)?);
+        db.delete(&key(live[0]))?;
+        assert!(!db.find(&key(live[0]))?);
+        assert!(db.all().is_none());
+        assert_eq!(db.cleanup()?, None);
+        assert_eq!(db.count()?, 20);
+        drop(db);
+        drop_table(&url, ADAPTER_TABLE)?;
         Ok(())
     }
 

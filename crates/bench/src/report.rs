@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::workload::{Config, Memory, Row, Workload};
 use crate::{
-    ADAPTER, ADAPTER_FSYNC, GO_STYLE, HAND_TUNED, OURS, OURS_FSYNC, PG_GO_STYLE, PG_OURS,
-    SINGLE_WRITER, SINGLE_WRITER_FSYNC, SQLX,
+    ADAPTER, ADAPTER_FSYNC, GO_STYLE, HAND_TUNED, OURS, OURS_FSYNC, PG_ADAPTER, PG_GO_STYLE,
+    PG_OURS, SINGLE_WRITER, SINGLE_WRITER_FSYNC, SQLX, SQLX_PG,
 };
 
 /// How the systems are run, for readers of the report.
@@ -17,7 +17,7 @@ const METHOD: &str = "\
 Systems (\"survives\" is what an acknowledged write survives: a crash of the process, or a power loss \
 too, which takes an fsync per commit):
 - **sqlite3store**: default options (WAL, `synchronous=NORMAL`, group commit, reader pool); survives a \
-process crash. Its cleanup thread is off and the benchmark calls `delete_expired_report()` itself.
+process crash. Its cleanup thread is off and the benchmark calls `delete_expired()` itself.
 - **sqlite3store power-loss**: the same with `Durability::PowerLoss` (`synchronous=FULL`): survives power loss.
 - **single-writer power-loss** (and, with `--systems single-writer`, **sqlite3store single-writer**): \
 `group_commit(false)`, one mutex around the writer; a benchmark-only setting.
@@ -45,8 +45,14 @@ acknowledgement (power loss, if the server runs with `fsync=on`).
 `ON CONFLICT (token) DO UPDATE`, `current_timestamp < expiry`, one `DELETE` for cleanup), each call a \
 statement prepared and run (nothing cached), over a plain deadpool-postgres pool as large as the most \
 workers in the run, table `bench_go_style`. The database's own file sizes are not measured (0 MiB).
+- **tower-sessions-pgstore** (with `--postgres`): `PgStore` (the same defaults) through tower-sessions' \
+`SessionStore` trait as `ContractStore<PgStore>`, on the same runtime setup and records as \
+tower-sessions-sqlx, table `bench_pgstore_ts`.
+- **tower-sessions-sqlx postgres** (with `--peers` and `--postgres`): tower-sessions-sqlx-store 0.15 `PostgresStore` as its README sets it up (`PgPool::connect`, sqlx's default pool of 10 connections, `migrate()`), in schema `bench_sqlx` (its table `session`), through the `SessionStore` trait, in its own process, on the same runtime setup and records as tower-sessions-sqlx. Its find is a `select` with the client's clock (`expiry_date > $2`), its save an upsert of the MessagePack record.
 
-\"raw\" systems are called directly on the worker thread; \"SessionStore\" systems through the trait. \
+\"raw\" systems are called directly on the worker thread; \"SessionStore\" systems through the trait, \
+where commit-insert stores a new session with `create`, as tower-sessions does (our stores' `save` only \
+updates a live session). \
 Each worker loops until the deadline; only the call is timed. Every cell (a workload at a worker count) \
 runs once per system per round, the systems taking turns, for the configured number of rounds; tables \
 give the median run's figures, the min-max spread of ops/s over the runs, the worst latency of all runs \
@@ -133,7 +139,7 @@ pub(crate) struct Comparison {
 /// The pairs compared, numerator first: defaults against defaults, then
 /// matched durability and layers, then group commit against the mutex and
 /// the cost of the tower-sessions layer.
-const PAIRS: [(&str, &str); 12] = [
+const PAIRS: [(&str, &str); 15] = [
     (OURS, GO_STYLE),
     (OURS, SQLX),
     (OURS_FSYNC, GO_STYLE),
@@ -145,6 +151,9 @@ const PAIRS: [(&str, &str); 12] = [
     (OURS, ADAPTER),
     (OURS, HAND_TUNED),
     (PG_OURS, PG_GO_STYLE),
+    (PG_OURS, SQLX_PG),
+    (PG_ADAPTER, SQLX_PG),
+    (PG_OURS, PG_ADAPTER),
     (PG_OURS, OURS_FSYNC),
 ];
 
@@ -272,7 +281,9 @@ impl Report {
             SQLX,
             HAND_TUNED,
             PG_OURS,
+            PG_ADAPTER,
             PG_GO_STYLE,
+            SQLX_PG,
         ] {
             if self.summary.iter().any(|s| s.row.system == known) {
                 out.push(known);
@@ -464,8 +475,8 @@ impl Report {
             "Resident memory of the process (`VmRSS`) when a run of a cell began, once its \
              file was preloaded and opened and its keys prepared, and the peak (`VmHWM`, reset at \
              that moment) during the run; the largest over the runs of each phase. All systems but \
-             tower-sessions-sqlx share one process, and memory freed by earlier runs may stay \
-             resident, so compare the growth.\n"
+             the tower-sessions-sqlx ones (each in a process of its own) share one process, and \
+             memory freed by earlier runs may stay resident, so compare the growth.\n"
         );
         let _ = writeln!(md, "| system | phase | RSS at start | peak RSS | growth |");
         let _ = writeln!(md, "|---|---|---:|---:|---:|");
@@ -825,8 +836,8 @@ fn checks(rows: &[Row]) -> Vec<Check> {
 }
 
 /// Issue 11's PostgreSQL targets, pgstore's rows against the go-style
-/// baseline's (tower-sessions-sqlx's PostgresStore is not run yet, so its
-/// targets read "not measured").
+/// baseline's and tower-sessions-sqlx's PostgresStore's (each "not
+/// measured" when that system did not run).
 fn pg_checks(rows: &[Row]) -> Vec<Check> {
     let mut out = Vec::new();
     let check = |target: String, measured: Option<String>, met: Option<bool>| Check {
@@ -848,10 +859,21 @@ fn pg_checks(rows: &[Row]) -> Vec<Check> {
                 go.map(times),
                 go.map(|v| v >= 1.0),
             ));
+            let sqlx = ratio_of(rows, PG_OURS, SQLX_PG, workload, workers);
             out.push(check(
                 format!("{w} ×{workers}: ≥ 2x tower-sessions-sqlx PostgresStore"),
-                None,
-                None,
+                sqlx.map(times),
+                sqlx.map(|v| v >= 2.0),
+            ));
+            // Like for like: both through tower-sessions' SessionStore.
+            let layered = ratio_of(rows, PG_ADAPTER, SQLX_PG, workload, workers);
+            out.push(check(
+                format!(
+                    "{w} ×{workers}: ≥ 2x tower-sessions-sqlx PostgresStore, \
+                     both through SessionStore"
+                ),
+                layered.map(times),
+                layered.map(|v| v >= 2.0),
             ));
         }
     }
@@ -993,9 +1015,9 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-const COLORS: [&str; 10] = [
+const COLORS: [&str; 14] = [
     "#1f77b4", "#9ecae1", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2",
+    "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#c49c94",
 ];
 
 fn xml_escape(s: &str) -> String {
@@ -1012,7 +1034,21 @@ fn svg_chart(systems: &[&str], groups: &[(String, Vec<(usize, f64)>)], quick: bo
     const BAR: f64 = 13.0;
     const GAP: f64 = 3.0;
     const GROUP_GAP: f64 = 14.0;
-    const TOP: f64 = 70.0;
+    const LEGEND_ROW: f64 = 16.0;
+    let width = LEFT + PLOT + 110.0;
+    // The legend, wrapped into rows that fit the width: (x, row) per system.
+    let mut legend = Vec::with_capacity(systems.len());
+    let (mut lx, mut rows) = (10.0, 0usize);
+    for name in systems {
+        let w = 24.0 + 7.0 * name.len() as f64;
+        if lx + w > width && lx > 10.0 {
+            lx = 10.0;
+            rows += 1;
+        }
+        legend.push((lx, rows));
+        lx += w;
+    }
+    let top: f64 = 70.0 + rows as f64 * LEGEND_ROW;
     let values = groups.iter().flat_map(|(_, bars)| bars.iter().map(|b| b.1));
     let lo = values.clone().fold(f64::INFINITY, f64::min).max(1.0);
     let hi = values.fold(1.0_f64, f64::max);
@@ -1021,13 +1057,12 @@ fn svg_chart(systems: &[&str], groups: &[(String, Vec<(usize, f64)>)], quick: bo
     let x = |v: f64| {
         LEFT + PLOT * (v.max(1.0).log10() - f64::from(lo_exp)) / f64::from(hi_exp - lo_exp)
     };
-    let height: f64 = TOP
+    let height: f64 = top
         + groups
             .iter()
             .map(|(_, bars)| bars.len().max(1) as f64 * (BAR + GAP) + GROUP_GAP)
             .sum::<f64>()
         + 40.0;
-    let width = LEFT + PLOT + 110.0;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -1044,16 +1079,16 @@ fn svg_chart(systems: &[&str], groups: &[(String, Vec<(usize, f64)>)], quick: bo
         r#"<text x="10" y="18" font-size="14" font-weight="bold">{title}</text>"#
     );
     // Legend.
-    let mut lx = 10.0;
-    for (i, name) in systems.iter().enumerate() {
+    for (i, (name, (lx, row))) in systems.iter().zip(&legend).enumerate() {
+        let ly = 30.0 + *row as f64 * LEGEND_ROW;
         let _ = writeln!(
             s,
-            r#"<rect x="{lx}" y="30" width="12" height="12" fill="{}"/><text x="{}" y="40">{}</text>"#,
+            r#"<rect x="{lx}" y="{ly}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{}</text>"#,
             COLORS[i % COLORS.len()],
             lx + 16.0,
+            ly + 10.0,
             xml_escape(name)
         );
-        lx += 24.0 + 7.0 * name.len() as f64;
     }
     // Grid: one line per power of ten.
     let bottom = height - 30.0;
@@ -1066,11 +1101,11 @@ fn svg_chart(systems: &[&str], groups: &[(String, Vec<(usize, f64)>)], quick: bo
         };
         let _ = writeln!(
             s,
-            r##"<line x1="{gx:.1}" y1="{TOP}" x2="{gx:.1}" y2="{bottom:.1}" stroke="#ddd"/><text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{label}</text>"##,
+            r##"<line x1="{gx:.1}" y1="{top}" x2="{gx:.1}" y2="{bottom:.1}" stroke="#ddd"/><text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{label}</text>"##,
             bottom + 14.0
         );
     }
-    let mut y = TOP;
+    let mut y = top;
     for (label, bars) in groups {
         let group_h = bars.len().max(1) as f64 * (BAR + GAP);
         let _ = writeln!(
@@ -1160,6 +1195,14 @@ mod tests {
             row(PG_GO_STYLE, Workload::FindHit, 16, 10_000.0, 9_000.0),
             row(PG_OURS, Workload::CommitUpdate, 1, 1_000.0, 900.0),
             row(PG_GO_STYLE, Workload::CommitUpdate, 1, 2_000.0, 900.0),
+            Row {
+                layer: crate::workload::Layer::SessionStore,
+                ..row(SQLX_PG, Workload::FindHit, 16, 12_000.0, 9_000.0)
+            },
+            Row {
+                layer: crate::workload::Layer::SessionStore,
+                ..row(SQLX_PG, Workload::CommitUpdate, 1, 600.0, 900.0)
+            },
             // A SQLite row must not count for the PostgreSQL targets.
             row(OURS, Workload::FindMiss, 16, 1.0, 1.0),
         ];
@@ -1184,11 +1227,25 @@ mod tests {
             get("find-hit ×1: ≥ 2x tower-sessions-sqlx PostgresStore"),
             Some(None)
         );
+        assert_eq!(
+            get("find-hit ×16: ≥ 2x tower-sessions-sqlx PostgresStore"),
+            Some(Some(true))
+        );
+        assert_eq!(
+            get("commit-update ×1: ≥ 2x tower-sessions-sqlx PostgresStore"),
+            Some(Some(false))
+        );
         assert_eq!(get("mixed at 64 workers: zero errors"), Some(None));
         let comparisons = comparisons(&summarize(&rows));
         assert!(comparisons
             .iter()
             .any(|c| c.system == PG_OURS && c.other == PG_GO_STYLE && c.like_for_like));
+        // Raw calls against the SessionStore trait: not like for like.
+        assert!(comparisons.iter().any(|c| c.system == PG_OURS
+            && c.other == SQLX_PG
+            && c.workload == Workload::FindHit
+            && !c.like_for_like
+            && (c.ratio - 2.5).abs() < 1e-9));
     }
 
     #[test]
@@ -1247,5 +1304,31 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("123,456"));
         assert_eq!(svg.matches("<rect").count(), 1 + 2 + 2);
+        // Many systems: the legend wraps instead of running off the chart,
+        // and every system keeps a colour of its own.
+        let many = [
+            OURS,
+            OURS_FSYNC,
+            SINGLE_WRITER_FSYNC,
+            ADAPTER,
+            ADAPTER_FSYNC,
+            GO_STYLE,
+            SQLX,
+            HAND_TUNED,
+            PG_OURS,
+            PG_ADAPTER,
+            PG_GO_STYLE,
+            SQLX_PG,
+        ];
+        assert!(many.len() <= COLORS.len());
+        let svg = svg_chart(&many, &groups, false);
+        let width: f64 = 190.0 + 560.0 + 110.0;
+        for x in svg
+            .split(r#"<text x=""#)
+            .skip(1)
+            .filter_map(|t| t.split('"').next()?.parse::<f64>().ok())
+        {
+            assert!(x < width, "text at x={x} past the width {width}");
+        }
     }
 }

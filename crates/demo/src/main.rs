@@ -72,10 +72,12 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
             "PostgreSQL".to_owned(),
         ),
         None => (
-            app::Sessions::Sqlite(
-                SqliteSessionStore::open_with(SqliteStore::builder(&args.db).table(&args.table))
+            app::Sessions::Sqlite(SqliteSessionStore::new(
+                SqliteStore::builder(&args.db)
+                    .table(&args.table)
+                    .build_async()
                     .await?,
-            ),
+            )),
             args.db.display().to_string(),
         ),
     };

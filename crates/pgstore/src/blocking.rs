@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::SystemTime;
 
+use session_contract::{Listed, Session};
+
 use crate::builder::Builder;
 use crate::cleanup::CleanupReport;
 use crate::error::{Error, Result};
@@ -96,7 +98,7 @@ impl BlockingPgStore {
     }
 
     /// See [`PgStore::find_with_expiry`].
-    pub fn find_with_expiry(&self, token: &str) -> Result<Option<(Vec<u8>, SystemTime)>> {
+    pub fn find_with_expiry(&self, token: &str) -> Result<Option<Session>> {
         self.block(self.store.find_with_expiry(token))
     }
 
@@ -121,18 +123,13 @@ impl BlockingPgStore {
     }
 
     /// See [`PgStore::list`].
-    pub fn list(&self, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+    pub fn list(&self, limit: usize) -> Result<Vec<Listed>> {
         self.block(self.store.list(limit))
     }
 
     /// See [`PgStore::delete_expired`].
-    pub fn delete_expired(&self) -> Result<u64> {
+    pub fn delete_expired(&self) -> Result<CleanupReport> {
         self.block(self.store.delete_expired())
-    }
-
-    /// See [`PgStore::delete_expired_report`].
-    pub fn delete_expired_report(&self) -> Result<CleanupReport> {
-        self.block(self.store.delete_expired_report())
     }
 
     /// See [`PgStore::stats`].

@@ -42,9 +42,7 @@ impl SessionStore for PgStore {
     }
 
     async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>, Error> {
-        Ok(PgStore::find_with_expiry(self, token)
-            .await?
-            .map(|(data, expiry)| Session::new(data, expiry)))
+        PgStore::find_with_expiry(self, token).await
     }
 
     async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<(), Error> {
@@ -98,11 +96,7 @@ impl SessionStore for PgStore {
     }
 
     async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>, Error> {
-        Ok(PgStore::list_owner(self, owner, limit)
-            .await?
-            .into_iter()
-            .map(|(token, expiry)| Listed::new(token, expiry))
-            .collect())
+        PgStore::list_owner(self, owner, limit).await
     }
 
     async fn count_owner(&self, owner: &str) -> Result<u64, Error> {
@@ -118,15 +112,11 @@ impl SessionStore for PgStore {
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<Listed>, Error> {
-        Ok(PgStore::list(self, limit)
-            .await?
-            .into_iter()
-            .map(|(token, expiry)| Listed::new(token, expiry))
-            .collect())
+        PgStore::list(self, limit).await
     }
 
     async fn delete_expired(&self) -> Result<u64, Error> {
-        PgStore::delete_expired(self).await
+        Ok(PgStore::delete_expired(self).await?.removed)
     }
 
     fn stop_cleanup(&self) {

@@ -94,7 +94,7 @@ pub use blocking::BlockingPgStore;
 pub use builder::{Builder, MAX_DATA_LEN_LIMIT};
 pub use cleanup::CleanupReport;
 pub use error::{error_chain, Error, Result};
-pub use session_contract::Session;
+pub use session_contract::{Entry, Listed, Session};
 pub use store::{PgStore, Stats};
 pub use tls::{SslMode, TlsFailure};
 /// The PostgreSQL driver this crate is built on, for

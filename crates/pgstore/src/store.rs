@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use session_contract::{Session, TokenHasher};
+use session_contract::{Entry, Listed, Session, TokenHasher};
 use tokio_postgres::types::ToSql;
 
 use crate::builder::{millis_setting, Builder};
@@ -190,7 +190,7 @@ impl PgStore {
 
     /// Like [`find`](Self::find), with the session's expiry (to the
     /// microsecond, as PostgreSQL stores it).
-    pub async fn find_with_expiry(&self, token: &str) -> Result<Option<(Vec<u8>, SystemTime)>> {
+    pub async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>> {
         let Some(key) = self.inner.lookup_key(token) else {
             return Ok(None);
         };
@@ -200,7 +200,7 @@ impl PgStore {
             .await?;
         let row = client.query_opt(&stmt, &[&key]).await?;
         Ok(row
-            .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .map(|r| Ok::<_, tokio_postgres::Error>(Session::new(r.try_get(0)?, r.try_get(1)?)))
             .transpose()?)
     }
 
@@ -219,21 +219,20 @@ impl PgStore {
     /// error, none. Each token and its data is checked as `commit` checks
     /// it; a token given twice is stored with its last session. For bulk
     /// loads such as migrations; keep batches to thousands, not millions.
-    pub async fn commit_many(&self, sessions: &[(String, Session)]) -> Result<()> {
-        self.commit_rows(sessions.iter().map(|(t, s)| (t.as_str(), s, None)), false)
-            .await
+    pub async fn commit_many(&self, sessions: &[Entry]) -> Result<()> {
+        let rows = sessions
+            .iter()
+            .map(|e| (e.token.as_str(), &e.session, None));
+        self.commit_rows(rows, false).await
     }
 
     /// [`commit_many`](Self::commit_many) that also sets each session's
     /// owner (`None` clears it), as [`commit_owned`](Self::commit_owned)
     /// does: the import side of [`export_page_owned`](Self::export_page_owned).
-    pub async fn commit_many_owned(
-        &self,
-        sessions: &[(String, Session, Option<String>)],
-    ) -> Result<()> {
+    pub async fn commit_many_owned(&self, sessions: &[(Entry, Option<String>)]) -> Result<()> {
         let rows = sessions
             .iter()
-            .map(|(t, s, o)| (t.as_str(), s, o.as_deref()));
+            .map(|(e, o)| (e.token.as_str(), &e.session, o.as_deref()));
         self.commit_rows(rows, true).await
     }
 
@@ -383,9 +382,9 @@ impl PgStore {
             > 0)
     }
 
-    /// Up to `limit` live sessions of `owner` as (stored key, expiry),
+    /// Up to `limit` live sessions of `owner` as [`Listed`] (stored key, expiry),
     /// soonest to expire first. An invalid owner has none.
-    pub async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+    pub async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>> {
         if !self.inner.owner_readable(owner) {
             return Ok(Vec::new());
         }
@@ -394,7 +393,7 @@ impl PgStore {
         let stmt = client.prepare_cached(&self.inner.sql.list_owner).await?;
         let rows = client.query(&stmt, &[&owner, &limit]).await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .map(|r| Ok(Listed::new(r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
 
@@ -447,31 +446,36 @@ impl PgStore {
         Ok(out)
     }
 
-    /// Up to `limit` live sessions as (stored key, expiry), soonest to
+    /// Up to `limit` live sessions as [`Listed`] (stored key, expiry), soonest to
     /// expire first (ties by key), without their data. For operators'
     /// listings.
-    pub async fn list(&self, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+    pub async fn list(&self, limit: usize) -> Result<Vec<Listed>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = self.inner.client().await?;
         let stmt = client.prepare_cached(&self.inner.sql.list).await?;
         let rows = client.query(&stmt, &[&limit]).await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .map(|r| Ok(Listed::new(r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
 
     /// Up to `limit` live sessions whose stored key sorts after `after`
-    /// (`""` for the first page), in key order, as (stored key,
+    /// (`""` for the first page), in key order, as [`Entry`] (stored key,
     /// [`Session`]): pages through the whole table without holding it in
     /// memory, for exports and migrations. Pass the last key of one page as
     /// `after` to get the next; an empty page is the end.
-    pub async fn export_page(&self, after: &str, limit: usize) -> Result<Vec<(String, Session)>> {
+    pub async fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Entry>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = self.inner.client().await?;
         let stmt = client.prepare_cached(&self.inner.sql.export_page).await?;
         let rows = client.query(&stmt, &[&after, &limit]).await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, Session::new(r.try_get(1)?, r.try_get(2)?))))
+            .map(|r| {
+                Ok(Entry::new(
+                    r.try_get(0)?,
+                    Session::new(r.try_get(1)?, r.try_get(2)?),
+                ))
+            })
             .collect()
     }
 
@@ -482,10 +486,10 @@ impl PgStore {
         &self,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<(String, Session, Option<String>)>> {
+    ) -> Result<Vec<(Entry, Option<String>)>> {
         if !self.inner.sql.owner_column {
             let page = self.export_page(after, limit).await?;
-            return Ok(page.into_iter().map(|(k, s)| (k, s, None)).collect());
+            return Ok(page.into_iter().map(|e| (e, None)).collect());
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = self.inner.client().await?;
@@ -496,7 +500,7 @@ impl PgStore {
         rows.iter()
             .map(|r| {
                 let session = Session::new(r.try_get(1)?, r.try_get(2)?);
-                Ok((r.try_get(0)?, session, r.try_get(3)?))
+                Ok((Entry::new(r.try_get(0)?, session), r.try_get(3)?))
             })
             .collect()
     }
@@ -513,18 +517,13 @@ impl PgStore {
     }
 
     /// Deletes every session expired as of now (the database's clock) and
-    /// returns how many this call removed. Works in batches of
+    /// reports how many this call removed. Works in batches of
     /// [`Builder::cleanup_batch_size`] rows, each its own short transaction
     /// under a statement timeout, skipping rows a commit holds. Replicas take
     /// turns through an advisory lock: when another one is cleaning the
     /// table, this waits for it (up to
     /// [`Builder::cleanup_statement_timeout`], then [`Error::Busy`]).
-    pub async fn delete_expired(&self) -> Result<u64> {
-        Ok(self.delete_expired_report().await?.removed)
-    }
-
-    /// Like [`delete_expired`](Self::delete_expired), with the report.
-    pub async fn delete_expired_report(&self) -> Result<CleanupReport> {
+    pub async fn delete_expired(&self) -> Result<CleanupReport> {
         match cleanup::run(&self.inner, true).await? {
             Outcome::Done(report) => Ok(report),
             // Only a cleanup that does not wait gives way.

@@ -53,7 +53,7 @@ fn blocking_store_from_threads_with_cleanup() -> TestResult {
     }
     store.stop_cleanup();
     assert_eq!(store.list(1000)?.len(), 200);
-    assert_eq!(store.delete_expired()?, 0);
+    assert_eq!(store.delete_expired()?.removed, 0);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -71,7 +71,7 @@ async fn zero_interval_runs_no_cleanup_and_stop_ends_it() -> TestResult {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(support::count_rows(&client, &busy_table).await?, 3);
     // Explicit cleanup still works.
-    assert_eq!(busy.delete_expired().await?, 3);
+    assert_eq!(busy.delete_expired().await?.removed, 3);
     support::drop_table(&client, &idle_table).await?;
     support::drop_table(&client, &busy_table).await
 }
@@ -124,11 +124,11 @@ async fn batches_skip_rows_a_commit_holds() -> TestResult {
     )
     .await?;
     // Does not wait for the held row.
-    let report = tokio::time::timeout(PATIENCE, store.delete_expired_report()).await??;
+    let report = tokio::time::timeout(PATIENCE, store.delete_expired()).await??;
     assert_eq!(report.removed, 20);
     assert!(report.batches >= 5, "{report:?}");
     tx.rollback().await?;
-    assert_eq!(store.delete_expired().await?, 1);
+    assert_eq!(store.delete_expired().await?.removed, 1);
     assert_eq!(store.stats().await?.expired, 0);
     support::drop_table(&client, &table).await
 }
@@ -195,7 +195,7 @@ async fn a_cancelled_cleanup_leaves_no_lock_behind() -> TestResult {
         .cleanup_statement_timeout(Duration::from_secs(10))
         .build()
         .await?;
-    let removed = second.delete_expired().await?;
+    let removed = second.delete_expired().await?.removed;
     assert!(removed > 0);
     assert_eq!(support::count_rows(&client, &table).await?, 0);
     // Every pooled connection of the first store still works.
@@ -252,7 +252,7 @@ async fn traffic_goes_on_while_cleanup_deletes_a_backlog() -> TestResult {
         }));
     }
     let started = std::time::Instant::now();
-    let report = store.delete_expired_report().await?;
+    let report = store.delete_expired().await?;
     let took = started.elapsed();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut latencies = Vec::new();

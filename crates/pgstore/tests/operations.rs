@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pgstore::{Error, PgStore, Session};
+use pgstore::{Entry, Error, PgStore, Session};
 use support::TestResult;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -33,7 +33,7 @@ async fn stats_count_live_and_expired_rows() -> TestResult {
     assert_eq!(stats.pool_max, 3);
     assert!(stats.pool_connections >= 1 && stats.pool_connections <= 3);
     assert_eq!(stats.last_cleanup, None);
-    let report = store.delete_expired_report().await?;
+    let report = store.delete_expired().await?;
     assert_eq!(report.removed, 3);
     let stats = store.stats().await?;
     assert_eq!(
@@ -90,14 +90,14 @@ async fn expiries_keep_microseconds_and_are_clamped() -> TestResult {
     store.commit("exact", b"x", exact).await?;
     assert_eq!(
         store.find_with_expiry("exact").await?,
-        Some((b"x".to_vec(), exact))
+        Some(Session::new(b"x".to_vec(), exact))
     );
     // Nanoseconds below a microsecond are dropped, never rounded up.
     store
         .commit("nanos", b"x", exact + Duration::from_nanos(999))
         .await?;
     assert_eq!(
-        store.find_with_expiry("nanos").await?.map(|f| f.1),
+        store.find_with_expiry("nanos").await?.map(|f| f.expiry),
         Some(exact)
     );
     // Beyond year 9999: clamped to its end, still live.
@@ -108,7 +108,7 @@ async fn expiries_keep_microseconds_and_are_clamped() -> TestResult {
         .find_with_expiry("far")
         .await?
         .ok_or("far not found")?
-        .1;
+        .expiry;
     assert_eq!(far, UNIX_EPOCH + Duration::from_secs(253_402_300_799));
     let client = support::raw_client(&url).await?;
     support::drop_table(&client, &table).await
@@ -190,19 +190,19 @@ async fn export_pages_walk_the_live_sessions_in_key_order_and_vacuum_runs() -> T
     let mut pages = 0;
     loop {
         let page = store.export_page(&after, 2).await?;
-        let Some((last, _)) = page.last() else { break };
-        after = last.clone();
+        let Some(last) = page.last() else { break };
+        after = last.token.clone();
         pages += 1;
         seen.extend(page);
     }
     assert_eq!(pages, 3, "pages of 2, 2 and 1");
-    let keys: Vec<_> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    let keys: Vec<_> = seen.iter().map(|e| e.token.as_str()).collect();
     assert_eq!(
         keys,
         ["k0", "k1", "k2", "k3", "k4"],
         "key order, no expired row"
     );
-    for (i, (_, session)) in seen.iter().enumerate() {
+    for (i, session) in seen.iter().map(|e| &e.session).enumerate() {
         assert_eq!(session.data, format!("d{i}").as_bytes());
         let micros = session.expiry.duration_since(UNIX_EPOCH)?.as_micros();
         let want = (now + HOUR + Duration::from_micros(i as u64))
@@ -233,14 +233,14 @@ async fn commit_many_stores_all_in_one_statement_or_none() -> TestResult {
                 vec![i as u8; (i % 7) as usize],
                 now + HOUR + Duration::from_micros(i),
             );
-            (format!("t{i}"), session)
+            Entry::new(format!("t{i}"), session)
         })
         .chain([
-            (
+            Entry::new(
                 "old".to_owned(),
                 Session::new(b"after".to_vec(), now + 2 * HOUR),
             ),
-            (
+            Entry::new(
                 "t0".to_owned(),
                 Session::new(b"last wins".to_vec(), now + HOUR),
             ),
@@ -250,7 +250,7 @@ async fn commit_many_stores_all_in_one_statement_or_none() -> TestResult {
     assert_eq!(store.stats().await?.active, 501);
     assert_eq!(store.find("old").await?, Some(b"after".to_vec()));
     assert_eq!(store.find("t0").await?, Some(b"last wins".to_vec()));
-    let (data, expiry) = store
+    let Session { data, expiry, .. } = store
         .find_with_expiry("t499")
         .await?
         .ok_or("t499 missing")?;
@@ -262,8 +262,8 @@ async fn commit_many_stores_all_in_one_statement_or_none() -> TestResult {
     );
     // One bad token: nothing of the batch is stored.
     let bad = [
-        ("fine".to_owned(), Session::new(b"x".to_vec(), now + HOUR)),
-        ("nul\0".to_owned(), Session::new(b"x".to_vec(), now + HOUR)),
+        Entry::new("fine".to_owned(), Session::new(b"x".to_vec(), now + HOUR)),
+        Entry::new("nul\0".to_owned(), Session::new(b"x".to_vec(), now + HOUR)),
     ];
     assert!(matches!(
         store.commit_many(&bad).await,

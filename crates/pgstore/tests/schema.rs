@@ -189,10 +189,14 @@ async fn timestamp_without_time_zone_tables_are_utc() -> TestResult {
         .await?
         .get(0);
     assert_eq!(text, "2100-01-01 00:00:00.123");
-    let (_, read) = store.find_with_expiry("ours").await?.ok_or("not found")?;
+    let read = store
+        .find_with_expiry("ours")
+        .await?
+        .ok_or("not found")?
+        .expiry;
     assert_eq!(read, expiry);
     // Cleanup agrees with find.
-    assert_eq!(store.delete_expired().await?, 1);
+    assert_eq!(store.delete_expired().await?.removed, 1);
     assert_eq!(store.find("live").await?, Some(b"a".to_vec()));
     support::drop_table(&client, &table).await
 }

@@ -31,7 +31,7 @@ mod store;
 
 pub use error::{error_chain, ErrorKind, StoreError};
 pub use hash::TokenHasher;
-pub use store::{Listed, Session, SessionStore};
+pub use store::{Entry, Listed, Session, SessionStore};
 
 /// The longest owner (see [`SessionStore::commit_owned`]) any backend
 /// accepts, in bytes.

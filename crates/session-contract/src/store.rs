@@ -42,6 +42,25 @@ impl Listed {
     }
 }
 
+/// One live session with its stored key: an entry of an export page, or a
+/// session to import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Entry {
+    /// The stored key: the token, or its hash when the store hashes tokens.
+    pub token: String,
+    /// The session's data and expiry.
+    pub session: Session,
+}
+
+impl Entry {
+    /// An entry for `token` holding `session`.
+    #[must_use]
+    pub fn new(token: String, session: Session) -> Self {
+        Self { token, session }
+    }
+}
+
 /// A session store: Go scs's store contract, plus what the Rust stores add.
 ///
 /// A session is *live* while the store's clock is before its expiry; from

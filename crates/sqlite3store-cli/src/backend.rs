@@ -4,11 +4,11 @@
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use pgstore::tokio_postgres;
 use pgstore::PgStore;
-use sqlite3store::{Session, SqliteStore};
+use sqlite3store::{Entry, Listed, Session, SqliteStore};
 
 use crate::failure::Failure;
 
@@ -34,8 +34,8 @@ pub(crate) enum Access {
     Create,
 }
 
-/// One exported session: its stored key, the session, its owner.
-pub(crate) type Exported = (String, Session, Option<String>);
+/// One exported session (its stored key and the session) and its owner.
+pub(crate) type Exported = (Entry, Option<String>);
 
 /// A `--db`, `--from` or `--to` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +152,7 @@ impl Backend {
     }
 
     /// Up to `limit` active sessions, soonest to expire first.
-    pub(crate) fn list(&self, limit: usize) -> Result<Vec<(String, SystemTime)>, Failure> {
+    pub(crate) fn list(&self, limit: usize) -> Result<Vec<Listed>, Failure> {
         match self {
             Self::Sqlite(s) => Ok(s.list(limit)?),
             Self::Postgres(pg) => pg.block_on(pg.store.list(limit)),
@@ -160,11 +160,7 @@ impl Backend {
     }
 
     /// Up to `limit` active sessions of `owner`, soonest to expire first.
-    pub(crate) fn list_owner(
-        &self,
-        owner: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, SystemTime)>, Failure> {
+    pub(crate) fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>, Failure> {
         match self {
             Self::Sqlite(s) => Ok(s.list_owner(owner, limit)?),
             Self::Postgres(pg) => pg.block_on(pg.store.list_owner(owner, limit)),
@@ -180,10 +176,7 @@ impl Backend {
     }
 
     /// The data and expiry of the active session `token`.
-    pub(crate) fn find_with_expiry(
-        &self,
-        token: &str,
-    ) -> Result<Option<(Vec<u8>, SystemTime)>, Failure> {
+    pub(crate) fn find_with_expiry(&self, token: &str) -> Result<Option<Session>, Failure> {
         match self {
             Self::Sqlite(s) => Ok(s.find_with_expiry(token)?),
             Self::Postgres(pg) => pg.block_on(pg.store.find_with_expiry(token)),
@@ -202,11 +195,11 @@ impl Backend {
     pub(crate) fn delete_expired(&self) -> Result<(u64, Duration), Failure> {
         match self {
             Self::Sqlite(s) => {
-                let report = s.delete_expired_report()?;
+                let report = s.delete_expired()?;
                 Ok((report.removed, report.duration))
             }
             Self::Postgres(pg) => {
-                let report = pg.block_on(pg.store.delete_expired_report())?;
+                let report = pg.block_on(pg.store.delete_expired())?;
                 Ok((report.removed, report.duration))
             }
         }
@@ -227,8 +220,14 @@ impl Backend {
     pub(crate) fn commit_all(&self, sessions: &[Exported]) -> Result<(), Failure> {
         match self {
             Self::Sqlite(s) => {
-                for (key, session, owner) in sessions {
-                    s.commit_owned(key, &session.data, session.expiry, owner.as_deref())?;
+                for (entry, owner) in sessions {
+                    let session = &entry.session;
+                    s.commit_owned(
+                        &entry.token,
+                        &session.data,
+                        session.expiry,
+                        owner.as_deref(),
+                    )?;
                 }
                 Ok(())
             }

@@ -9,7 +9,7 @@ use clap::error::ErrorKind;
 use clap::CommandFactory;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use sqlite3store::Stats;
+use sqlite3store::{Session, Stats};
 
 use crate::backend::{Access, Backend, Location, StoreStats};
 
@@ -156,7 +156,7 @@ fn list(store: &Backend, args: &ListArgs, out: &mut dyn Write) -> Result<(), Fai
     sessions.truncate(args.limit);
     let rows: Vec<_> = sessions
         .iter()
-        .map(|(token, expiry)| (output::token(token, args.full), *expiry))
+        .map(|listed| (output::token(&listed.token, args.full), listed.expiry))
         .collect();
     if args.json {
         let entries: Vec<_> = rows
@@ -203,7 +203,12 @@ struct ShowView<'a> {
 }
 
 fn show(store: &Backend, args: &ShowArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let Some((bytes, expiry)) = store.find_with_expiry(&args.token)? else {
+    let Some(Session {
+        data: bytes,
+        expiry,
+        ..
+    }) = store.find_with_expiry(&args.token)?
+    else {
         return Err(Failure::NotFound(
             output::token(&args.token, false).into_owned(),
         ));

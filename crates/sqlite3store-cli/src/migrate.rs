@@ -70,10 +70,10 @@ fn copy(
         let page = source
             .export_page(&after, batch)
             .map_err(|cause| stopped(copied, cause))?;
-        let Some((last, _, _)) = page.last() else {
+        let Some((last, _)) = page.last() else {
             return Ok(copied);
         };
-        after.clone_from(last);
+        after.clone_from(&last.token);
         target
             .commit_all(&page)
             .map_err(|cause| stopped(copied, cause))?;

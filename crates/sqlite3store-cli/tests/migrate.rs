@@ -107,10 +107,11 @@ fn sqlite_to_postgres_100k_sessions_every_token_found_exactly() -> Result {
             tasks.spawn(async move {
                 for i in (w..N).step_by(8) {
                     let (token, data, expiry) = session(i, base);
-                    let Some((found, found_expiry)) = target.find_with_expiry(&token).await? else {
+                    let Some(found) = target.find_with_expiry(&token).await? else {
                         return Err(format!("session {i} is missing on the target").into());
                     };
-                    if found != data {
+                    let found_expiry = found.expiry;
+                    if found.data != data {
                         return Err(format!("session {i}: data differs").into());
                     }
                     if millis(found_expiry)? != millis(expiry)? {
@@ -192,9 +193,9 @@ fn postgres_to_sqlite_keeps_the_millisecond_and_running_again_changes_nothing() 
         let mut after = String::new();
         loop {
             let page = target.export_page(&after, 500)?;
-            let Some((last, _)) = page.last() else { break };
-            after = last.clone();
-            rows.extend(page);
+            let Some(last) = page.last() else { break };
+            after = last.token.clone();
+            rows.extend(page.into_iter().map(|e| (e.token, e.session)));
         }
         snapshots.push(rows);
     }
@@ -244,11 +245,11 @@ fn sqlite_to_sqlite_copies_and_the_same_store_is_refused() -> Result {
     let target = sqlite_store(&to)?;
     for i in 0..1_000 {
         let (token, data, expiry) = session(i, base);
-        let (found, found_expiry) = target
+        let found = target
             .find_with_expiry(&token)?
             .ok_or_else(|| format!("session {i} missing"))?;
-        assert_eq!(found, data);
-        assert_eq!(millis(found_expiry)?, millis(expiry)?);
+        assert_eq!(found.data, data);
+        assert_eq!(millis(found.expiry)?, millis(expiry)?);
     }
     assert_eq!(target.stats()?.expired, 0);
     bin()?
@@ -303,12 +304,12 @@ fn hashed_tokens_are_copied_as_stored_and_found_with_the_same_key() -> Result {
         .success()
         .stdout(predicate::str::contains("copied 1 active sessions"));
     let target = open(&to)?;
-    let (data, found_expiry) = target
+    let found = target
         .find_with_expiry("raw-token")?
         .ok_or("the hashed session is not found with the same key")?;
-    assert_eq!(data, b"data");
-    assert_eq!(millis(found_expiry)?, millis(expiry)?);
-    let keys: Vec<_> = target.list(10)?.into_iter().map(|(key, _)| key).collect();
+    assert_eq!(found.data, b"data");
+    assert_eq!(millis(found.expiry)?, millis(expiry)?);
+    let keys: Vec<_> = target.list(10)?.into_iter().map(|l| l.token).collect();
     assert_eq!(keys.len(), 1);
     assert_ne!(
         keys[0], "raw-token",
@@ -326,12 +327,13 @@ fn owned_rows(store: &SqliteStore) -> Result<HashMap<String, Row>> {
     let mut after = String::new();
     loop {
         let page = store.export_page_owned(&after, 7)?;
-        let Some((last, _, _)) = page.last() else {
+        let Some((last, _)) = page.last() else {
             return Ok(rows);
         };
-        after = last.clone();
-        for (key, session, owner) in page {
-            rows.insert(key, (session.data, millis(session.expiry)?, owner));
+        after = last.token.clone();
+        for (entry, owner) in page {
+            let expiry = millis(entry.session.expiry)?;
+            rows.insert(entry.token, (entry.session.data, expiry, owner));
         }
     }
 }

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use session_contract::{Listed, Session};
+
 use crate::builder::Builder;
 use crate::cleanup::CleanupReport;
 use crate::error::{Error, Result};
@@ -58,9 +60,10 @@ use crate::writer::Cancel;
 /// # Bounded
 ///
 /// At most [`max_async_reads`](Builder::max_async_reads) reads (`find`,
-/// `find_with_expiry`, `all`, `list`, `stats`) and
-/// [`max_async_writes`](Builder::max_async_writes) writes (`commit`,
-/// `create`, `delete`, `delete_expired`, `vacuum`) of one store run on the
+/// `find_with_expiry`, `all`, `list`, `list_owner`, `count_owner`, `stats`)
+/// and [`max_async_writes`](Builder::max_async_writes) writes (every other
+/// call: `commit`, `create`, `update`, `touch`, `delete`, `revoke_owner`,
+/// `delete_expired`, `vacuum`, ...) of one store run on the
 /// blocking pool at once; the limits are shared by every async handle of
 /// the store. Further calls wait, as futures without a thread, in a
 /// first-come queue of their own kind. So writes that stall (another
@@ -83,7 +86,7 @@ use crate::writer::Cancel;
 ///
 /// # let dir = tempfile::tempdir()?;
 /// # let path = dir.path().join("sessions.db");
-/// let store = AsyncSqliteStore::open(SqliteStore::builder(&path)).await?;
+/// let store = SqliteStore::builder(&path).build_async().await?;
 /// store.commit("token", b"data", SystemTime::now() + Duration::from_secs(60)).await?;
 /// assert_eq!(store.find("token").await?, Some(b"data".to_vec()));
 /// store.close().await?; // the file alone is now complete
@@ -95,14 +98,6 @@ pub struct AsyncSqliteStore {
 }
 
 impl AsyncSqliteStore {
-    /// Opens a store with `builder`'s options, off the runtime's threads.
-    pub async fn open(builder: Builder) -> Result<Self> {
-        let store = tokio::task::spawn_blocking(move || builder.build())
-            .await
-            .map_err(Error::Task)??;
-        Ok(Self { store })
-    }
-
     /// The synchronous handle to the same store.
     pub fn as_sync(&self) -> &SqliteStore {
         &self.store
@@ -172,7 +167,7 @@ impl AsyncSqliteStore {
 
     /// See [`SqliteStore::find_with_expiry`]; answered on the calling thread
     /// as [`find`](Self::find) is.
-    pub async fn find_with_expiry(&self, token: &str) -> Result<Option<(Vec<u8>, SystemTime)>> {
+    pub async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>> {
         if let Some(found) = self.store.try_find_with_expiry_now(token) {
             return found;
         }
@@ -204,18 +199,13 @@ impl AsyncSqliteStore {
     }
 
     /// See [`SqliteStore::list`].
-    pub async fn list(&self, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+    pub async fn list(&self, limit: usize) -> Result<Vec<Listed>> {
         self.read(move |s| s.list(limit)).await
     }
 
     /// See [`SqliteStore::delete_expired`].
-    pub async fn delete_expired(&self) -> Result<u64> {
+    pub async fn delete_expired(&self) -> Result<CleanupReport> {
         self.write(SqliteStore::delete_expired).await
-    }
-
-    /// See [`SqliteStore::delete_expired_report`].
-    pub async fn delete_expired_report(&self) -> Result<CleanupReport> {
-        self.write(SqliteStore::delete_expired_report).await
     }
 
     /// See [`SqliteStore::stats`].
@@ -256,8 +246,18 @@ pub struct InFlight {
 }
 
 impl Builder {
-    /// The most reads (`find`, `find_with_expiry`, `all`, `list`, `stats`)
-    /// the async front runs on tokio's blocking pool at once; more wait, as
+    /// Opens the store with these options as an [`AsyncSqliteStore`], off
+    /// the runtime's threads: [`build`](Self::build) for async code.
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub async fn build_async(self) -> Result<AsyncSqliteStore> {
+        let store = tokio::task::spawn_blocking(move || self.build())
+            .await
+            .map_err(Error::Task)??;
+        Ok(AsyncSqliteStore { store })
+    }
+
+    /// The most reads (`find`, `find_with_expiry`, `all`, `list`,
+    /// `list_owner`, `count_owner`, `stats`) the async front runs on tokio's blocking pool at once; more wait, as
     /// futures, for a free slot. 1 to 4096; 0 or more than 4096 is
     /// [`Error::InvalidConfig`] at `build`. Default: the number of
     /// [`readers`](Self::readers), so a running read never waits for a
@@ -268,8 +268,9 @@ impl Builder {
         self
     }
 
-    /// The most writes (`commit`, `create`, `delete`, `delete_expired`,
-    /// `vacuum`) the async front runs on tokio's blocking pool at once: the
+    /// The most writes (every call that is not a read: `commit`, `create`,
+    /// `update`, `touch`, `delete`, `revoke_owner`, `delete_expired`,
+    /// `vacuum`, ...) the async front runs on tokio's blocking pool at once: the
     /// most threads stalled writes can hold. More wait, as futures, for a
     /// free slot. Group commit batches the writes running together, so a
     /// few dozen are plenty. 1 to 4096; 0 or more than 4096 is
@@ -375,7 +376,7 @@ impl AsyncSqliteStore {
     }
 
     /// See [`SqliteStore::list_owner`].
-    pub async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+    pub async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>> {
         let owner = owner.to_owned();
         self.read(move |s| s.list_owner(&owner, limit)).await
     }

@@ -47,6 +47,12 @@ impl Durability {
 /// Options for [`SqliteStore`](crate::SqliteStore); start with
 /// [`SqliteStore::builder`](crate::SqliteStore::builder).
 ///
+/// This is the one way to open with options, whatever the front: finish
+/// with [`build`](Self::build) for a [`SqliteStore`](crate::SqliteStore), or
+/// `build_async().await` for an `AsyncSqliteStore` (feature `tokio`). The
+/// tower-sessions store wraps the async one
+/// (`SqliteSessionStore::new(builder.build_async().await?)`).
+///
 /// ```no_run
 /// # fn main() -> sqlite3store::Result<()> {
 /// use std::time::Duration;

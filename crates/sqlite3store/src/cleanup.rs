@@ -41,6 +41,11 @@
 //! [`REVOKE_BATCH`] paces [`SqliteStore::revoke_owner`] the same way as a
 //! contended step, with a fixed size.
 //!
+//! The checkpoint thread's own constants (how often it looks, `TICK`; how
+//! many PASSIVE rounds per wake-up, `PASSIVE_ROUNDS`; how few frames it
+//! finishes while holding the writer, `FINISH_UNDER_WRITER`) are explained
+//! in [`crate::wal`], beside the code they tune.
+//!
 //! The thread ([`spawn`]) holds only a `Weak` reference to the store,
 //! upgrades it for one run, logs and survives errors, and stops early once
 //! told to or when the last user handle is gone.

@@ -22,7 +22,9 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 const STATEMENT_CACHE: usize = 16;
 
 /// What opening and configuring a connection reads, taken from the
-/// [`Builder`](crate::Builder) once at open.
+/// [`Builder`](crate::Builder) once at open. The fields repeat some of the
+/// builder's on purpose: the reader pool and the checkpoint thread keep
+/// this, never the builder (with its HMAC key and clock).
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionOptions {
     /// Absolute, so every connection opens the same file even if the

@@ -62,8 +62,7 @@ mod async_front {
         }
 
         async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>, Error> {
-            let found = crate::AsyncSqliteStore::find_with_expiry(self, token).await?;
-            Ok(found.map(|(data, expiry)| Session::new(data, expiry)))
+            crate::AsyncSqliteStore::find_with_expiry(self, token).await
         }
 
         async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<(), Error> {
@@ -123,11 +122,7 @@ mod async_front {
         }
 
         async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>, Error> {
-            let listed = crate::AsyncSqliteStore::list_owner(self, owner, limit).await?;
-            Ok(listed
-                .into_iter()
-                .map(|(token, expiry)| Listed::new(token, expiry))
-                .collect())
+            crate::AsyncSqliteStore::list_owner(self, owner, limit).await
         }
 
         async fn count_owner(&self, owner: &str) -> Result<u64, Error> {
@@ -147,15 +142,11 @@ mod async_front {
         }
 
         async fn list(&self, limit: usize) -> Result<Vec<Listed>, Error> {
-            let listed = crate::AsyncSqliteStore::list(self, limit).await?;
-            Ok(listed
-                .into_iter()
-                .map(|(token, expiry)| Listed::new(token, expiry))
-                .collect())
+            crate::AsyncSqliteStore::list(self, limit).await
         }
 
         async fn delete_expired(&self) -> Result<u64, Error> {
-            crate::AsyncSqliteStore::delete_expired(self).await
+            Ok(crate::AsyncSqliteStore::delete_expired(self).await?.removed)
         }
 
         fn stop_cleanup(&self) {

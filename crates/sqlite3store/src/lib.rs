@@ -86,7 +86,7 @@ pub use builder::{Builder, Durability, MAX_DATA_LEN_LIMIT, MIN_FILE_SIZE};
 pub use cleanup::CleanupReport;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{error_chain, Error, Result};
-pub use session_contract::{Session, TokenHasher, MAX_OWNER_LEN};
+pub use session_contract::{Entry, Listed, Session, TokenHasher, MAX_OWNER_LEN};
 pub use store::{SqliteStore, Stats};
 
 /// Converts between `SystemTime` and the Julian day numbers stored in the

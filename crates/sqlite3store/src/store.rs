@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use session_contract::Session;
+use session_contract::{Entry, Listed, Session};
 
 use crate::background::Background;
 use crate::builder::Builder;
@@ -286,10 +286,8 @@ impl SqliteStore {
     }
 
     /// Like [`find`](Self::find), with the session's expiry.
-    pub fn find_with_expiry(&self, token: &str) -> Result<Option<(Vec<u8>, SystemTime)>> {
-        self.lookup(token, &self.inner.sql.find_with_expiry, |r| {
-            Ok((r.get(0)?, from_julian(r.get(1)?)))
-        })
+    pub fn find_with_expiry(&self, token: &str) -> Result<Option<Session>> {
+        self.lookup(token, &self.inner.sql.find_with_expiry, session_row)
     }
 
     /// Runs a by-token query (`?1` token, `?2` now) on a reader.
@@ -318,14 +316,8 @@ impl SqliteStore {
 
     /// [`find_with_expiry`](Self::find_with_expiry), as [`try_find_now`](Self::try_find_now).
     #[cfg(feature = "tokio")]
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn try_find_with_expiry_now(
-        &self,
-        token: &str,
-    ) -> Option<Result<Option<(Vec<u8>, SystemTime)>>> {
-        self.try_lookup_now(token, &self.inner.sql.find_with_expiry, |r| {
-            Ok((r.get(0)?, from_julian(r.get(1)?)))
-        })
+    pub(crate) fn try_find_with_expiry_now(&self, token: &str) -> Option<Result<Option<Session>>> {
+        self.try_lookup_now(token, &self.inner.sql.find_with_expiry, session_row)
     }
 
     #[cfg(feature = "tokio")]
@@ -480,9 +472,9 @@ impl SqliteStore {
         Ok(moved > 0)
     }
 
-    /// Up to `limit` active sessions of `owner` as (stored key, expiry),
+    /// Up to `limit` active sessions of `owner` as [`Listed`] (stored key, expiry),
     /// soonest to expire first. An empty or invalid owner has none.
-    pub fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+    pub fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>> {
         let inner = &self.inner;
         if !inner.owner_column || session_contract::owner_problem(owner).is_some() {
             return Ok(Vec::new());
@@ -492,7 +484,7 @@ impl SqliteStore {
         inner.read(|conn| {
             let mut stmt = conn.prepare_cached(&inner.sql.list_owner)?;
             let rows = stmt.query_map(params![owner, now, limit], |r| {
-                Ok((r.get::<_, String>(0)?, from_julian(r.get::<_, f64>(1)?)))
+                Ok(Listed::new(r.get(0)?, from_julian(r.get::<_, f64>(1)?)))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -581,26 +573,26 @@ impl SqliteStore {
         })
     }
 
-    /// Up to `limit` active sessions as (stored key, expiry), soonest to
+    /// Up to `limit` active sessions as [`Listed`] (stored key, expiry), soonest to
     /// expire first, without their data. For operators' listings.
-    pub fn list(&self, limit: usize) -> Result<Vec<(String, SystemTime)>> {
+    pub fn list(&self, limit: usize) -> Result<Vec<Listed>> {
         let inner = &self.inner;
         let now = inner.now();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         inner.read(|conn| {
             let mut stmt = conn.prepare_cached(&inner.sql.list)?;
             let rows = stmt.query_map(params![now, limit], |r| {
-                Ok((r.get::<_, String>(0)?, from_julian(r.get::<_, f64>(1)?)))
+                Ok(Listed::new(r.get(0)?, from_julian(r.get::<_, f64>(1)?)))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 
     /// Up to `limit` active sessions whose stored key sorts after `after`
-    /// (`""` for the first page), in key order, as (stored key, [`Session`]): pages through the whole store without holding it in memory,
+    /// (`""` for the first page), in key order, as [`Entry`] (stored key, [`Session`]): pages through the whole store without holding it in memory,
     /// for exports and migrations. Pass the last key of one page as `after`
     /// to get the next; an empty page is the end.
-    pub fn export_page(&self, after: &str, limit: usize) -> Result<Vec<(String, Session)>> {
+    pub fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Entry>> {
         let inner = &self.inner;
         let now = inner.now();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -608,7 +600,7 @@ impl SqliteStore {
             let mut stmt = conn.prepare_cached(&inner.sql.export_page)?;
             let rows = stmt.query_map(params![now, after, limit], |r| {
                 let session = Session::new(r.get(1)?, from_julian(r.get::<_, f64>(2)?));
-                Ok((r.get::<_, String>(0)?, session))
+                Ok(Entry::new(r.get(0)?, session))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -622,11 +614,11 @@ impl SqliteStore {
         &self,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<(String, Session, Option<String>)>> {
+    ) -> Result<Vec<(Entry, Option<String>)>> {
         let inner = &self.inner;
         if !inner.owner_column {
             let page = self.export_page(after, limit)?;
-            return Ok(page.into_iter().map(|(k, s)| (k, s, None)).collect());
+            return Ok(page.into_iter().map(|e| (e, None)).collect());
         }
         let now = inner.now();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -634,27 +626,18 @@ impl SqliteStore {
             let mut stmt = conn.prepare_cached(&inner.sql.export_page_owned)?;
             let rows = stmt.query_map(params![now, after, limit], |r| {
                 let session = Session::new(r.get(1)?, from_julian(r.get::<_, f64>(2)?));
-                Ok((
-                    r.get::<_, String>(0)?,
-                    session,
-                    r.get::<_, Option<String>>(3)?,
-                ))
+                Ok((Entry::new(r.get(0)?, session), r.get(3)?))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 
-    /// Deletes every expired session now and returns how many were removed:
-    /// what the cleanup thread runs. Works in batches (see
-    /// [`Builder::cleanup_batch_size`]) so commits never wait behind a large
-    /// backlog, then gives freed pages back to the file system when the file
-    /// uses incremental vacuum.
-    pub fn delete_expired(&self) -> Result<u64> {
-        Ok(cleanup::run(&*self.inner.0, &|| true)?.removed)
-    }
-
-    /// Like [`delete_expired`](Self::delete_expired), with the report.
-    pub fn delete_expired_report(&self) -> Result<CleanupReport> {
+    /// Deletes every expired session now and reports how many were removed
+    /// (see [`CleanupReport`]): what the cleanup thread runs. Works in
+    /// batches (see [`Builder::cleanup_batch_size`]) so commits never wait
+    /// behind a large backlog, then gives freed pages back to the file
+    /// system when the file uses incremental vacuum.
+    pub fn delete_expired(&self) -> Result<CleanupReport> {
         cleanup::run(&*self.inner.0, &|| true)
     }
 
@@ -919,6 +902,11 @@ impl cleanup::Host for Inner {
 /// Locks a thread slot; a panic elsewhere never leaves one inconsistent.
 fn lock(slot: &Mutex<Option<Background>>) -> std::sync::MutexGuard<'_, Option<Background>> {
     slot.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A `data, expiry` row.
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session::new(r.get(0)?, from_julian(r.get(1)?)))
 }
 
 /// The owner as stored, or [`Error::InvalidOwner`].

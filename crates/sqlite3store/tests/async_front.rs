@@ -15,14 +15,14 @@ const MINUTE: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn works_on_a_current_thread_runtime_with_time_paused() -> Result<()> {
     let fx = Fixture::new();
-    let store = AsyncSqliteStore::open(fx.builder()).await?;
+    let store = fx.builder().build_async().await?;
     store.commit("t", b"d", fx.now() + MINUTE).await?;
     assert_eq!(store.find("t").await?, Some(b"d".to_vec()));
     assert_eq!(store.all().await?.len(), 1);
     assert!(store.create("u", b"e", fx.now() + MINUTE).await?);
     assert!(store.delete("t").await?);
     fx.clock.advance(2 * MINUTE);
-    assert_eq!(store.delete_expired().await?, 1);
+    assert_eq!(store.delete_expired().await?.removed, 1);
     assert_eq!(store.stats().await?.active, 0);
     // Paused tokio time does not disturb the store's own clock.
     tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -33,7 +33,11 @@ async fn works_on_a_current_thread_runtime_with_time_paused() -> Result<()> {
 #[tokio::test(flavor = "current_thread")]
 async fn a_waiting_write_does_not_block_the_runtime() -> Result<()> {
     let fx = Fixture::new();
-    let store = AsyncSqliteStore::open(fx.builder().busy_timeout(Duration::from_secs(30))).await?;
+    let store = fx
+        .builder()
+        .busy_timeout(Duration::from_secs(30))
+        .build_async()
+        .await?;
     // Another connection holds the write lock: our commit must wait for it.
     let mut raw = fx.raw();
     let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -68,7 +72,7 @@ async fn a_waiting_write_does_not_block_the_runtime() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_futures_lose_nothing_acknowledged() -> Result<()> {
     let fx = Fixture::new();
-    let store = AsyncSqliteStore::open(fx.builder()).await?;
+    let store = fx.builder().build_async().await?;
     let exp = fx.now() + MINUTE;
     let data = |i: usize| format!("data-{i}").into_bytes();
     let tasks: Vec<_> = (0..200)
@@ -151,7 +155,7 @@ async fn sync_and_async_handles_convert_and_share() -> Result<()> {
 #[tokio::test(flavor = "current_thread")]
 async fn errors_come_through_unchanged() -> Result<()> {
     let fx = Fixture::new();
-    let store = AsyncSqliteStore::open(fx.builder().max_data_len(4)).await?;
+    let store = fx.builder().max_data_len(4).build_async().await?;
     let err = store
         .commit("t", b"too large", fx.now() + MINUTE)
         .await
@@ -160,7 +164,8 @@ async fn errors_come_through_unchanged() -> Result<()> {
         matches!(err, Error::DataTooLarge { len: 9, max: 4 }),
         "{err:?}"
     );
-    let err = AsyncSqliteStore::open(SqliteStore::builder(fx.dir.path()))
+    let err = SqliteStore::builder(fx.dir.path())
+        .build_async()
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Open { .. }), "{err:?}");
@@ -173,13 +178,13 @@ async fn finds_answer_while_writes_are_stalled() -> Result<()> {
     const WRITES: usize = 8;
     const COMMITS: usize = 2000;
     let fx = Fixture::new();
-    let store = AsyncSqliteStore::open(
-        fx.builder()
-            .busy_timeout(Duration::from_secs(120))
-            .max_async_reads(READS)
-            .max_async_writes(WRITES),
-    )
-    .await?;
+    let store = fx
+        .builder()
+        .busy_timeout(Duration::from_secs(120))
+        .max_async_reads(READS)
+        .max_async_writes(WRITES)
+        .build_async()
+        .await?;
     let exp = fx.now() + MINUTE;
     store.commit("seen", b"here", exp).await?;
 
@@ -269,12 +274,17 @@ async fn async_bounds_are_checked() -> Result<()> {
             fx.builder().max_async_reads(bad),
             fx.builder().max_async_writes(bad),
         ] {
-            let err = AsyncSqliteStore::open(builder).await.unwrap_err();
+            let err = builder.build_async().await.unwrap_err();
             assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
         }
     }
     // One of each is enough to work.
-    let store = AsyncSqliteStore::open(fx.builder().max_async_reads(1).max_async_writes(1)).await?;
+    let store = fx
+        .builder()
+        .max_async_reads(1)
+        .max_async_writes(1)
+        .build_async()
+        .await?;
     store.commit("t", b"d", fx.now() + MINUTE).await?;
     assert_eq!(store.find("t").await?, Some(b"d".to_vec()));
     Ok(())
@@ -298,7 +308,11 @@ async fn settled(store: &AsyncSqliteStore) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_write_never_lands_after_its_retry() -> Result<()> {
     let fx = Fixture::new();
-    let store = AsyncSqliteStore::open(fx.builder().busy_timeout(Duration::from_secs(60))).await?;
+    let store = fx
+        .builder()
+        .busy_timeout(Duration::from_secs(60))
+        .build_async()
+        .await?;
     let exp = fx.now() + MINUTE;
     store.commit("t", b"v0", exp).await?;
     store.commit("r", b"v0", exp).await?;
@@ -352,7 +366,7 @@ async fn a_timed_out_write_never_lands_after_its_retry() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_taken_before_its_future_was_dropped_is_applied_whole() -> Result<()> {
     let fx = Fixture::new();
-    let store = AsyncSqliteStore::open(fx.builder()).await?;
+    let store = fx.builder().build_async().await?;
     let exp = fx.now() + MINUTE;
     let data = vec![7u8; 256 * 1024];
     // Dropped once its blocking task is running: either not applied, or
@@ -374,12 +388,12 @@ async fn a_write_taken_before_its_future_was_dropped_is_applied_whole() -> Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_answers_calls_waiting_for_a_slot_at_once() -> Result<()> {
     let fx = Fixture::new();
-    let store = AsyncSqliteStore::open(
-        fx.builder()
-            .busy_timeout(Duration::from_secs(60))
-            .max_async_writes(1),
-    )
-    .await?;
+    let store = fx
+        .builder()
+        .busy_timeout(Duration::from_secs(60))
+        .max_async_writes(1)
+        .build_async()
+        .await?;
     let exp = fx.now() + MINUTE;
     let mut raw = fx.raw();
     let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -428,7 +442,11 @@ async fn finds_answer_in_place_while_the_write_lock_is_held() -> Result<()> {
     use std::future::Future as _;
     use std::task::{Context, Poll, Waker};
     let fx = Fixture::new();
-    let store = AsyncSqliteStore::open(fx.builder().busy_timeout(Duration::from_secs(30))).await?;
+    let store = fx
+        .builder()
+        .busy_timeout(Duration::from_secs(30))
+        .build_async()
+        .await?;
     store.commit("t", b"d", fx.now() + MINUTE).await?;
     // Another connection holds the write lock, with a change not committed.
     let mut raw = fx.raw();

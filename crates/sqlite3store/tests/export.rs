@@ -23,20 +23,20 @@ fn export_pages_walk_the_active_sessions_in_key_order() -> Result<()> {
     let mut pages = 0;
     loop {
         let page = store.export_page(&after, 2)?;
-        let Some((last, _)) = page.last() else { break };
-        after = last.clone();
+        let Some(last) = page.last() else { break };
+        after = last.token.clone();
         pages += 1;
         seen.extend(page);
     }
     assert_eq!(pages, 3, "pages of 2, 2 and 1");
-    let keys: Vec<_> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    let keys: Vec<_> = seen.iter().map(|e| e.token.as_str()).collect();
     assert_eq!(
         keys,
         ["k0", "k1", "k2", "k3", "k4"],
         "key order, no expired row"
     );
     let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_millis());
-    for (i, (_, session)) in seen.iter().enumerate() {
+    for (i, session) in seen.iter().map(|e| &e.session).enumerate() {
         assert_eq!(session.data, format!("d{i}").as_bytes());
         assert_eq!(
             ms(session.expiry).ok(),

@@ -181,7 +181,7 @@ fn full_file_fails_commits_with_disk_full_and_recovers_without_restart() -> Test
 
     // Cleanup frees pages too: expire the refill and remove it.
     clock.advance(Duration::from_secs(120));
-    assert_eq!(store.delete_expired()?, refilled.len() as u64);
+    assert_eq!(store.delete_expired()?.removed, refilled.len() as u64);
     let again = fill(&store, &mut next, later)?;
     assert!(!again.is_empty(), "no commit fit after cleanup");
     live.extend(again);
@@ -659,7 +659,10 @@ fn exercise(path: &Path, expected: &Contents, what: &str, out: &mut Outcome) -> 
             .and_then(|()| store.find("new-session"))
             .map(|f| f.as_deref() == Some(&b"new"[..])),
     );
-    check("delete_expired", store.delete_expired().map(|n| n == 0));
+    check(
+        "delete_expired",
+        store.delete_expired().map(|r| r.removed == 0),
+    );
     Ok(())
 }
 
@@ -697,7 +700,7 @@ fn garbage_header_is_rejected_at_open_and_the_file_left_alone() -> TestResult {
         let builder = SqliteStore::builder(&path);
         let err = support::within(what, move || {
             let rt = tokio::runtime::Builder::new_current_thread().build()?;
-            rt.block_on(sqlite3store::AsyncSqliteStore::open(builder))
+            rt.block_on(builder.build_async())
         })?
         .expect_err(what);
         assert!(

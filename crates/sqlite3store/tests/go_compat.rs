@@ -30,7 +30,7 @@ fn go_rows_are_read_by_the_store() -> Result<()> {
         params!["go-token", b"go-data".as_slice()],
     )?;
     assert_eq!(store.find("go-token")?, Some(b"go-data".to_vec()));
-    let (_, exp) = store.find_with_expiry("go-token")?.expect("found");
+    let exp = store.find_with_expiry("go-token")?.expect("found").expiry;
     assert_eq!(exp, expiry, "millisecond precision kept");
     // At the expiry instant the row is expired, to the millisecond.
     fx.clock.set(expiry);
@@ -118,7 +118,7 @@ fn a_file_created_by_go_opens_and_keeps_working() -> Result<()> {
     assert_eq!(store.find("old-go-session")?, Some(b"hello".to_vec()));
     store.commit("new", b"rust", now + HOUR)?;
     clock.advance(2 * HOUR);
-    assert_eq!(store.delete_expired()?, 2);
+    assert_eq!(store.delete_expired()?.removed, 2);
     // Only the nullable owner column and its partial index were added to
     // Go's schema (see tests/owners.rs for Go's statements on it).
     let objects: Vec<String> = rusqlite::Connection::open(&path)?

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlite3store::{Error, ManualClock, SqliteStore};
+use sqlite3store::{Error, ManualClock, Session, SqliteStore};
 use support::{data_for, far_future, Front, Kind, TestResult, BOTH};
 
 const YEAR: u64 = 31_557_600; // 365.25 days
@@ -106,7 +106,7 @@ fn hostile_tokens_round_trip_exactly() -> TestResult {
             assert_eq!(store.find(t)?, Some(want.clone()), "{kind:?} find {t:?}");
             assert_eq!(
                 store.find_with_expiry(t)?,
-                Some((want, to_ms(later))),
+                Some(Session::new(want, to_ms(later))),
                 "{kind:?} find_with_expiry {t:?}"
             );
             assert!(!store.create(t, b"taken", later)?, "{kind:?} create {t:?}");
@@ -120,7 +120,7 @@ fn hostile_tokens_round_trip_exactly() -> TestResult {
         let listed: HashSet<String> = store
             .list(usize::MAX)?
             .into_iter()
-            .map(|(t, _)| t)
+            .map(|l| l.token)
             .collect();
         assert_eq!(listed, want.keys().cloned().collect(), "{kind:?} list");
 
@@ -334,7 +334,7 @@ fn expiry_extremes_are_stored_in_order_and_clamped() -> TestResult {
             };
             assert_eq!(
                 store.find_with_expiry(what)?,
-                Some((what.as_bytes().to_vec(), want)),
+                Some(Session::new(what.as_bytes().to_vec(), want)),
                 "{kind:?} {what}"
             );
         }
@@ -350,7 +350,11 @@ fn expiry_extremes_are_stored_in_order_and_clamped() -> TestResult {
             (future.len() as u64, past.len() as u64),
             "{kind:?}"
         );
-        assert_eq!(store.delete_expired()?, past.len() as u64, "{kind:?}");
+        assert_eq!(
+            store.delete_expired()?.removed,
+            past.len() as u64,
+            "{kind:?}"
+        );
         assert_eq!(store.all()?.len(), future.len(), "{kind:?}");
     }
     Ok(())
@@ -424,7 +428,11 @@ fn a_clock_at_either_end_of_time_still_orders_sessions() -> TestResult {
                 );
             }
         }
-        assert_eq!(store.delete_expired()?, sessions.len() as u64, "{kind:?}");
+        assert_eq!(
+            store.delete_expired()?.removed,
+            sessions.len() as u64,
+            "{kind:?}"
+        );
     }
     Ok(())
 }

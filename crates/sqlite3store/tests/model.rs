@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use sqlite3store::{Error, ManualClock, SqliteStore};
+use sqlite3store::{Error, Listed, ManualClock, Session, SqliteStore};
 use support::{Front, Kind};
 
 const MAX_TOKEN_LEN: usize = 12;
@@ -197,7 +197,7 @@ fn run(kind: Kind, hashed: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let token = TOKENS[token];
                 let want = active(&model, now)
                     .get(&token.to_owned())
-                    .map(|e| (*e).clone());
+                    .map(|(d, e)| Session::new(d.clone(), *e));
                 prop_assert_eq!(
                     ok(store.find_with_expiry(token))?,
                     want,
@@ -224,9 +224,14 @@ fn run(kind: Kind, hashed: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let mut want: Vec<SystemTime> = active.values().map(|(_, exp)| *exp).collect();
                 want.sort();
                 want.truncate(limit);
-                let got_expiries: Vec<SystemTime> = got.iter().map(|(_, exp)| *exp).collect();
+                let got_expiries: Vec<SystemTime> = got.iter().map(|l| l.expiry).collect();
                 prop_assert_eq!(got_expiries, want, "list({}): soonest first", limit);
-                for (key, exp) in &got {
+                for Listed {
+                    token: key,
+                    expiry: exp,
+                    ..
+                } in &got
+                {
                     let owner = active.iter().find(|(t, _)| shown(t, hashed) == *key);
                     prop_assert!(owner.is_some_and(|(_, (_, e))| e == exp), "list: {key:?}");
                 }
@@ -235,7 +240,7 @@ fn run(kind: Kind, hashed: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let before = model.len();
                 model.retain(|_, (_, exp)| *exp > now);
                 let removed = (before - model.len()) as u64;
-                prop_assert_eq!(ok(store.delete_expired())?, removed);
+                prop_assert_eq!(ok(store.delete_expired())?.removed, removed);
             }
             Op::Stats => {
                 let stats = ok(store.stats())?;

@@ -74,7 +74,7 @@ fn gos_statements_work_on_a_file_with_owners() -> Result<()> {
     let listed: Vec<String> = store
         .list_owner("alice", 10)?
         .into_iter()
-        .map(|(t, _)| t)
+        .map(|l| l.token)
         .collect();
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|t| t == "a3" || t == "a4"), "{listed:?}");

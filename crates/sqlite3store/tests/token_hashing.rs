@@ -94,7 +94,7 @@ fn raw_tokens_never_reach_the_files() -> TestResult {
         b"expired",
         SystemTime::now() - Duration::from_secs(1),
     )?;
-    assert_eq!(store.delete_expired()?, 1);
+    assert_eq!(store.delete_expired()?.removed, 1);
     let stored: Vec<usize> = (0..=40).filter(|&i| i != 2).collect();
 
     assert_no_raw_tokens(&path, &stored, "open, in the WAL")?;
@@ -118,7 +118,7 @@ fn hashed_store_works_by_raw_token_and_lists_hashes() -> TestResult {
     }
     assert_eq!(store.find(&raw(0))?, Some(data(0)));
     assert_eq!(
-        store.find_with_expiry(&raw(1))?.map(|(d, _)| d),
+        store.find_with_expiry(&raw(1))?.map(|s| s.data),
         Some(data(1))
     );
     assert!(!store.create(&raw(1), b"taken", far_future())?);
@@ -136,8 +136,11 @@ fn hashed_store_works_by_raw_token_and_lists_hashes() -> TestResult {
     assert!(all
         .keys()
         .all(|k| k.len() == 64 && k.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))));
-    for (key, _) in store.list(10)? {
-        assert!(all.contains_key(&key), "list shows the hashed keys");
+    for listed in store.list(10)? {
+        assert!(
+            all.contains_key(&listed.token),
+            "list shows the hashed keys"
+        );
     }
     // A hashed key is not a token: it is hashed again and not found.
     assert_eq!(store.find(&support::hmac_hex(KEY, &raw(0)))?, None);

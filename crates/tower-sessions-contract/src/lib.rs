@@ -34,6 +34,18 @@
 mod cleanup;
 mod record;
 mod store;
+mod throttle;
 
 pub use cleanup::{spawn_cleanup_task, CleanupTask};
 pub use store::ContractStore;
+
+/// Errors returned by this crate (its own; the store's calls return
+/// tower-sessions' errors).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An [expiry write threshold](ContractStore::with_expiry_write_threshold)
+    /// outside `0.0..1.0` (NaN included).
+    #[error("the expiry write threshold must be at least 0 and below 1, got {0}")]
+    InvalidThreshold(f64),
+}

@@ -14,11 +14,21 @@ use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
 
 use crate::record;
+use crate::throttle::{Stored, Throttle};
+use crate::Error;
 
 /// How many fresh ids [`SessionStore::create`] tries before giving up. With
 /// 128-bit random ids a single collision is already all but impossible; the
 /// bound only keeps a broken random source from looping forever.
 const CREATE_ATTEMPTS: usize = 8;
+
+/// The default [expiry write threshold](ContractStore::with_expiry_write_threshold):
+/// 1% of the session's lifetime, in parts per million.
+const DEFAULT_THRESHOLD_PPM: u32 = 10_000;
+
+/// How many sessions a store remembers by default for the threshold: at 48
+/// bytes an entry in two tables of up to 32,768 slots, about 3 MB at most.
+const DEFAULT_MEMORY: usize = 50_000;
 
 /// A tower-sessions [`SessionStore`] over any
 /// [`session_contract::SessionStore`] backend.
@@ -36,6 +46,10 @@ const CREATE_ATTEMPTS: usize = 8;
 /// never brings a session back; the next request starts a new one.
 /// [`create`](SessionStore::create) is the only way to make a session.
 ///
+/// A save that changes nothing but moves the expiry a little later (what
+/// tower-sessions sends on every request under `with_always_save(true)`)
+/// is not written: see [`with_expiry_write_threshold`](Self::with_expiry_write_threshold).
+///
 /// With [`with_owner_key`](Self::with_owner_key), each session's owner (a
 /// user id from its data) is kept up to date on every create and save, and
 /// [`revoke_owner`](Self::revoke_owner) logs that user out everywhere.
@@ -49,6 +63,12 @@ pub struct ContractStore<S> {
     backend: S,
     /// The data key that names the session's owner, if any.
     owner_key: Option<Arc<str>>,
+    /// The expiry write threshold, in parts per million of the lifetime.
+    threshold_ppm: u32,
+    /// How many sessions `throttle` remembers.
+    memory: usize,
+    /// `None` when every save writes.
+    throttle: Option<Arc<Throttle>>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for ContractStore<S> {
@@ -56,7 +76,9 @@ impl<S: fmt::Debug> fmt::Debug for ContractStore<S> {
         f.debug_struct("ContractStore")
             .field("backend", &self.backend)
             .field("owner_key", &self.owner_key)
-            .finish()
+            .field("threshold_ppm", &self.threshold_ppm)
+            .field("memory", &self.memory)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +89,80 @@ impl<S> ContractStore<S> {
         Self {
             backend,
             owner_key: None,
+            threshold_ppm: DEFAULT_THRESHOLD_PPM,
+            memory: DEFAULT_MEMORY,
+            throttle: Throttle::new(DEFAULT_THRESHOLD_PPM, DEFAULT_MEMORY).map(Arc::new),
         }
+    }
+
+    /// Skips writing a save that changes nothing but its expiry, while that
+    /// expiry is at most `fraction` of the session's lifetime later than
+    /// the stored one. Default: `0.01` (1%). `0.0` writes every save.
+    ///
+    /// tower-sessions saves a session when it changed, and on every request
+    /// under `with_always_save(true)`: then, with
+    /// `Expiry::OnInactivity(lifetime)`, each request moves the expiry to
+    /// now + `lifetime` and rewrites the row for that alone. With the
+    /// threshold, such a save is written only once the expiry moved by
+    /// more than `fraction × lifetime` (the lifetime being the save's
+    /// expiry minus now); in between, the store writes nothing.
+    ///
+    /// What it costs, exactly: the stored expiry may be up to `fraction` of
+    /// the lifetime older than the last save asked for. An idle session
+    /// therefore ends between `(1 - fraction) × lifetime` and `lifetime`
+    /// after its last request (59 min 24 s to 1 h for an hour at 1%; for
+    /// tower-sessions' default of two weeks, up to 3 h 22 min early), while
+    /// its cookie, which tower-sessions sets on every save, says the full
+    /// `lifetime`. Cleanup deletes rows by the stored expiry, and other
+    /// processes or replicas load by it, so they see the same earlier end;
+    /// no session ever lives past the expiry a save asked for. With
+    /// `Expiry::AtDateTime` the expiry does not move, so an unchanged save
+    /// is never written.
+    ///
+    /// Why 1%: someone who turned on `with_always_save(true)` with
+    /// `OnInactivity` wants idle sessions to end about `lifetime` after
+    /// their last request, and active ones never to; an end that may come
+    /// 1% early keeps both, while a session in use is written at most once
+    /// per 1% of its lifetime (every 36 s for an hour) instead of on every
+    /// request. Set `0.0` if the stored expiry must follow every request.
+    ///
+    /// What it never does: skip a save whose data differs from the row's
+    /// (every change is written, with its expiry), or one that moves the
+    /// expiry earlier. "The row's" is as this process last read or wrote
+    /// it, remembered per session in a bounded memory (see
+    /// [`with_expiry_write_memory`](Self::with_expiry_write_memory)); a
+    /// session it does not remember is written. A skipped save is one that
+    /// would have written what the row already held: as if it had run
+    /// just before any write another replica made since.
+    ///
+    /// # Errors
+    /// [`Error::InvalidThreshold`] unless `0.0 <= fraction < 1.0`. Fractions
+    /// below one millionth count as `0.0`.
+    pub fn with_expiry_write_threshold(mut self, fraction: f64) -> Result<Self, Error> {
+        if !(0.0..1.0).contains(&fraction) {
+            return Err(Error::InvalidThreshold(fraction));
+        }
+        // In range, so the product is in 0..=1e6 and fits.
+        self.threshold_ppm = (fraction * 1e6).round() as u32;
+        Ok(self.with_new_throttle())
+    }
+
+    /// How many sessions the store remembers (what their rows hold, by a
+    /// digest of the data, and their expiry) to tell
+    /// [saves that change nothing](Self::with_expiry_write_threshold).
+    /// Sessions not loaded or saved for the longest are forgotten first; a
+    /// forgotten session's next save is written. Default: 50,000 (about
+    /// 3 MB at most). Fewer than 2 remembers none, so every save writes.
+    #[must_use]
+    pub fn with_expiry_write_memory(mut self, sessions: usize) -> Self {
+        self.memory = sessions;
+        self.with_new_throttle()
+    }
+
+    /// A fresh throttle for the current settings (nothing remembered).
+    fn with_new_throttle(mut self) -> Self {
+        self.throttle = Throttle::new(self.threshold_ppm, self.memory).map(Arc::new);
+        self
     }
 
     /// Takes each session's owner from the value under `key` in its data (a
@@ -136,20 +231,24 @@ where
     /// taken, the record gets a fresh [`Id`] and the insert is tried again.
     /// Each attempt is one atomic insert-if-absent in the backend.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // The id is not in the encoding: one for every attempt.
+        let encoded = record::encode(record)?;
+        let digest = self.throttle.as_ref().map(|t| t.digest(encoded.data()));
+        let data = encoded.with_expiry(record.expiry_date)?;
+        let expiry = expiry(record);
         for _ in 0..CREATE_ATTEMPTS {
-            let data = record::encode(record)?;
             let owner = self.owner_of(record);
-            let stored = self
+            let writing = self.throttle.as_ref().map(|t| t.begin_write(record.id.0));
+            let created = self
                 .backend
-                .create_owned(
-                    &record.id.to_string(),
-                    &data,
-                    expiry(record),
-                    owner.as_deref(),
-                )
-                .await
-                .map_err(backend_error)?;
-            if stored {
+                .create_owned(&record.id.to_string(), &data, expiry, owner.as_deref())
+                .await;
+            if let (Some(throttle), Some(writing), Some(digest)) = (&self.throttle, writing, digest)
+            {
+                let stored = matches!(created, Ok(true)).then(|| Stored::new(digest, expiry));
+                throttle.written(record.id.0, writing, stored);
+            }
+            if created.map_err(backend_error)? {
                 return Ok(());
             }
             tracing::debug!("session id collision; retrying with a new id");
@@ -164,20 +263,38 @@ where
     /// an owner key is set. A session that is gone (deleted, revoked or
     /// expired since it was loaded) stays gone: nothing is stored and the
     /// call succeeds.
+    ///
+    /// A save that changes nothing but moves the expiry a little later is
+    /// not written; see
+    /// [`with_expiry_write_threshold`](ContractStore::with_expiry_write_threshold).
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = record::encode(record)?;
+        let encoded = record::encode(record)?;
+        let (id, expiry) = (record.id.0, expiry(record));
+        let mut writing = None;
+        if let Some(throttle) = &self.throttle {
+            let digest = throttle.digest(encoded.data());
+            if !throttle.must_write(id, digest, expiry, self.backend.now()) {
+                tracing::trace!("unchanged session, expiry within the threshold: not written");
+                return Ok(());
+            }
+            writing = Some((throttle, throttle.begin_write(id), digest));
+        }
+        let data = encoded.with_expiry(record.expiry_date)?;
         let token = record.id.to_string();
         let written = match &self.owner_key {
-            None => self.backend.update(&token, &data, expiry(record)).await,
+            None => self.backend.update(&token, &data, expiry).await,
             Some(_) => {
                 let owner = self.owner_of(record);
                 self.backend
-                    .update_owned(&token, &data, expiry(record), owner.as_deref())
+                    .update_owned(&token, &data, expiry, owner.as_deref())
                     .await
             }
+        };
+        if let Some((throttle, writing, digest)) = writing {
+            let stored = matches!(written, Ok(true)).then(|| Stored::new(digest, expiry));
+            throttle.written(id, writing, stored);
         }
-        .map_err(backend_error)?;
-        if !written {
+        if !written.map_err(backend_error)? {
             tracing::debug!("save of a session that is gone; not recreated");
         }
         Ok(())
@@ -186,6 +303,7 @@ where
     /// The session, unless it is missing or expired: when the backend's
     /// clock is past the row's expiry or the record's own `expiry_date`.
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        let ticket = self.throttle.as_ref().map(|t| t.ticket());
         let Some(data) = self
             .backend
             .find(&session_id.to_string())
@@ -194,22 +312,33 @@ where
         else {
             return Ok(None);
         };
-        let Some(record) = record::decode(*session_id, &data)? else {
+        let Some(decoded) = record::decode(*session_id, &data)? else {
             return Ok(None);
         };
-        if expiry(&record) <= self.backend.now() {
+        let expiry = expiry(&decoded.record);
+        if expiry <= self.backend.now() {
             return Ok(None);
         }
-        Ok(Some(record))
+        if let (Some(throttle), Some(ticket)) = (&self.throttle, ticket) {
+            let stored = decoded
+                .data
+                .map(|data| Stored::new(throttle.digest(data), expiry));
+            throttle.loaded(session_id.0, ticket, stored);
+        }
+        Ok(Some(decoded.record))
     }
 
     /// Removes the session; a missing one is not an error.
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
-        self.backend
-            .delete(&session_id.to_string())
-            .await
-            .map(drop)
-            .map_err(backend_error)
+        let writing = self
+            .throttle
+            .as_ref()
+            .map(|t| (t, t.begin_write(session_id.0)));
+        let deleted = self.backend.delete(&session_id.to_string()).await;
+        if let Some((throttle, writing)) = writing {
+            throttle.written(session_id.0, writing, None);
+        }
+        deleted.map(drop).map_err(backend_error)
     }
 }
 

@@ -37,9 +37,7 @@ mod sqlite3store_tests {
         let file = format!("sessions-{}.db", NEXT.fetch_add(1, Ordering::Relaxed));
         let builder =
             SqliteStore::builder(dir.path().join(file)).cleanup_interval(std::time::Duration::ZERO);
-        let store = SqliteSessionStore::open_with(builder)
-            .await
-            .expect("open store");
+        let store = SqliteSessionStore::new(builder.build_async().await.expect("open store"));
         let session_manager = SessionManagerLayer::new(store).with_secure(true);
         build_app(session_manager, max_age, domain)
     }

@@ -43,7 +43,7 @@
 //! expiry date. With hashing on, the file therefore holds no session id.
 //! All the SQL is in `sqlite3store`; see [`sqlite3store::Builder`] for its
 //! options (durability, size limits, the cleanup interval, a test clock) and
-//! [`SqliteSessionStore::open_with`] to use them. The adapter itself is
+//! [`SqliteSessionStore::open`] for how to use them. The adapter itself is
 //! [`ContractStore`], shared with every backend of the workspace.
 //!
 //! # Cleanup
@@ -63,6 +63,9 @@ mod store;
 
 pub use store::SqliteSessionStore;
 pub use tower_sessions_contract::{spawn_cleanup_task, CleanupTask, ContractStore};
+
+/// The adapter shared by every backend, re-exported for its error type.
+pub use tower_sessions_contract;
 
 /// The core store, re-exported for its builder, clock and error types.
 pub use sqlite3store;

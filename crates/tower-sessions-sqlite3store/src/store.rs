@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use sqlite3store::{AsyncSqliteStore, Builder, SqliteStore};
+use sqlite3store::{AsyncSqliteStore, SqliteStore};
 use tower_sessions_contract::ContractStore;
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
@@ -16,7 +16,7 @@ use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
 ///
 /// Each session is one row of Go scs' table: the token is the session
 /// [`Id`] as tower-sessions prints it (the cookie value; with
-/// [`Builder::hash_tokens`], an HMAC of it), `data` is the [`Record`]'s data
+/// [`Builder::hash_tokens`](sqlite3store::Builder::hash_tokens), an HMAC of it), `data` is the [`Record`]'s data
 /// and expiry date in MessagePack behind a two-byte version header, without
 /// the id, and `expiry` is the record's `expiry_date`. Rows written by
 /// earlier versions, which hold the whole record with its id, still load.
@@ -26,7 +26,7 @@ use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
 ///
 /// Cheap to clone; clones share one store. Expired sessions are deleted by
 /// the core store's cleanup thread (every 5 minutes unless the
-/// [`Builder`] says otherwise); [`ExpiredDeletion`] and
+/// [`Builder`](sqlite3store::Builder) says otherwise); [`ExpiredDeletion`] and
 /// [`spawn_cleanup_task`](crate::spawn_cleanup_task) are there if you would
 /// rather run cleanup on the tokio runtime.
 #[derive(Clone, Debug)]
@@ -44,15 +44,28 @@ impl SqliteSessionStore {
     }
 
     /// Opens (creating if missing) the store at `path` with the core's
-    /// defaults, among them a cleanup thread every 5 minutes.
+    /// defaults, among them a cleanup thread every 5 minutes. With options,
+    /// open the core store the one way every front does, and wrap it:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> sqlite3store::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("sessions.db");
+    /// use std::time::Duration;
+    /// use sqlite3store::SqliteStore;
+    /// use tower_sessions_sqlite3store::SqliteSessionStore;
+    ///
+    /// let store = SqliteStore::builder(&path)
+    ///     .cleanup_interval(Duration::from_secs(600))
+    ///     .build_async()
+    ///     .await?;
+    /// let store = SqliteSessionStore::new(store);
+    /// # drop(store);
+    /// # Ok(()) }
+    /// ```
     pub async fn open(path: impl AsRef<Path>) -> sqlite3store::Result<Self> {
-        Self::open_with(SqliteStore::builder(path)).await
-    }
-
-    /// Opens the store with `builder`'s options (cleanup interval,
-    /// durability, size limits, clock, ...).
-    pub async fn open_with(builder: Builder) -> sqlite3store::Result<Self> {
-        Ok(Self::new(AsyncSqliteStore::open(builder).await?))
+        Ok(Self::new(SqliteStore::builder(path).build_async().await?))
     }
 
     /// Keeps each session's owner from the value under `key` in its data;
@@ -76,6 +89,52 @@ impl SqliteSessionStore {
     pub fn with_owner_key(self, key: &str) -> Self {
         Self {
             adapter: self.adapter.with_owner_key(key),
+        }
+    }
+
+    /// Skips writing a save that changes nothing but moves the expiry by at
+    /// most `fraction` of the session's lifetime; see
+    /// [`ContractStore::with_expiry_write_threshold`] for exactly how stale
+    /// the stored expiry may get. Default: `0.01`; `0.0` writes every save.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("sessions.db");
+    /// use tower_sessions::{Expiry, SessionManagerLayer};
+    /// use tower_sessions_sqlite3store::SqliteSessionStore;
+    ///
+    /// // Every request saves; the row is rewritten once the expiry moved by
+    /// // more than 5% of the hour (3 minutes), or when the data changes.
+    /// let store = SqliteSessionStore::open(&path)
+    ///     .await?
+    ///     .with_expiry_write_threshold(0.05)?;
+    /// let layer = SessionManagerLayer::new(store)
+    ///     .with_expiry(Expiry::OnInactivity(time::Duration::hours(1)))
+    ///     .with_always_save(true);
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Unless `0.0 <= fraction < 1.0`.
+    pub fn with_expiry_write_threshold(
+        self,
+        fraction: f64,
+    ) -> Result<Self, tower_sessions_contract::Error> {
+        Ok(Self {
+            adapter: self.adapter.with_expiry_write_threshold(fraction)?,
+        })
+    }
+
+    /// How many sessions are remembered for
+    /// [`with_expiry_write_threshold`](Self::with_expiry_write_threshold);
+    /// see [`ContractStore::with_expiry_write_memory`]. Default: 50,000.
+    #[must_use]
+    pub fn with_expiry_write_memory(self, sessions: usize) -> Self {
+        Self {
+            adapter: self.adapter.with_expiry_write_memory(sessions),
         }
     }
 

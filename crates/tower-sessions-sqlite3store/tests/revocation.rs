@@ -34,9 +34,7 @@ async fn fixture() -> Result<Fixture> {
     let builder = SqliteStore::builder(dir.path().join("sessions.db"))
         .clock(clock.clone())
         .cleanup_interval(Duration::ZERO);
-    let store = SqliteSessionStore::open_with(builder)
-        .await?
-        .with_owner_key("user_id");
+    let store = SqliteSessionStore::new(builder.build_async().await?).with_owner_key("user_id");
     Ok(Fixture {
         store,
         clock,

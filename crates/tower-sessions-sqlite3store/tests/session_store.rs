@@ -36,7 +36,7 @@ async fn fixture_with(
     let builder = SqliteStore::builder(db_path(&dir))
         .cleanup_interval(Duration::ZERO)
         .clock(clock.clone());
-    let store = SqliteSessionStore::open_with(configure(builder)).await?;
+    let store = SqliteSessionStore::new(configure(builder).build_async().await?);
     Ok(Fixture { dir, clock, store })
 }
 
@@ -158,12 +158,13 @@ async fn save_replaces_a_live_session_and_never_inserts() -> Result {
     assert_eq!(f.store.load(&record.id).await?.as_ref(), Some(&record));
     assert_eq!(f.store.inner().stats().await?.active, 1);
 
-    let (_, expiry) = f
+    let expiry = f
         .store
         .inner()
         .find_with_expiry(&record.id.to_string())
         .await?
-        .ok_or("row missing")?;
+        .ok_or("row missing")?
+        .expiry;
     let expected = SystemTime::from(record.expiry_date);
     let skew = expiry
         .duration_since(expected)
@@ -327,12 +328,18 @@ async fn storage_errors_are_backend_errors_with_their_message() -> Result {
     let f = fixture().await?;
     let record = record_expiring_in(3600);
     insert(&f.store, &record).await?;
-    let read_only =
-        SqliteSessionStore::open_with(SqliteStore::builder(db_path(&f.dir)).read_only(true))
-            .await?;
+    let read_only = SqliteSessionStore::new(
+        SqliteStore::builder(db_path(&f.dir))
+            .read_only(true)
+            .build_async()
+            .await?,
+    );
 
     assert_eq!(read_only.load(&record.id).await?, Some(record.clone()));
-    let message = backend_message(read_only.save(&record).await.unwrap_err());
+    // A change, so the save writes (an unchanged one would not).
+    let mut changed = record.clone();
+    changed.data.insert("user".into(), json!("grace"));
+    let message = backend_message(read_only.save(&changed).await.unwrap_err());
     assert_eq!(message, "session database is read-only");
     let message = backend_message(read_only.delete_expired().await.unwrap_err());
     assert_eq!(message, "session database is read-only");

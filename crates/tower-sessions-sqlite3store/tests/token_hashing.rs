@@ -191,7 +191,9 @@ async fn assert_loads(
 async fn churn_and_scan_while_open(
     path: &Path,
 ) -> Result<(Arc<SqliteSessionStore>, Vec<Id>, Vec<(Id, String)>)> {
-    let store = Arc::new(SqliteSessionStore::open_with(builder(path).hash_tokens(KEY)).await?);
+    let store = Arc::new(SqliteSessionStore::new(
+        builder(path).hash_tokens(KEY).build_async().await?,
+    ));
     let (mut ids, mut live) = churn(&store).await?;
     assert_loads(&store, &ids, &live).await?;
 
@@ -249,7 +251,9 @@ fn session_ids_never_reach_the_files() -> Result {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let store = Arc::new(SqliteSessionStore::open_with(builder(&path).hash_tokens(KEY)).await?);
+        let store = Arc::new(SqliteSessionStore::new(
+            builder(&path).hash_tokens(KEY).build_async().await?,
+        ));
         assert_loads(&store, &ids, &live).await
     })
 }
@@ -270,8 +274,11 @@ async fn rows_in_the_old_layout_still_load() -> Result {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("sessions.db");
         let b = builder(&path);
-        let store =
-            SqliteSessionStore::open_with(if hashing { b.hash_tokens(KEY) } else { b }).await?;
+        let store = SqliteSessionStore::new(
+            if hashing { b.hash_tokens(KEY) } else { b }
+                .build_async()
+                .await?,
+        );
 
         // What earlier versions of this adapter wrote: the whole record,
         // id included, in MessagePack with field names.
@@ -305,7 +312,7 @@ async fn rows_in_the_old_layout_still_load() -> Result {
 async fn without_hashing_the_file_holds_every_cookie() -> Result {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("sessions.db");
-    let store = Arc::new(SqliteSessionStore::open_with(builder(&path)).await?);
+    let store = Arc::new(SqliteSessionStore::new(builder(&path).build_async().await?));
     let mut cookies = Vec::new();
     for i in 0..5 {
         cookies.push(new_session(&store, &i.to_string()).await?.to_string());
@@ -333,10 +340,11 @@ async fn changing_the_key_or_turning_hashing_on_or_off_logs_everyone_out() -> Re
         let clock = Arc::new(ManualClock::new(SystemTime::now()));
         let open = |key: Option<&[u8]>| {
             let b = builder(&path).clock(clock.clone());
-            SqliteSessionStore::open_with(match key {
+            let b = match key {
                 Some(key) => b.hash_tokens(key),
                 None => b,
-            })
+            };
+            async move { Ok::<_, sqlite3store::Error>(SqliteSessionStore::new(b.build_async().await?)) }
         };
         let store = Arc::new(open(created_with).await?);
         let mut ids = Vec::new();
@@ -367,7 +375,7 @@ async fn changing_the_key_or_turning_hashing_on_or_off_logs_everyone_out() -> Re
         let store = open(other).await?;
         assert_eq!(store.inner().stats().await?.active, 3);
         clock.advance(Duration::from_secs(2 * 3600));
-        assert_eq!(store.inner().delete_expired().await?, 3);
+        assert_eq!(store.inner().delete_expired().await?.removed, 3);
         let stats = store.inner().stats().await?;
         assert_eq!((stats.active, stats.expired), (0, 0));
     }
@@ -379,7 +387,9 @@ async fn deleted_session_data_stays_in_the_files_until_vacuum() -> Result {
     const GONE: &str = "DELETED-SESSION-DATA-5e1f";
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("sessions.db");
-    let store = Arc::new(SqliteSessionStore::open_with(builder(&path).hash_tokens(KEY)).await?);
+    let store = Arc::new(SqliteSessionStore::new(
+        builder(&path).hash_tokens(KEY).build_async().await?,
+    ));
     new_session(&store, "kept").await?;
     let s = session(None, &store);
     s.insert("value", GONE).await?;

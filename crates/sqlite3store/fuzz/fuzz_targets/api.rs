@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use sqlite3store::{julian_day, Error, ManualClock, SqliteStore};
+use sqlite3store::{julian_day, Error, Listed, ManualClock, Session, SqliteStore};
 
 const MAX_TOKEN_LEN: usize = 64;
 const MAX_DATA_LEN: usize = 2048;
@@ -268,9 +268,9 @@ impl Run<'_> {
                     .store
                     .find_with_expiry(&token)
                     .expect("find_with_expiry");
-                let want = self
-                    .active(&token)
-                    .map(|(data, exp)| (data.clone(), julian_day::to_system_time(*exp)));
+                let want = self.active(&token).map(|(data, exp)| {
+                    Session::new(data.clone(), julian_day::to_system_time(*exp))
+                });
                 assert_eq!(got, want, "find_with_expiry {token:?}");
             }
             Op::Delete { token } => {
@@ -315,9 +315,14 @@ impl Run<'_> {
                 want.truncate(usize::from(limit));
                 let want: Vec<SystemTime> =
                     want.into_iter().map(julian_day::to_system_time).collect();
-                let got_expiries: Vec<SystemTime> = got.iter().map(|(_, exp)| *exp).collect();
+                let got_expiries: Vec<SystemTime> = got.iter().map(|l| l.expiry).collect();
                 assert_eq!(got_expiries, want, "list: expiries, soonest first");
-                for (key, exp) in &got {
+                for Listed {
+                    token: key,
+                    expiry: exp,
+                    ..
+                } in &got
+                {
                     if self.hashed {
                         assert!(is_hex64(key), "list: key is a hash");
                     } else {
@@ -327,7 +332,7 @@ impl Run<'_> {
                 }
             }
             Op::DeleteExpired => {
-                let removed = self.store.delete_expired().expect("delete_expired");
+                let removed = self.store.delete_expired().expect("delete_expired").removed;
                 let now = self.now();
                 let before = self.model.len();
                 self.model.retain(|_, (_, exp)| *exp > now);

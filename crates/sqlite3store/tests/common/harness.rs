@@ -33,10 +33,7 @@ impl SessionStore for SyncFront {
         self.0.find(token)
     }
     async fn find_with_expiry(&self, token: &str) -> Result<Option<Session>> {
-        Ok(self
-            .0
-            .find_with_expiry(token)?
-            .map(|(data, expiry)| Session::new(data, expiry)))
+        self.0.find_with_expiry(token)
     }
     async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
         self.0.commit(token, data, expiry)
@@ -81,12 +78,7 @@ impl SessionStore for SyncFront {
         self.0.touch(token, expiry)
     }
     async fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>> {
-        Ok(self
-            .0
-            .list_owner(owner, limit)?
-            .into_iter()
-            .map(|(token, expiry)| Listed::new(token, expiry))
-            .collect())
+        self.0.list_owner(owner, limit)
     }
     async fn count_owner(&self, owner: &str) -> Result<u64> {
         self.0.count_owner(owner)
@@ -98,15 +90,10 @@ impl SessionStore for SyncFront {
         self.0.all()
     }
     async fn list(&self, limit: usize) -> Result<Vec<Listed>> {
-        Ok(self
-            .0
-            .list(limit)?
-            .into_iter()
-            .map(|(token, expiry)| Listed::new(token, expiry))
-            .collect())
+        self.0.list(limit)
     }
     async fn delete_expired(&self) -> Result<u64> {
-        self.0.delete_expired()
+        Ok(self.0.delete_expired()?.removed)
     }
     fn stop_cleanup(&self) {
         self.0.stop_cleanup();

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlite3store::{AsyncSqliteStore, Builder, SqliteStore, Stats};
+use sqlite3store::{AsyncSqliteStore, Builder, CleanupReport, Listed, Session, SqliteStore, Stats};
 
 /// What every test returns.
 pub(crate) type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -309,11 +309,11 @@ pub(crate) trait Front {
     fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> sqlite3store::Result<()>;
     fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> sqlite3store::Result<bool>;
     fn find(&self, token: &str) -> sqlite3store::Result<Option<Vec<u8>>>;
-    fn find_with_expiry(&self, token: &str) -> sqlite3store::Result<Option<(Vec<u8>, SystemTime)>>;
+    fn find_with_expiry(&self, token: &str) -> sqlite3store::Result<Option<Session>>;
     fn delete(&self, token: &str) -> sqlite3store::Result<bool>;
     fn all(&self) -> sqlite3store::Result<HashMap<String, Vec<u8>>>;
-    fn list(&self, limit: usize) -> sqlite3store::Result<Vec<(String, SystemTime)>>;
-    fn delete_expired(&self) -> sqlite3store::Result<u64>;
+    fn list(&self, limit: usize) -> sqlite3store::Result<Vec<Listed>>;
+    fn delete_expired(&self) -> sqlite3store::Result<CleanupReport>;
     fn stats(&self) -> sqlite3store::Result<Stats>;
     fn stop_cleanup(&self);
 }
@@ -331,7 +331,7 @@ impl Front for SqliteStore {
     fn find(&self, token: &str) -> sqlite3store::Result<Option<Vec<u8>>> {
         SqliteStore::find(self, token)
     }
-    fn find_with_expiry(&self, token: &str) -> sqlite3store::Result<Option<(Vec<u8>, SystemTime)>> {
+    fn find_with_expiry(&self, token: &str) -> sqlite3store::Result<Option<Session>> {
         SqliteStore::find_with_expiry(self, token)
     }
     fn delete(&self, token: &str) -> sqlite3store::Result<bool> {
@@ -340,10 +340,10 @@ impl Front for SqliteStore {
     fn all(&self) -> sqlite3store::Result<HashMap<String, Vec<u8>>> {
         SqliteStore::all(self)
     }
-    fn list(&self, limit: usize) -> sqlite3store::Result<Vec<(String, SystemTime)>> {
+    fn list(&self, limit: usize) -> sqlite3store::Result<Vec<Listed>> {
         SqliteStore::list(self, limit)
     }
-    fn delete_expired(&self) -> sqlite3store::Result<u64> {
+    fn delete_expired(&self) -> sqlite3store::Result<CleanupReport> {
         SqliteStore::delete_expired(self)
     }
     fn stats(&self) -> sqlite3store::Result<Stats> {
@@ -368,7 +368,7 @@ impl Front for AsyncFront {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let store = rt.block_on(AsyncSqliteStore::open(builder))?;
+        let store = rt.block_on(builder.build_async())?;
         Ok(Self { store, rt })
     }
     fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> sqlite3store::Result<()> {
@@ -380,7 +380,7 @@ impl Front for AsyncFront {
     fn find(&self, token: &str) -> sqlite3store::Result<Option<Vec<u8>>> {
         self.rt.block_on(self.store.find(token))
     }
-    fn find_with_expiry(&self, token: &str) -> sqlite3store::Result<Option<(Vec<u8>, SystemTime)>> {
+    fn find_with_expiry(&self, token: &str) -> sqlite3store::Result<Option<Session>> {
         self.rt.block_on(self.store.find_with_expiry(token))
     }
     fn delete(&self, token: &str) -> sqlite3store::Result<bool> {
@@ -389,10 +389,10 @@ impl Front for AsyncFront {
     fn all(&self) -> sqlite3store::Result<HashMap<String, Vec<u8>>> {
         self.rt.block_on(self.store.all())
     }
-    fn list(&self, limit: usize) -> sqlite3store::Result<Vec<(String, SystemTime)>> {
+    fn list(&self, limit: usize) -> sqlite3store::Result<Vec<Listed>> {
         self.rt.block_on(self.store.list(limit))
     }
-    fn delete_expired(&self) -> sqlite3store::Result<u64> {
+    fn delete_expired(&self) -> sqlite3store::Result<CleanupReport> {
         self.rt.block_on(self.store.delete_expired())
     }
     fn stats(&self) -> sqlite3store::Result<Stats> {
