@@ -110,6 +110,8 @@ impl ReaderPool {
     /// Lends an idle connection, or `None` at once when none is idle or the
     /// pool is closed: never waits, never opens one. Holds the pool's mutex
     /// only to pop from its list (it is never held across SQL or I/O).
+    // Only the async front reads in place.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn try_get(&self) -> Option<Lease<'_>> {
         let mut st = self.lock();
         if st.closed {
