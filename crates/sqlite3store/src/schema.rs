@@ -147,6 +147,8 @@ pub(crate) struct Sql {
     /// and expiry, in token order after `?2` (keyset pages through the
     /// primary key).
     pub(crate) export_page: String,
+    /// [`Sql::export_page`] with each row's owner, as a fourth column.
+    pub(crate) export_page_owned: String,
 }
 
 impl Sql {
@@ -213,6 +215,10 @@ impl Sql {
             ),
             export_page: format!(
                 "SELECT token, data, expiry FROM {t} WHERE token > ?2 AND expiry > ?1 \
+                 ORDER BY token LIMIT ?3"
+            ),
+            export_page_owned: format!(
+                "SELECT token, data, expiry, owner FROM {t} WHERE token > ?2 AND expiry > ?1 \
                  ORDER BY token LIMIT ?3"
             ),
         })

@@ -658,6 +658,32 @@ impl SqliteStore {
         })
     }
 
+    /// [`export_page`](Self::export_page) with each session's owner (`None`
+    /// for none, and for every row of a file without the owner column), for
+    /// migrations that keep "log out everywhere" working; import with
+    /// [`commit_owned`](Self::commit_owned).
+    pub fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Entry, Option<String>)>> {
+        let inner = &self.inner;
+        if !inner.owner_column {
+            let page = self.export_page(after, limit)?;
+            return Ok(page.into_iter().map(|e| (e, None)).collect());
+        }
+        let now = inner.now();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        inner.read(|conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.export_page_owned)?;
+            let rows = stmt.query_map(params![now, after, limit], |r| {
+                let session = Session::new(r.get(1)?, from_julian(r.get::<_, f64>(2)?));
+                Ok((Entry::new(r.get(0)?, session), r.get(3)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Deletes every expired session now and reports how many were removed
     /// (see [`CleanupReport`]): what the cleanup thread runs. Works in
     /// batches (see [`Builder::cleanup_batch_size`]) so commits never wait
