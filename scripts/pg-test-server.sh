@@ -7,13 +7,21 @@
 # Otherwise: installs Debian's `postgresql` when initdb is missing (as
 # browser-test.sh does with chromium), runs `initdb` as an unprivileged user
 # (`postgres`, created when absent, when we are root) in a fresh temp dir,
-# starts the server listening on a unix socket in that dir only (no TCP),
+# starts the server listening on a unix socket in that dir (and on TCP for
+# TLS only, below),
 # exports PGSTORE_TEST_URL as a libpq key=value conninfo, runs CMD, and stops
 # the server and removes the dir on every exit path. Exits with CMD's status.
 #
 # Also exported for tests that restart the server (fault tests):
 # PGSTORE_TEST_PGCTL, a command line that takes pg_ctl's arguments, e.g.
 # `$PGSTORE_TEST_PGCTL restart -m immediate` (split on spaces).
+#
+# The same server also listens on a free localhost TCP port for TLS only
+# (pg_hba.conf: hostssl, nothing else over TCP), with a CA and a server
+# certificate (for localhost and 127.0.0.1) made by openssl at start:
+# PGSTORE_TEST_TLS_URL (key=value, no sslmode), PGSTORE_TEST_TLS_CA (the CA
+# that signed the server's certificate) and PGSTORE_TEST_TLS_OTHER_CA (one
+# that did not) are exported for the TLS tests.
 #
 # fsync is off: a crash of the server process still loses nothing (the WAL is
 # in the OS cache); only the machine's crash would, and the server is thrown
@@ -104,6 +112,55 @@ trap 'exit 129' HUP
     cat "$dir/initdb.log" >&2
     exit 1
 }
+
+# TLS: Debian's postgresql pulls in openssl (through ssl-cert); install it
+# when it is missing all the same.
+if ! command -v openssl >/dev/null 2>&1; then
+    log "installing openssl"
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+tls=$dir/tls
+mkdir "$tls"
+make_ca() { # NAME
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=pgstore test $1" -keyout "$tls/$1.key" -out "$tls/$1.crt" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        >"$tls/openssl.log" 2>&1
+}
+{
+    make_ca ca && make_ca other-ca &&
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -subj "/CN=localhost" -keyout "$tls/server.key" -out "$tls/server.csr" &&
+        printf '%s\n' 'basicConstraints=critical,CA:FALSE' 'keyUsage=critical,digitalSignature' \
+            'extendedKeyUsage=serverAuth' 'subjectAltName=DNS:localhost,IP:127.0.0.1' >"$tls/server.ext" &&
+        openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+            -CAcreateserial -days 2 -extfile "$tls/server.ext" -out "$tls/server.crt"
+} >>"$tls/openssl.log" 2>&1 || {
+    cat "$tls/openssl.log" >&2
+    exit 1
+}
+cp "$tls/server.crt" "$tls/server.key" "$dir/data/"
+chmod 600 "$dir/data/server.key"
+if [[ $(id -u) -eq 0 ]]; then
+    chown postgres: "$dir/data/server.crt" "$dir/data/server.key"
+    chmod 755 "$tls"
+    chmod 644 "$tls"/*.crt
+fi
+# Unix socket: anything. TCP: TLS only.
+printf '%s\n' 'local all all trust' 'hostssl all all 127.0.0.1/32 trust' >"$dir/data/pg_hba.conf"
+port=
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    candidate=$((20000 + RANDOM % 40000))
+    if ! (: </dev/tcp/127.0.0.1/$candidate) 2>/dev/null; then
+        port=$candidate
+        break
+    fi
+done
+[[ -n $port ]] || {
+    log "no free localhost port found"
+    exit 1
+}
 fsync=${PGSTORE_SERVER_FSYNC:-off}
 case $fsync in
 on | off) ;;
@@ -112,14 +169,18 @@ on | off) ;;
     exit 2
     ;;
 esac
-opts="-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=$fsync"
+opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir' -c fsync=$fsync"
+opts+=" -c ssl=on"
 opts+=" -c max_connections=300 -c shared_buffers=64MB"
 if ! "${as_user[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null; then
     cat "$dir/server.log" >&2 || true
     exit 1
 fi
 
-export PGSTORE_TEST_URL="host=$dir user=postgres dbname=postgres"
+export PGSTORE_TEST_URL="host=$dir port=$port user=postgres dbname=postgres"
+export PGSTORE_TEST_TLS_URL="host=localhost port=$port user=postgres dbname=postgres"
+export PGSTORE_TEST_TLS_CA=$tls/ca.crt
+export PGSTORE_TEST_TLS_OTHER_CA=$tls/other-ca.crt
 export PGSTORE_TEST_PGCTL="${as_user[*]} $bin/pg_ctl -D $dir/data -l $dir/server.log -w -t 60"
 log "server up ($("$bin/postgres" --version)), PGSTORE_TEST_URL='$PGSTORE_TEST_URL'"
 

@@ -1,12 +1,14 @@
 //! Options for opening a store, each with its default.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::store::PgStore;
+use crate::tls::{self, SslMode};
 
 /// The largest session data PostgreSQL can hold in a `BYTEA` (1 GiB), less
 /// room for the row's other fields.
@@ -44,6 +46,8 @@ pub struct Builder {
     pub(crate) max_data_len: usize,
     pub(crate) create_if_missing: bool,
     pub(crate) token_hash_key: Option<Arc<[u8]>>,
+    pub(crate) ssl_mode: Option<SslMode>,
+    pub(crate) ssl_root_cert: Option<PathBuf>,
 }
 
 impl fmt::Debug for Builder {
@@ -65,21 +69,33 @@ impl fmt::Debug for Builder {
             .field("create_if_missing", &self.create_if_missing)
             // Never print the key.
             .field("token_hashing", &self.token_hash_key.is_some())
+            .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_root_cert", &self.ssl_root_cert)
             .finish()
     }
 }
 
 impl Builder {
     pub(crate) fn new(conninfo: &str) -> Self {
-        let config = tokio_postgres::Config::from_str(conninfo).map_err(|e| {
+        let (rest, settings) = match tls::split_conninfo(conninfo) {
+            Ok(split) => split,
+            Err(e) => return Self::with_config_result(Err(e)),
+        };
+        let config = tokio_postgres::Config::from_str(&rest).map_err(|e| {
             // The parser's message names the bad key, never the password.
             format!("cannot parse the connection string: {e}")
         });
-        Self::with_config_result(config)
+        let mut b = Self::with_config_result(config);
+        b.ssl_mode = settings.mode;
+        b.ssl_root_cert = settings.root_cert;
+        b
     }
 
     pub(crate) fn from_config(config: tokio_postgres::Config) -> Self {
-        Self::with_config_result(Ok(config))
+        let mode = SslMode::from_pg(config.get_ssl_mode());
+        let mut b = Self::with_config_result(Ok(config));
+        b.ssl_mode = Some(mode);
+        b
     }
 
     fn with_config_result(config: std::result::Result<tokio_postgres::Config, String>) -> Self {
@@ -98,7 +114,53 @@ impl Builder {
             max_data_len: 1 << 20,
             create_if_missing: true,
             token_hash_key: None,
+            ssl_mode: None,
+            ssl_root_cert: None,
         }
+    }
+
+    /// How the store uses TLS, overriding the connection string's
+    /// `sslmode`; see [`SslMode`] for what each mode checks. Unix socket
+    /// connections never use TLS. Default: the connection string's
+    /// `sslmode`, else [`SslMode::Prefer`] (libpq's default): TLS when the
+    /// server offers it, with no certificate check.
+    ///
+    /// For a server across a network you do not control (a managed
+    /// PostgreSQL), use [`SslMode::VerifyFull`] with the provider's CA
+    /// certificate as [`ssl_root_cert`](Self::ssl_root_cert):
+    /// `postgres://app@db.example.com/app?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`.
+    /// [`SslMode::Require`] encrypts but accepts any certificate, so it
+    /// does not stop an active man in the middle.
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.ssl_mode = Some(mode);
+        self
+    }
+
+    /// A PEM file of one or more CA certificates the server's certificate
+    /// must chain up to, overriding the connection string's `sslrootcert`.
+    /// Required by [`SslMode::VerifyCa`] and [`SslMode::VerifyFull`]; with
+    /// [`SslMode::Prefer`] or [`SslMode::Require`] it makes the store check
+    /// the chain (but not the host name), as libpq does. The certificate
+    /// must name the host in a subject alternative name (rustls ignores
+    /// the subject's common name). The file is read at
+    /// [`build`](Self::build). Default: the connection string's
+    /// `sslrootcert`, else none (libpq's `~/.postgresql/root.crt` is not
+    /// read, and `sslrootcert=system` is not supported). Client
+    /// certificates (`sslcert`, `sslkey`) are not supported.
+    pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssl_root_cert = Some(path.into());
+        self
+    }
+
+    /// Adjusts the parsed connection settings, for what the connection
+    /// string cannot say (server `options`, a password from elsewhere).
+    /// Does nothing when the string did not parse ([`build`](Self::build)
+    /// reports that). Default: no change.
+    pub fn configure(mut self, f: impl FnOnce(&mut tokio_postgres::Config)) -> Self {
+        if let Ok(config) = &mut self.config {
+            f(config);
+        }
+        self
     }
 
     /// The table name: a plain identifier (ASCII letters, digits and

@@ -16,14 +16,15 @@ impl StoreError for Error {
             | Error::NulInToken
             | Error::TokenTooLong { .. }
             | Error::DataTooLarge { .. }
-            | Error::InvalidOwner(_) => ErrorKind::InvalidInput,
+            | Error::InvalidOwner(_)
+            | Error::RootCertificate { .. } => ErrorKind::InvalidInput,
             Error::SchemaMismatch { .. } => ErrorKind::Schema,
             Error::Connect(_) | Error::ConnectionLost(_) => ErrorKind::ConnectionLost,
             Error::Busy(_) | Error::PoolTimeout(_) => ErrorKind::Busy,
             Error::Closed => ErrorKind::Closed,
             Error::BlockingInAsync => ErrorKind::InvalidInput,
             Error::Runtime(_) => ErrorKind::Io,
-            Error::Postgres(_) => ErrorKind::Other,
+            Error::Tls { .. } | Error::Rejected(_) | Error::Postgres(_) => ErrorKind::Other,
         }
     }
 

@@ -1,9 +1,12 @@
 //! The crate's error type.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use deadpool_postgres::{PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
+
+use crate::tls::{self, TlsFailure};
 
 /// Errors returned by this crate.
 ///
@@ -73,6 +76,33 @@ pub enum Error {
     /// Retryable.
     #[error("no session database connection became free within {0:?}")]
     PoolTimeout(Duration),
+    /// TLS with the server failed: see [`TlsFailure`] for why. Not
+    /// retryable: the server's certificate or the store's settings must
+    /// change.
+    #[error("tls with the session database failed: {kind}")]
+    Tls {
+        /// What failed.
+        kind: TlsFailure,
+        /// tokio-postgres's error, with rustls's below it.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The root certificate file (`sslrootcert`,
+    /// [`Builder::ssl_root_cert`](crate::Builder::ssl_root_cert)) cannot be
+    /// read or holds no usable PEM certificate.
+    #[error("cannot use the root certificate file {path:?}: {reason}")]
+    RootCertificate {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server refused this client at connect (SQLSTATE class 28): no
+    /// `pg_hba.conf` entry matches (for example, the server takes only TLS
+    /// connections and this one is plain), or the password is wrong. Not
+    /// retryable.
+    #[error("the session database refused the connection")]
+    Rejected(#[source] tokio_postgres::Error),
     /// The store was closed.
     #[error("session store is closed")]
     Closed,
@@ -108,6 +138,12 @@ impl Error {
         match err {
             PoolError::Timeout(TimeoutType::Wait) => Error::PoolTimeout(wait),
             PoolError::Timeout(_) => Error::Connect(None),
+            PoolError::Backend(e) if tls::classify(&e).is_some() || is_rejection(&e) => {
+                match tls::classify(&e) {
+                    Some(kind) => Error::Tls { kind, source: e },
+                    None => Error::Rejected(e),
+                }
+            }
             PoolError::Backend(e) => match Error::from(e) {
                 // No connection, or the server cannot take one now (too many
                 // connections, starting up): a connect failure, retryable.
@@ -122,6 +158,12 @@ impl Error {
             PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_) => Error::Connect(None),
         }
     }
+}
+
+/// SQLSTATE class 28, invalid authorization: no `pg_hba.conf` entry, a
+/// wrong password.
+fn is_rejection(err: &tokio_postgres::Error) -> bool {
+    err.code().is_some_and(|c| c.code().starts_with("28"))
 }
 
 impl From<tokio_postgres::Error> for Error {

@@ -59,10 +59,20 @@
 //! would bring a second PostgreSQL driver.
 //!
 //! # Requirements
-//! PostgreSQL 11 or later (advisory lock keys use `hashtextextended`). No
-//! TLS: connect over a unix socket or a trusted network. The database user
+//! PostgreSQL 11 or later (advisory lock keys use `hashtextextended`). The
+//! database user
 //! needs SELECT, INSERT, UPDATE and DELETE on the table, and CREATE on the
 //! schema only if the store is to create the table.
+//!
+//! # TLS
+//! The connection string's `sslmode` and `sslrootcert` work as in libpq,
+//! on rustls: `disable`, `prefer` (the default), `require`, `verify-ca` and
+//! `verify-full`; see [`SslMode`] for what each one checks. Across a
+//! network you do not control, use
+//! `?sslmode=verify-full&sslrootcert=/path/to/ca.pem`: `require` encrypts
+//! but accepts any certificate. TLS failures are [`Error::Tls`], with a
+//! [`TlsFailure`] saying why (no TLS offered, untrusted certificate, host
+//! name mismatch).
 //!
 //! # Errors
 //! [`Error::is_retryable`] is true for a busy server (lock or statement
@@ -78,6 +88,7 @@ mod contract;
 mod error;
 mod schema;
 mod store;
+mod tls;
 
 pub use blocking::BlockingPgStore;
 pub use builder::{Builder, MAX_DATA_LEN_LIMIT};
@@ -85,6 +96,7 @@ pub use cleanup::CleanupReport;
 pub use error::{error_chain, Error, Result};
 pub use session_contract::{Entry, Listed, Session};
 pub use store::{PgStore, Stats};
+pub use tls::{SslMode, TlsFailure};
 /// The PostgreSQL driver this crate is built on, for
 /// [`PgStore::builder_from_config`].
 pub use tokio_postgres;

@@ -118,6 +118,11 @@ pub(crate) struct Sql {
     /// `$1` tokens, `$2` data, `$3` expiries (arrays of one length, tokens
     /// distinct): many upserts in one statement.
     pub(crate) commit_many: String,
+    /// `$1` after, `$2` limit: [`Sql::export_page`] with each row's owner.
+    pub(crate) export_page_owned: String,
+    /// `$1` tokens, `$2` data, `$3` expiries, `$4` owners:
+    /// [`Sql::commit_many`] that sets each row's owner.
+    pub(crate) commit_many_owned: String,
     /// Reclaims dead rows' space for reuse and refreshes the planner's
     /// statistics; takes no lock that blocks reads or writes.
     pub(crate) vacuum: String,
@@ -219,6 +224,17 @@ impl Sql {
                 "INSERT INTO {t} (token, data, expiry) \
                  SELECT * FROM unnest($1::text[], $2::bytea[], $3::{ty}[]) \
                  ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry",
+                ty = expiry_type.sql_type()
+            ),
+            export_page_owned: format!(
+                "SELECT token, data, expiry, owner FROM {t} WHERE token > $1 AND {now} < expiry \
+                 ORDER BY token LIMIT $2"
+            ),
+            commit_many_owned: format!(
+                "INSERT INTO {t} (token, data, expiry, owner) \
+                 SELECT * FROM unnest($1::text[], $2::bytea[], $3::{ty}[], $4::text[]) \
+                 ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry, \
+                 owner = EXCLUDED.owner",
                 ty = expiry_type.sql_type()
             ),
             vacuum: format!("VACUUM (ANALYZE) {t}"),

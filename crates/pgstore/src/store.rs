@@ -13,6 +13,7 @@ use crate::builder::{millis_setting, Builder};
 use crate::cleanup::{self, CleanupOptions, CleanupReport, Outcome};
 use crate::error::{Error, Result};
 use crate::schema::{self, Sql, TableName};
+use crate::tls;
 
 /// A session store in a PostgreSQL table, sharing Go scs
 /// `postgresstore`'s table and semantics.
@@ -118,13 +119,6 @@ impl PgStore {
 
     pub(crate) async fn open_with(b: Builder) -> Result<Self> {
         let mut config = b.config.map_err(|e| Error::InvalidConfig(e.to_string()))?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(Error::InvalidConfig(
-                "sslmode=require, but this store connects without TLS \
-                 (use a unix socket or a trusted network, with sslmode=disable or prefer)"
-                    .into(),
-            ));
-        }
         let name = TableName::new(b.schema.as_deref(), &b.table)?;
         config.connect_timeout(b.connect_timeout);
         if !b.statement_timeout.is_zero() {
@@ -135,13 +129,13 @@ impl PgStore {
             ));
             config.options(options.trim_start());
         }
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls::connector(b.ssl_mode, b.ssl_root_cert.as_deref(), &mut config)? {
+            Some(tls) => Manager::from_config(config, tls, manager_config()),
+            None => Manager::from_config(config, tokio_postgres::NoTls, manager_config()),
+        };
         let pool = Pool::builder(manager)
             .max_size(b.pool_size)
             .runtime(Runtime::Tokio1)
@@ -226,23 +220,54 @@ impl PgStore {
     /// it; a token given twice is stored with its last session. For bulk
     /// loads such as migrations; keep batches to thousands, not millions.
     pub async fn commit_many(&self, sessions: &[Entry]) -> Result<()> {
-        let mut index = HashMap::with_capacity(sessions.len());
-        let mut keys = Vec::with_capacity(sessions.len());
-        let mut data = Vec::with_capacity(sessions.len());
-        let mut expiries = Vec::with_capacity(sessions.len());
-        for Entry { token, session, .. } in sessions {
+        let rows = sessions
+            .iter()
+            .map(|e| (e.token.as_str(), &e.session, None));
+        self.commit_rows(rows, false).await
+    }
+
+    /// [`commit_many`](Self::commit_many) that also sets each session's
+    /// owner (`None` clears it), as [`commit_owned`](Self::commit_owned)
+    /// does: the import side of [`export_page_owned`](Self::export_page_owned).
+    pub async fn commit_many_owned(&self, sessions: &[(Entry, Option<String>)]) -> Result<()> {
+        let rows = sessions
+            .iter()
+            .map(|(e, o)| (e.token.as_str(), &e.session, o.as_deref()));
+        self.commit_rows(rows, true).await
+    }
+
+    /// The one statement of [`commit_many`](Self::commit_many) and
+    /// [`commit_many_owned`](Self::commit_many_owned); `owned` picks which.
+    async fn commit_rows<'a>(
+        &self,
+        sessions: impl Iterator<Item = (&'a str, &'a Session, Option<&'a str>)>,
+        owned: bool,
+    ) -> Result<()> {
+        let mut index = HashMap::new();
+        let mut keys = Vec::new();
+        let mut data = Vec::new();
+        let mut expiries = Vec::new();
+        let mut owners = Vec::new();
+        for (token, session, owner) in sessions {
             let key = self.inner.commit_key(token, &session.data)?;
+            let owner = if owned {
+                self.inner.check_owner(owner)?
+            } else {
+                None
+            };
             let expiry = clamp_expiry(session.expiry);
             match index.get(&key) {
                 Some(&at) => {
                     data[at] = session.data.as_slice();
                     expiries[at] = expiry;
+                    owners[at] = owner;
                 }
                 None => {
                     index.insert(key.clone(), keys.len());
                     keys.push(key);
                     data.push(session.data.as_slice());
                     expiries.push(expiry);
+                    owners.push(owner);
                 }
             }
         }
@@ -250,8 +275,17 @@ impl PgStore {
             return Ok(());
         }
         let client = self.inner.client().await?;
-        let stmt = client.prepare_cached(&self.inner.sql.commit_many).await?;
-        client.execute(&stmt, &[&keys, &data, &expiries]).await?;
+        if owned {
+            let stmt = client
+                .prepare_cached(&self.inner.sql.commit_many_owned)
+                .await?;
+            client
+                .execute(&stmt, &[&keys, &data, &expiries, &owners])
+                .await?;
+        } else {
+            let stmt = client.prepare_cached(&self.inner.sql.commit_many).await?;
+            client.execute(&stmt, &[&keys, &data, &expiries]).await?;
+        }
         Ok(())
     }
 
@@ -441,6 +475,32 @@ impl PgStore {
                     r.try_get(0)?,
                     Session::new(r.try_get(1)?, r.try_get(2)?),
                 ))
+            })
+            .collect()
+    }
+
+    /// [`export_page`](Self::export_page) with each session's owner (`None`
+    /// for none, and for every row of a table without the owner column),
+    /// for migrations that keep "log out everywhere" working.
+    pub async fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Entry, Option<String>)>> {
+        if !self.inner.sql.owner_column {
+            let page = self.export_page(after, limit).await?;
+            return Ok(page.into_iter().map(|e| (e, None)).collect());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.inner.client().await?;
+        let stmt = client
+            .prepare_cached(&self.inner.sql.export_page_owned)
+            .await?;
+        let rows = client.query(&stmt, &[&after, &limit]).await?;
+        rows.iter()
+            .map(|r| {
+                let session = Session::new(r.try_get(1)?, r.try_get(2)?);
+                Ok((Entry::new(r.try_get(0)?, session), r.try_get(3)?))
             })
             .collect()
     }

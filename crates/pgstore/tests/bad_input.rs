@@ -102,7 +102,8 @@ async fn bad_options_are_invalid_config() -> TestResult {
         PgStore::builder(url).table("bad name"),
         PgStore::builder("postgres://[::1"),
         PgStore::builder("host=x port=notaport"),
-        PgStore::builder("host=x sslmode=require"),
+        PgStore::builder("host=x sslmode=allow"),
+        PgStore::builder("host=x sslmode=verify-full"),
     ];
     for b in cases {
         let shown = format!("{b:?}");

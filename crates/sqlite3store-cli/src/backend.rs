@@ -34,6 +34,9 @@ pub(crate) enum Access {
     Create,
 }
 
+/// One exported session (its stored key and the session) and its owner.
+pub(crate) type Exported = (Entry, Option<String>);
+
 /// A `--db`, `--from` or `--to` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Location {
@@ -203,27 +206,32 @@ impl Backend {
     }
 
     /// Up to `limit` active sessions with stored keys after `after`, in key
-    /// order (see `SqliteStore::export_page`).
-    pub(crate) fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Entry>, Failure> {
+    /// order, each with its owner (see `SqliteStore::export_page_owned`).
+    pub(crate) fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Exported>, Failure> {
         match self {
-            Self::Sqlite(s) => Ok(s.export_page(after, limit)?),
-            Self::Postgres(pg) => pg.block_on(pg.store.export_page(after, limit)),
+            Self::Sqlite(s) => Ok(s.export_page_owned(after, limit)?),
+            Self::Postgres(pg) => pg.block_on(pg.store.export_page_owned(after, limit)),
         }
     }
 
-    /// Stores every session as given (an upsert each; the keys are stored
-    /// as they are, since neither side hashes them here). Returns once all
-    /// are stored; on PostgreSQL in one statement.
-    pub(crate) fn commit_all(&self, sessions: &[Entry]) -> Result<(), Failure> {
+    /// Stores every session as given, owner included (an upsert each; the
+    /// keys are stored as they are, since neither side hashes them here).
+    /// Returns once all are stored; on PostgreSQL in one statement.
+    pub(crate) fn commit_all(&self, sessions: &[Exported]) -> Result<(), Failure> {
         match self {
             Self::Sqlite(s) => {
-                for entry in sessions {
+                for (entry, owner) in sessions {
                     let session = &entry.session;
-                    s.commit(&entry.token, &session.data, session.expiry)?;
+                    s.commit_owned(
+                        &entry.token,
+                        &session.data,
+                        session.expiry,
+                        owner.as_deref(),
+                    )?;
                 }
                 Ok(())
             }
-            Self::Postgres(pg) => pg.block_on(pg.store.commit_many(sessions)),
+            Self::Postgres(pg) => pg.block_on(pg.store.commit_many_owned(sessions)),
         }
     }
 
@@ -266,28 +274,28 @@ fn open_sqlite(db: &Path, table: &str, access: Access) -> Result<SqliteStore, Fa
     Ok(store)
 }
 
-/// The connection settings for `conninfo`; for read access every
-/// transaction is read-only, so the server refuses any write.
-fn pg_config(conninfo: &str, access: Access) -> Result<tokio_postgres::Config, Failure> {
-    let mut config: tokio_postgres::Config = conninfo
-        .parse()
-        .map_err(|err| pgstore::Error::InvalidConfig(format!("bad connection string: {err}")))?;
-    if access == Access::Read {
-        let mut options = config.get_options().unwrap_or_default().to_owned();
-        options.push_str(" -c default_transaction_read_only=on");
-        config.options(options.trim_start());
-    }
-    Ok(config)
+/// Makes every transaction of a connection read-only, so the server
+/// refuses any write.
+fn read_only(config: &mut tokio_postgres::Config) {
+    let mut options = config.get_options().unwrap_or_default().to_owned();
+    options.push_str(" -c default_transaction_read_only=on");
+    config.options(options.trim_start());
 }
 
 fn open_postgres(conninfo: &str, table: &str, access: Access) -> Result<Postgres, Failure> {
-    let config = pg_config(conninfo, access)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(Failure::Runtime)?;
-    let mut builder = PgStore::builder_from_config(config)
+    // The builder reads the string, TLS settings (sslmode=verify-full,
+    // sslrootcert) included.
+    let mut builder = PgStore::builder(conninfo)
+        .configure(|config| {
+            if access == Access::Read {
+                read_only(config);
+            }
+        })
         .table(table)
         .cleanup_interval(Duration::ZERO)
         .pool_size(PG_CONNECTIONS)
@@ -307,17 +315,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn read_access_makes_every_transaction_read_only() -> Result<(), Failure> {
-        let read = pg_config(
-            "host=/tmp dbname=app options='-c work_mem=4MB'",
-            Access::Read,
-        )?;
+    fn read_access_makes_every_transaction_read_only() -> Result<(), Box<dyn std::error::Error>> {
+        let mut config: tokio_postgres::Config =
+            "host=/tmp dbname=app options='-c work_mem=4MB'".parse()?;
+        read_only(&mut config);
         assert_eq!(
-            read.get_options(),
+            config.get_options(),
             Some("-c work_mem=4MB -c default_transaction_read_only=on")
         );
-        let write = pg_config("postgres://app@db/app", Access::Write)?;
-        assert_eq!(write.get_options(), None);
+        let mut config: tokio_postgres::Config = "postgres://app@db/app".parse()?;
+        read_only(&mut config);
+        assert_eq!(
+            config.get_options(),
+            Some("-c default_transaction_read_only=on")
+        );
         Ok(())
     }
 

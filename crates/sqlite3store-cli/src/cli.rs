@@ -35,10 +35,11 @@ what the store logs; warnings are shown by default.
 Exit codes:
   0  success
   1  show: no active session with that token
-  2  usage error (bad arguments, missing --db, invalid --table name)
+  2  usage error (bad arguments, missing --db, invalid --table name,
+     an unreadable sslrootcert file)
   3  the file is missing, is not a SQLite database, is corrupt, or has no
      session table of the expected schema; or the PostgreSQL server cannot
-     be reached
+     be reached, fails TLS (sslmode, sslrootcert) or refuses the login
   4  any other error (database busy, read-only file, I/O, ...)";
 
 /// Inspect and maintain a sqlite3store session database (the file format of

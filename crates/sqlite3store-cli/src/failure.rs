@@ -83,10 +83,11 @@ impl Failure {
             Failure::Migration { cause, .. } => cause.exit_code(),
             Failure::SameStore => EXIT_USAGE,
             Failure::NotFound(_) => EXIT_NOT_FOUND,
-            Failure::Store(E::InvalidConfig(_)) | Failure::Postgres(P::InvalidConfig(_)) => {
-                EXIT_USAGE
-            }
-            Failure::Postgres(P::Connect(_) | P::SchemaMismatch { .. }) => EXIT_BAD_FILE,
+            Failure::Store(E::InvalidConfig(_))
+            | Failure::Postgres(P::InvalidConfig(_) | P::RootCertificate { .. }) => EXIT_USAGE,
+            Failure::Postgres(
+                P::Connect(_) | P::Tls { .. } | P::Rejected(_) | P::SchemaMismatch { .. },
+            ) => EXIT_BAD_FILE,
             Failure::Missing(_)
             | Failure::Directory(_)
             | Failure::Store(

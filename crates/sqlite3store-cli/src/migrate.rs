@@ -4,7 +4,8 @@
 //! Pages follow the source's primary key (`token > last ORDER BY token`),
 //! so a page is one indexed range read and nothing is held in memory beyond
 //! it. Each session is written with the store's upsert, keeping its stored
-//! key, data and expiry; running again copies everything again to the same
+//! key, data, expiry and owner (the owner is what `revoke --owner`, "log
+//! out everywhere", finds sessions by); running again copies everything again to the same
 //! result, which makes an interrupted run resumable by running it again.
 //! Expiries keep the millisecond exactly: SQLite stores whole milliseconds,
 //! PostgreSQL microseconds.
@@ -69,7 +70,7 @@ fn copy(
         let page = source
             .export_page(&after, batch)
             .map_err(|cause| stopped(copied, cause))?;
-        let Some(last) = page.last() else {
+        let Some((last, _)) = page.last() else {
             return Ok(copied);
         };
         after.clone_from(&last.token);

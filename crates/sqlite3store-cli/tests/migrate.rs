@@ -317,3 +317,107 @@ fn hashed_tokens_are_copied_as_stored_and_found_with_the_same_key() -> Result {
     );
     Ok(())
 }
+
+/// A session's data, expiry in milliseconds, and owner.
+type Row = (Vec<u8>, u128, Option<String>);
+
+/// Every active session of a SQLite store with its owner, by key.
+fn owned_rows(store: &SqliteStore) -> Result<HashMap<String, Row>> {
+    let mut rows = HashMap::new();
+    let mut after = String::new();
+    loop {
+        let page = store.export_page_owned(&after, 7)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(rows);
+        };
+        after = last.token.clone();
+        for (entry, owner) in page {
+            let expiry = millis(entry.session.expiry)?;
+            rows.insert(entry.token, (entry.session.data, expiry, owner));
+        }
+    }
+}
+
+#[test]
+fn owners_survive_sqlite_to_postgres_to_sqlite_and_revoke_owner_works_on_each() -> Result {
+    let url = pg_url!("owners_survive_sqlite_to_postgres_to_sqlite_and_revoke_owner_works_on_each");
+    let table = unique_table("owners");
+    let base = SystemTime::now();
+    let dir = tempfile::tempdir()?;
+    let first = dir.path().join("first.db");
+    let back = dir.path().join("back.db");
+    let owner_of = |i: u64| match i % 3 {
+        0 => Some("alice"),
+        1 => Some("bob"),
+        _ => None,
+    };
+    {
+        let source = sqlite_store(&first)?;
+        for i in 0..60 {
+            let (token, data, expiry) = session(i, base);
+            source.commit_owned(&token, &data, expiry, owner_of(i))?;
+        }
+        source.commit_owned("expired", b"gone", base - HOUR, Some("alice"))?;
+    }
+    let rt = runtime()?;
+    // The target holds session 2 (unowned at the source) under another
+    // owner: the source wins, so the copy clears it.
+    let (token2, data2, expiry2) = session(2, base);
+    let pg = rt.block_on(async {
+        let pg = PgStore::builder(&url)
+            .table(&table)
+            .cleanup_interval(Duration::ZERO)
+            .build()
+            .await?;
+        pg.commit_owned(&token2, &data2, expiry2, Some("mallory"))
+            .await?;
+        Ok::<_, pgstore::Error>(pg)
+    })?;
+    // The SQLite files use the default table, PostgreSQL the test's own.
+    let migrate = |from: &dyn AsRef<std::ffi::OsStr>,
+                   to: &dyn AsRef<std::ffi::OsStr>,
+                   pg_side: &str|
+     -> Result<assert_cmd::assert::Assert> {
+        Ok(bin()?
+            .args(["migrate", pg_side, &table, "--batch-size", "16", "--from"])
+            .arg(from.as_ref())
+            .arg("--to")
+            .arg(to.as_ref())
+            .timeout(Duration::from_secs(300))
+            .assert()
+            .success())
+    };
+    // Twice: running again gives the same result.
+    for _ in 0..2 {
+        migrate(&first, &url, "--to-table")?
+            .stdout(predicate::str::contains("copied 60 active sessions"));
+    }
+    rt.block_on(async {
+        let alice = pg.list_owner("alice", 100).await?;
+        assert_eq!(alice.len(), 20, "alice's live sessions on PostgreSQL");
+        assert_eq!(pg.list_owner("bob", 100).await?.len(), 20);
+        assert!(pg.list_owner("mallory", 100).await?.is_empty());
+        let stats = pg.stats().await?;
+        assert_eq!((stats.owners, stats.owned), (2, 40));
+        Ok::<_, pgstore::Error>(())
+    })?;
+    migrate(&url, &back, "--from-table")?
+        .stdout(predicate::str::contains("copied 60 active sessions"));
+    let original = owned_rows(&sqlite_store(&first)?)?;
+    let returned = owned_rows(&sqlite_store(&back)?)?;
+    assert_eq!(original.len(), 60);
+    assert_eq!(returned, original, "keys, data, expiries and owners");
+    // "Log out everywhere" works on both targets.
+    let store = sqlite_store(&back)?;
+    assert_eq!(store.revoke_owner("alice")?, 20);
+    assert!(store.list_owner("alice", 100)?.is_empty());
+    assert_eq!(store.list_owner("bob", 100)?.len(), 20);
+    rt.block_on(async {
+        assert_eq!(pg.revoke_owner("alice").await?, 20);
+        assert!(pg.list_owner("alice", 100).await?.is_empty());
+        assert_eq!(pg.list_owner("bob", 100).await?.len(), 20);
+        Ok::<_, pgstore::Error>(())
+    })?;
+    drop(pg);
+    rt.block_on(support::drop_table(&url, &table))
+}

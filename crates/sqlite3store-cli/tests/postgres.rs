@@ -203,6 +203,49 @@ fn a_malformed_url_exits_2() -> Result {
         .args(["--db", "postgres://host:notaport/db", "stats"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("bad connection string"));
+        .stderr(predicate::str::contains(
+            "cannot parse the connection string",
+        ));
     Ok(())
+}
+
+#[test]
+fn a_verify_full_url_works_and_a_wrong_ca_fails_clearly() -> Result {
+    const TEST: &str = "a_verify_full_url_works_and_a_wrong_ca_fails_clearly";
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(tls_url), Some(ca), Some(other_ca)) = (
+        var("PGSTORE_TEST_TLS_URL"),
+        var("PGSTORE_TEST_TLS_CA"),
+        var("PGSTORE_TEST_TLS_OTHER_CA"),
+    ) else {
+        if std::env::var_os("CI").is_some() {
+            panic!("{TEST}: PGSTORE_TEST_TLS_URL, _CA or _OTHER_CA is not set under CI");
+        }
+        eprintln!("SKIPPED {TEST}: PGSTORE_TEST_TLS_URL is not set (scripts/pg-test-server.sh)");
+        return Ok(());
+    };
+    let url = pg_url!(TEST);
+    let rt = runtime()?;
+    let table = unique_table("tls");
+    let db = format!("{tls_url} sslmode=verify-full sslrootcert='{ca}'");
+    rt.block_on(async {
+        let store = PgStore::builder(&db).table(&table).build().await?;
+        store
+            .commit(ACTIVE_SOON, b"x", SystemTime::now() + HOUR)
+            .await?;
+        Ok::<_, pgstore::Error>(())
+    })?;
+    bin()?
+        .args(["--db", &db, "--table", &table, "stats", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"active\": 1"));
+    let wrong = format!("{tls_url} sslmode=verify-full sslrootcert='{other_ca}'");
+    bin()?
+        .args(["--db", &wrong, "--table", &table, "stats"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("not signed by a trusted root"));
+    rt.block_on(support::drop_table(&url, &table))
 }

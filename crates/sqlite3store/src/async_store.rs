@@ -1,5 +1,6 @@
-//! The async front: the same store, run on tokio's blocking pool, with the
-//! calls in flight bounded.
+//! The async front: the same store, with writes awaited from the writer
+//! thread and reads run in place or on tokio's blocking pool, with the calls
+//! in flight bounded.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,19 +13,32 @@ use crate::builder::Builder;
 use crate::cleanup::CleanupReport;
 use crate::error::{Error, Result};
 use crate::gate::Kind;
-use crate::store::{SqliteStore, Stats};
-use crate::writer::Cancel;
+use crate::reply::Cancel;
+use crate::store::{Prepared, SqliteStore, Stats};
+use crate::writer::Admission;
 
 /// The async face of [`SqliteStore`]: the same operations as `async fn`s.
 ///
-/// Each call that may wait moves its SQLite work to tokio's blocking pool
-/// ([`tokio::task::spawn_blocking`]), so no runtime worker thread ever waits
-/// on a lock or on the writer; finds that cannot wait run in place (see
+/// No runtime worker thread ever waits on a lock or on the writer. Writes
+/// are sent to the store's writer thread and awaited: a pending write is a
+/// future, not a parked thread (see [Writes](#writes)). Reads that may wait
+/// move to tokio's blocking pool ([`tokio::task::spawn_blocking`]); finds
+/// that cannot wait run in place (see
 /// [Reads without a thread](#reads-without-a-thread)). It works on a
 /// `current_thread` runtime and with time paused.
 ///
 /// Cheap to clone; converts to and from [`SqliteStore`] for free, and both
 /// share one store.
+///
+/// # Writes
+///
+/// `commit`, `create`, `update`, `touch`, `delete` (and their `_owned`
+/// forms) and `vacuum` queue their operation for the writer thread, which
+/// runs whatever is queued in one transaction (group commit) and answers
+/// each caller; the calling task is woken with its answer. Queuing takes the
+/// writer queue's mutex, which is held only to push or take messages, never
+/// across SQL. `delete_expired` and `revoke_owner`, which run in several
+/// steps, run on the blocking pool.
 ///
 /// # Cancellation
 ///
@@ -34,7 +48,9 @@ use crate::writer::Cancel;
 /// writer, or for another process's write lock) is not applied at all, so
 /// a timed-out write can never land after, and overwrite, the retry that
 /// followed it. One the writer has started is applied whole. For
-/// `delete_expired`, batches already done stay done.
+/// `revoke_owner`, batches already done stay done. `delete_expired` starts
+/// no new batch (one already queued may still run; it only removes expired
+/// rows).
 ///
 /// # Reads without a thread
 ///
@@ -61,16 +77,18 @@ use crate::writer::Cancel;
 ///
 /// At most [`max_async_reads`](Builder::max_async_reads) reads (`find`,
 /// `find_with_expiry`, `all`, `list`, `list_owner`, `count_owner`, `stats`)
-/// and [`max_async_writes`](Builder::max_async_writes) writes (every other
+/// of one store run on the blocking pool at once, and at most
+/// [`max_async_writes`](Builder::max_async_writes) writes (every other
 /// call: `commit`, `create`, `update`, `touch`, `delete`, `revoke_owner`,
-/// `delete_expired`, `vacuum`, ...) of one store run on the
-/// blocking pool at once; the limits are shared by every async handle of
-/// the store. Further calls wait, as futures without a thread, in a
-/// first-come queue of their own kind. So writes that stall (another
-/// process holds the write lock for up to `busy_timeout`, or a `vacuum`
-/// runs) hold at most `max_async_writes` threads, and finds keep answering
-/// on their own threads. [`in_flight`](Self::in_flight) shows the calls
-/// running now.
+/// `delete_expired`, `vacuum`, ...) are in the writer's queue or running;
+/// the limits are shared by every async handle of the store. Further calls
+/// wait, as futures without a thread, in a first-come queue of their own
+/// kind. A write holds its slot until the writer has answered it, even when
+/// its future was dropped, so the queue stays bounded. Writes that stall
+/// (another process holds the write lock for up to `busy_timeout`, or a
+/// `vacuum` runs) hold no thread (only `delete_expired` and `revoke_owner`
+/// take one each), and finds keep answering.
+/// [`in_flight`](Self::in_flight) shows the calls running now.
 ///
 /// # Closing
 ///
@@ -103,8 +121,9 @@ impl AsyncSqliteStore {
         &self.store
     }
 
-    /// The calls of this store's async front running on the blocking pool
-    /// right now, never more than the limits set on the [`Builder`].
+    /// The calls of this store's async front in flight right now: reads on
+    /// the blocking pool, and writes queued for or running on the writer
+    /// (until answered); never more than the limits set on the [`Builder`].
     pub fn in_flight(&self) -> InFlight {
         let gate = self.store.async_gate();
         InFlight {
@@ -144,15 +163,48 @@ impl AsyncSqliteStore {
         self.run(Kind::Read, f).await
     }
 
-    /// Runs a write; if this future is dropped, the writes `f` submits
-    /// that the writer has not started by then are skipped.
-    async fn write<T: Send + 'static>(
+    /// Sends a prepared write to the writer thread once a write slot is
+    /// free, and awaits its answer: no thread waits for it. The slot goes
+    /// with the message and is freed once the writer has answered, so a
+    /// dropped future still holds it while its write is queued. Dropped
+    /// before the writer starts it, the write is not applied.
+    async fn write<T>(&self, prepared: Result<Prepared<T>>) -> Result<T> {
+        let (op, answer) = match prepared? {
+            Prepared::Answered(answer) => return Ok(answer),
+            Prepared::Write(op, answer) => (op, answer),
+        };
+        let writer = self.store.writer()?;
+        let admission = self.admit_write().await?;
+        let changed = writer.send(op, admission)?.await?;
+        Ok(answer(changed))
+    }
+
+    /// Waits for a write slot; the slot is held until the returned
+    /// admission is dropped (by the writer, once it has answered).
+    async fn admit_write(&self) -> Result<Admission> {
+        let lane = self.store.async_gate().lane(Kind::Write);
+        let permit = Arc::clone(&lane.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Closed)?;
+        // A tuple drops its fields in order: the count goes down before the
+        // slot is freed, so `in_flight` never shows one more than the bound.
+        Ok(Box::new((
+            Running::start(Arc::clone(&lane.running)),
+            permit,
+        )))
+    }
+
+    /// Runs a write of several steps on the blocking pool; if this future is
+    /// dropped, the steps `f` has not had started by the writer are skipped
+    /// (`f` gets the flag to pass on).
+    async fn write_steps<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&SqliteStore) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&SqliteStore, &Cancel) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let cancel = CancelOnDrop(Cancel::default());
         let flag = cancel.0.clone();
-        self.run(Kind::Write, move |s| flag.scope(|| f(s))).await
+        self.run(Kind::Write, move |s| f(s, &flag)).await
     }
 
     /// See [`SqliteStore::find`]. Answered on the calling thread when it
@@ -177,20 +229,19 @@ impl AsyncSqliteStore {
 
     /// See [`SqliteStore::commit`].
     pub async fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
-        let (token, data) = (token.to_owned(), data.to_vec());
-        self.write(move |s| s.commit(&token, &data, expiry)).await
+        self.write(self.store.prepare_commit(token, data, expiry))
+            .await
     }
 
     /// See [`SqliteStore::create`].
     pub async fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
-        let (token, data) = (token.to_owned(), data.to_vec());
-        self.write(move |s| s.create(&token, &data, expiry)).await
+        self.write(self.store.prepare_create(token, data, expiry, None))
+            .await
     }
 
     /// See [`SqliteStore::delete`].
     pub async fn delete(&self, token: &str) -> Result<bool> {
-        let token = token.to_owned();
-        self.write(move |s| s.delete(&token)).await
+        self.write(self.store.prepare_delete(token)).await
     }
 
     /// See [`SqliteStore::all`].
@@ -205,7 +256,8 @@ impl AsyncSqliteStore {
 
     /// See [`SqliteStore::delete_expired`].
     pub async fn delete_expired(&self) -> Result<CleanupReport> {
-        self.write(SqliteStore::delete_expired).await
+        self.write_steps(|s, cancel| s.delete_expired_while(&|| !cancel.is_cancelled()))
+            .await
     }
 
     /// See [`SqliteStore::stats`].
@@ -215,7 +267,9 @@ impl AsyncSqliteStore {
 
     /// See [`SqliteStore::vacuum`].
     pub async fn vacuum(&self) -> Result<()> {
-        self.write(SqliteStore::vacuum).await
+        let writer = self.store.writer()?;
+        let admission = self.admit_write().await?;
+        writer.send_vacuum(admission)?.await
     }
 
     /// Closes the store, for this handle and every clone, on the blocking
@@ -234,14 +288,16 @@ impl AsyncSqliteStore {
     }
 }
 
-/// Calls of the async front running on tokio's blocking pool, from
+/// Calls of the async front in flight, from
 /// [`AsyncSqliteStore::in_flight`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InFlight {
-    /// Reads running now; at most [`Builder::max_async_reads`].
+    /// Reads running on the blocking pool now; at most
+    /// [`Builder::max_async_reads`].
     pub reads: usize,
-    /// Writes running now; at most [`Builder::max_async_writes`].
+    /// Writes queued for or running on the writer, not yet answered; at
+    /// most [`Builder::max_async_writes`].
     pub writes: usize,
 }
 
@@ -270,11 +326,12 @@ impl Builder {
 
     /// The most writes (every call that is not a read: `commit`, `create`,
     /// `update`, `touch`, `delete`, `revoke_owner`, `delete_expired`,
-    /// `vacuum`, ...) the async front runs on tokio's blocking pool at once: the
-    /// most threads stalled writes can hold. More wait, as futures, for a
-    /// free slot. Group commit batches the writes running together, so a
-    /// few dozen are plenty. 1 to 4096; 0 or more than 4096 is
-    /// [`Error::InvalidConfig`] at `build`. Default: 64.
+    /// `vacuum`, ...) of the async front in the writer's queue or running at
+    /// once; more wait, as futures, for a free slot. Queued writes hold no
+    /// thread (`delete_expired` and `revoke_owner` hold one each while they
+    /// run). Group commit batches the writes queued together. 1 to 4096; 0
+    /// or more than 4096 is [`Error::InvalidConfig`] at `build`.
+    /// Default: 64.
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn max_async_writes(mut self, calls: usize) -> Self {
         self.max_async_writes = calls;
@@ -282,9 +339,9 @@ impl Builder {
     }
 }
 
-/// Raises its flag when dropped: when the write's future completes (too
-/// late to matter) or is dropped (the writer then skips what it has not
-/// started).
+/// Raises its flag when dropped: when a multi-step write's future completes
+/// (too late to matter) or is dropped (the writer then skips what it has
+/// not started).
 struct CancelOnDrop(Cancel);
 
 impl Drop for CancelOnDrop {
@@ -293,7 +350,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Counts one running blocking task while alive.
+/// Counts one call in flight while alive.
 struct Running(Arc<AtomicUsize>);
 
 impl Running {
@@ -326,8 +383,8 @@ impl From<AsyncSqliteStore> for SqliteStore {
 impl AsyncSqliteStore {
     /// See [`SqliteStore::update`].
     pub async fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
-        let (token, data) = (token.to_owned(), data.to_vec());
-        self.write(move |s| s.update(&token, &data, expiry)).await
+        self.write(self.store.prepare_update(token, data, expiry, None))
+            .await
     }
 
     /// See [`SqliteStore::update_owned`].
@@ -338,8 +395,7 @@ impl AsyncSqliteStore {
         expiry: SystemTime,
         owner: Option<&str>,
     ) -> Result<bool> {
-        let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
-        self.write(move |s| s.update_owned(&token, &data, expiry, owner.as_deref()))
+        self.write(self.store.prepare_update(token, data, expiry, Some(owner)))
             .await
     }
 
@@ -351,8 +407,7 @@ impl AsyncSqliteStore {
         expiry: SystemTime,
         owner: Option<&str>,
     ) -> Result<()> {
-        let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
-        self.write(move |s| s.commit_owned(&token, &data, expiry, owner.as_deref()))
+        self.write(self.store.prepare_commit_owned(token, data, expiry, owner))
             .await
     }
 
@@ -364,15 +419,13 @@ impl AsyncSqliteStore {
         expiry: SystemTime,
         owner: Option<&str>,
     ) -> Result<bool> {
-        let (token, data, owner) = (token.to_owned(), data.to_vec(), owner.map(str::to_owned));
-        self.write(move |s| s.create_owned(&token, &data, expiry, owner.as_deref()))
+        self.write(self.store.prepare_create(token, data, expiry, Some(owner)))
             .await
     }
 
     /// See [`SqliteStore::touch`].
     pub async fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool> {
-        let token = token.to_owned();
-        self.write(move |s| s.touch(&token, expiry)).await
+        self.write(self.store.prepare_touch(token, expiry)).await
     }
 
     /// See [`SqliteStore::list_owner`].
@@ -390,6 +443,7 @@ impl AsyncSqliteStore {
     /// See [`SqliteStore::revoke_owner`].
     pub async fn revoke_owner(&self, owner: &str) -> Result<u64> {
         let owner = owner.to_owned();
-        self.write(move |s| s.revoke_owner(&owner)).await
+        self.write_steps(move |s, cancel| s.revoke_owner_cancellable(&owner, cancel))
+            .await
     }
 }

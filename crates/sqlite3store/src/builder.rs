@@ -131,8 +131,8 @@ impl fmt::Debug for Builder {
 pub const MAX_DATA_LEN_LIMIT: usize = 1_000_000_000 - 64 * 1024;
 
 /// Default of `max_async_writes`: enough for group commit to batch well,
-/// few enough that stalled writes leave tokio's blocking pool (512 threads
-/// by default) to everyone else.
+/// few enough to keep the writer's queue (and the memory its writes hold)
+/// small. Queued writes hold no thread.
 pub(crate) const DEFAULT_MAX_ASYNC_WRITES: usize = 64;
 /// The largest `max_async_reads` and `max_async_writes` accepted.
 pub(crate) const MAX_ASYNC_CALLS: usize = 4096;

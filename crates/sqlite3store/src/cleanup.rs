@@ -5,9 +5,9 @@
 //!
 //! A run ([`run`]) has two phases, both driven by the one loop in
 //! [`paced`]: first it deletes expired rows in batches
-//! (`WriteOp::DeleteExpired`), then, when the file uses
+//! (`Maintenance::DeleteExpired`), then, when the file uses
 //! `auto_vacuum = INCREMENTAL`, it frees pages in steps
-//! (`WriteOp::IncrementalVacuum`). Each step is one write on the single
+//! (`Maintenance::IncrementalVacuum`). Each step is one write on the single
 //! writer, so the loop sizes every step by who else wants the writer:
 //!
 //! - **While others write** (the writer has writes queued), a step is at
@@ -62,7 +62,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::background::Background;
 use crate::error::{Error, Result};
 use crate::wal::WalState;
-use crate::writer::{WriteOp, Writer, YIELDED};
+use crate::writer::{Maintenance, Outcome, Writer};
 
 /// Pages freed per `incremental_vacuum` step while others write.
 pub(crate) const VACUUM_STEP_PAGES: u64 = 256;
@@ -175,18 +175,9 @@ pub(crate) fn run(host: &impl Host, keep_going: &dyn Fn() -> bool) -> Result<Cle
         // reports a writer that is busy or a file that is gone.
         let total = expired.max(1);
         let pace = Pace::new(base, keep_going);
-        paced(
-            writer,
-            wal,
-            pace,
-            total,
-            &mut removed,
-            |limit, yield_to_writers| WriteOp::DeleteExpired {
-                now,
-                limit,
-                yield_to_writers,
-            },
-        )
+        paced(writer, wal, pace, total, &mut removed, |limit| {
+            Maintenance::DeleteExpired { now, limit }
+        })
     });
     let deleted_in = clock_started.elapsed();
     // Give freed pages back to the file system, paced the same way. A
@@ -195,17 +186,9 @@ pub(crate) fn run(host: &impl Host, keep_going: &dyn Fn() -> bool) -> Result<Cle
         host.free_pages().and_then(|free| {
             let pace = Pace::new(VACUUM_STEP_PAGES, keep_going);
             let mut freed = 0;
-            paced(
-                writer,
-                wal,
-                pace,
-                free,
-                &mut freed,
-                |pages, yield_to_writers| WriteOp::IncrementalVacuum {
-                    pages,
-                    yield_to_writers,
-                },
-            )
+            paced(writer, wal, pace, free, &mut freed, |pages| {
+                Maintenance::IncrementalVacuum { pages }
+            })
         })
     } else {
         Ok(())
@@ -254,8 +237,8 @@ enum Step {
     Done,
 }
 
-/// Submits `op(limit, yield_to_writers)` until `total` units (rows or
-/// pages) are done, a step does fewer than asked, or `keep_going` says no,
+/// Runs `step(limit)` until `total` units (rows or pages) are done, a
+/// step does fewer than asked, or `keep_going` says no,
 /// sizing each step as the module docs explain. Adds the units done to
 /// `done` as it goes, so a failure still counts what came before.
 fn paced(
@@ -264,7 +247,7 @@ fn paced(
     pace: Pace<'_>,
     total: u64,
     done: &mut u64,
-    mut op: impl FnMut(u64, bool) -> WriteOp,
+    step: impl Fn(u64) -> Maintenance,
 ) -> Result<()> {
     let keep_going = pace.keep_going;
     let mut contended = pace.base;
@@ -295,17 +278,19 @@ fn paced(
         let outcome = if limit == 0 {
             Step::Done
         } else {
-            let n = writer.submit(op(limit, idle && size > contended))?;
-            if n == YIELDED {
-                Step::Yielded
-            } else {
-                let n = n.min(limit);
-                units += n;
-                *done += n;
-                if n < limit {
-                    Step::Done
-                } else {
-                    Step::More
+            // Large idle steps give way to any write that arrives.
+            let gives_way = idle && size > contended;
+            match writer.maintain(step(limit), gives_way)? {
+                Outcome::GaveWay => Step::Yielded,
+                Outcome::Done(n) => {
+                    let n = n.min(limit);
+                    units += n;
+                    *done += n;
+                    if n < limit {
+                        Step::Done
+                    } else {
+                        Step::More
+                    }
                 }
             }
         };

@@ -26,7 +26,8 @@ pub(crate) struct Gate {
 #[derive(Debug)]
 pub(crate) struct Lane {
     pub(crate) permits: Arc<Semaphore>,
-    /// Blocking tasks of this lane running now.
+    /// Calls of this lane in flight now: reads running on the blocking
+    /// pool, writes queued for or running on the writer.
     pub(crate) running: Arc<AtomicUsize>,
 }
 

@@ -20,16 +20,16 @@
 //! - One table, exactly Go's: `token TEXT PRIMARY KEY, data BLOB NOT NULL,
 //!   expiry REAL NOT NULL` with an index on `expiry`, expiry a Julian day
 //!   number in UTC. A file written by Go's package works here and back.
-//! - WAL mode; one writer connection with group commit (concurrent writes
-//!   share a transaction, a lone writer pays no hand-off); a pool of
+//! - WAL mode; one writer thread that owns the write connection, with
+//!   group commit (writes queued together share a transaction); a pool of
 //!   read-only connections, so reads never wait for writes.
 //! - Cleanup in bounded batches on a background thread that holds only a
 //!   weak reference, survives errors, and ends with the store; WAL
 //!   checkpoints on a thread of their own, off the commit path.
 //! - [`AsyncSqliteStore`] (feature `tokio`, on by default) runs the same
-//!   store's calls that may wait on tokio's blocking pool (a find runs in
-//!   place while a reader connection is idle), with separate bounds on the
-//!   reads and the writes in flight.
+//!   store: writes are awaited from the writer thread (no thread waits per
+//!   pending write), reads run in place or on tokio's blocking pool, with
+//!   separate bounds on the reads and the writes in flight.
 //!
 //! See [`Durability`] for what an acknowledged commit survives.
 //!
@@ -40,23 +40,24 @@
 //!
 //! ```text
 //! contract      the session-contract traits over both fronts
-//! async_store   the async front: bounded calls on tokio's blocking pool
+//! async_store   the async front: awaited writes, reads in place or on the blocking pool
 //! store         public types (SqliteStore, Stats), opening, reads, writes
 //! builder       public options; turns them into the narrow options below
 //! cleanup       cleanup pacing (its doc explains every constant), its thread
-//! writer        the single writer connection and group commit
+//! writer        the writer thread, its bounded queue and group commit
 //! wal           WAL size tracking, the checkpoint thread (WalOptions)
 //! connection    every connection open, PRAGMAs, header check, file identity
 //! schema        every SQL statement and PRAGMA name; schema create/verify
 //! pool          read-only connections
 //! gate          the async front's bounds, owned by the store
 //! background    background threads and their handles
+//! reply         the one-shot answer from the writer (blocked on or awaited)
 //! error, clock, hash, julian   leaves
 //! ```
 //!
 //! For example `store` imports `cleanup`, `wal`, `writer` and `connection`;
-//! `cleanup` imports `writer` and `wal`; `writer` imports `wal` and
-//! `connection`; `wal` imports `connection`; `connection` imports only
+//! `cleanup` imports `writer` and `wal`; `writer` imports `wal`,
+//! `connection` and `reply`; `wal` imports `connection`; `connection` imports only
 //! `schema` and `error`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -75,6 +76,7 @@ mod gate;
 mod hash;
 mod julian;
 mod pool;
+mod reply;
 mod schema;
 mod store;
 mod wal;

@@ -122,6 +122,19 @@ pub(crate) struct Sql {
     pub(crate) delete: String,
     /// `?1` now, `?2` batch size. Picks expired rows through the expiry
     /// index; a row whose expiry is not after now is expired.
+    ///
+    /// Why this order: a batch's cost is the pages it dirties, and with
+    /// random tokens nearly every row deleted dirties its own leaf of the
+    /// token index, whatever the order. Measured in WAL pages per 1,000
+    /// rows deleted, 100,000 expired rows among 100,000 live ones laid out
+    /// as the benchmark does (expiry rising with rowid), 500-row batches:
+    /// expiry order (this) 1,127; rowid order the same, 1,127; token order
+    /// 1,523, in 2.4x the CPU time, as the table's and the expiry index's
+    /// pages then become the random ones. Rowid order writes less only
+    /// where expiry and rowid are unrelated (1,862 against 2,197 in
+    /// 200-row batches), at the price of reading every live row each run.
+    /// Only larger batches write less per row (906 at 2,000 rows, 647 at
+    /// 5,000), which is what idle steps do.
     pub(crate) delete_expired_batch: String,
     /// `?1` now.
     pub(crate) count_active: String,
@@ -134,6 +147,8 @@ pub(crate) struct Sql {
     /// and expiry, in token order after `?2` (keyset pages through the
     /// primary key).
     pub(crate) export_page: String,
+    /// [`Sql::export_page`] with each row's owner, as a fourth column.
+    pub(crate) export_page_owned: String,
 }
 
 impl Sql {
@@ -200,6 +215,10 @@ impl Sql {
             ),
             export_page: format!(
                 "SELECT token, data, expiry FROM {t} WHERE token > ?2 AND expiry > ?1 \
+                 ORDER BY token LIMIT ?3"
+            ),
+            export_page_owned: format!(
+                "SELECT token, data, expiry, owner FROM {t} WHERE token > ?2 AND expiry > ?1 \
                  ORDER BY token LIMIT ?3"
             ),
         })

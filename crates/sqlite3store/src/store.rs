@@ -21,7 +21,8 @@ use crate::error::{Error, Result};
 use crate::hash::{storage_key, TokenHasher};
 use crate::julian::{from_julian, to_julian};
 use crate::pool::ReaderPool;
-use crate::schema::{pragma, Checkpoint, Sql, VACUUM};
+use crate::reply::Cancel;
+use crate::schema::{pragma, Sql};
 use crate::wal::{self, WalState};
 use crate::writer::{SetOwner, WriteOp, Writer};
 
@@ -226,7 +227,7 @@ impl SqliteStore {
                     b.group_commit,
                     Arc::clone(&wal),
                     Arc::clone(&file),
-                )))
+                )?))
             }
             None => None,
         };
@@ -341,30 +342,31 @@ impl SqliteStore {
     /// the [`Durability`](crate::Durability) mode promises). An expiry in the
     /// past is stored but never found.
     pub fn commit(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<()> {
+        self.inner.run(self.prepare_commit(token, data, expiry)?)
+    }
+
+    pub(crate) fn prepare_commit(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+    ) -> Result<Prepared<()>> {
         let inner = &self.inner;
         inner.check_commit(token, data)?;
-        inner.writer()?.submit(WriteOp::Commit {
+        let op = WriteOp::Commit {
             key: storage_key(inner.hasher.as_ref(), token).into_owned(),
             data: data.to_vec(),
             expiry: to_julian(expiry),
-        })?;
-        Ok(())
+        };
+        Ok(Prepared::Write(op, |_| ()))
     }
 
     /// Stores a new session unless an active one already holds `token`, in
     /// one atomic step; returns whether it was stored. An expired session
     /// with that token is replaced.
     pub fn create(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
-        let inner = &self.inner;
-        inner.check_commit(token, data)?;
-        let stored = inner.writer()?.submit(WriteOp::Create {
-            key: storage_key(inner.hasher.as_ref(), token).into_owned(),
-            data: data.to_vec(),
-            expiry: to_julian(expiry),
-            now: inner.now(),
-            owner: None,
-        })?;
-        Ok(stored > 0)
+        self.inner
+            .run(self.prepare_create(token, data, expiry, None)?)
     }
 
     /// Like [`create`](Self::create), with an owner (see
@@ -376,17 +378,32 @@ impl SqliteStore {
         expiry: SystemTime,
         owner: Option<&str>,
     ) -> Result<bool> {
+        self.inner
+            .run(self.prepare_create(token, data, expiry, Some(owner))?)
+    }
+
+    /// `owner`: `None` for plain `create`, `Some` for `create_owned`.
+    pub(crate) fn prepare_create(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<Option<&str>>,
+    ) -> Result<Prepared<bool>> {
         let inner = &self.inner;
         inner.check_commit(token, data)?;
-        let owner = check_owner(owner)?;
-        let stored = inner.writer()?.submit(WriteOp::Create {
+        let owner = match owner {
+            Some(owner) => check_owner(owner)?,
+            None => None,
+        };
+        let op = WriteOp::Create {
             key: storage_key(inner.hasher.as_ref(), token).into_owned(),
             data: data.to_vec(),
             expiry: to_julian(expiry),
             now: inner.now(),
             owner,
-        })?;
-        Ok(stored > 0)
+        };
+        Ok(Prepared::Write(op, |stored| stored > 0))
     }
 
     /// Like [`commit`](Self::commit) (insert or replace), and sets the
@@ -402,16 +419,27 @@ impl SqliteStore {
         expiry: SystemTime,
         owner: Option<&str>,
     ) -> Result<()> {
+        self.inner
+            .run(self.prepare_commit_owned(token, data, expiry, owner)?)
+    }
+
+    pub(crate) fn prepare_commit_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<Prepared<()>> {
         let inner = &self.inner;
         inner.check_commit(token, data)?;
         let owner = check_owner(owner)?;
-        inner.writer()?.submit(WriteOp::CommitOwned {
+        let op = WriteOp::CommitOwned {
             key: storage_key(inner.hasher.as_ref(), token).into_owned(),
             data: data.to_vec(),
             expiry: to_julian(expiry),
             owner,
-        })?;
-        Ok(())
+        };
+        Ok(Prepared::Write(op, |_| ()))
     }
 
     /// Writes `data` and `expiry` over the session `token` only while it is
@@ -421,7 +449,8 @@ impl SqliteStore {
     /// the check are one statement on the single writer, so a delete that
     /// returned before it began always wins.
     pub fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
-        self.update_with(token, data, expiry, SetOwner::Keep)
+        self.inner
+            .run(self.prepare_update(token, data, expiry, None)?)
     }
 
     /// Like [`update`](Self::update), and sets the owner (`None` clears it).
@@ -432,44 +461,54 @@ impl SqliteStore {
         expiry: SystemTime,
         owner: Option<&str>,
     ) -> Result<bool> {
-        let owner = check_owner(owner)?;
-        self.update_with(token, data, expiry, SetOwner::To(owner))
+        self.inner
+            .run(self.prepare_update(token, data, expiry, Some(owner))?)
     }
 
-    fn update_with(
+    /// `owner`: `None` keeps the row's owner (`update`), `Some` sets it
+    /// (`update_owned`).
+    pub(crate) fn prepare_update(
         &self,
         token: &str,
         data: &[u8],
         expiry: SystemTime,
-        owner: SetOwner,
-    ) -> Result<bool> {
+        owner: Option<Option<&str>>,
+    ) -> Result<Prepared<bool>> {
+        let owner = match owner {
+            Some(owner) => SetOwner::To(check_owner(owner)?),
+            None => SetOwner::Keep,
+        };
         let inner = &self.inner;
         inner.check_commit(token, data)?;
-        let written = inner.writer()?.submit(WriteOp::Update {
+        let op = WriteOp::Update {
             key: storage_key(inner.hasher.as_ref(), token).into_owned(),
             data: data.to_vec(),
             expiry: to_julian(expiry),
             now: inner.now(),
             owner,
-        })?;
-        Ok(written > 0)
+        };
+        Ok(Prepared::Write(op, |written| written > 0))
     }
 
     /// Moves the expiry of the active session `token` without rewriting its
     /// data; returns false, changing nothing, when it is missing or expired
     /// (a gone session is never brought back).
     pub fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool> {
+        self.inner.run(self.prepare_touch(token, expiry)?)
+    }
+
+    pub(crate) fn prepare_touch(&self, token: &str, expiry: SystemTime) -> Result<Prepared<bool>> {
         let inner = &self.inner;
-        let writer = inner.writer()?;
+        inner.writer()?;
         if !inner.token_fits(token) {
-            return Ok(false);
+            return Ok(Prepared::Answered(false));
         }
-        let moved = writer.submit(WriteOp::Touch {
+        let op = WriteOp::Touch {
             key: storage_key(inner.hasher.as_ref(), token).into_owned(),
             expiry: to_julian(expiry),
             now: inner.now(),
-        })?;
-        Ok(moved > 0)
+        };
+        Ok(Prepared::Write(op, |moved| moved > 0))
     }
 
     /// Up to `limit` active sessions of `owner` as [`Listed`] (stored key, expiry),
@@ -512,6 +551,12 @@ impl SqliteStore {
     /// had when it began (so it always ends): if another process adds
     /// sessions for the owner meanwhile, call it again.
     pub fn revoke_owner(&self, owner: &str) -> Result<u64> {
+        self.revoke_owner_cancellable(owner, &Cancel::default())
+    }
+
+    /// [`revoke_owner`](Self::revoke_owner), whose batches not yet started
+    /// are skipped once `cancel` is raised.
+    pub(crate) fn revoke_owner_cancellable(&self, owner: &str, cancel: &Cancel) -> Result<u64> {
         let inner = &self.inner;
         let writer = inner.writer()?;
         if session_contract::owner_problem(owner).is_some() {
@@ -527,10 +572,13 @@ impl SqliteStore {
         })?;
         let mut removed = 0;
         for _ in 0..=total / REVOKE_BATCH {
-            let n = writer.submit(WriteOp::RevokeOwner {
-                owner: owner.to_owned(),
-                limit: REVOKE_BATCH,
-            })?;
+            let n = writer.submit_cancellable(
+                WriteOp::RevokeOwner {
+                    owner: owner.to_owned(),
+                    limit: REVOKE_BATCH,
+                },
+                cancel,
+            )?;
             removed += n;
             if n < REVOKE_BATCH {
                 break;
@@ -543,15 +591,19 @@ impl SqliteStore {
     /// Removes the session `token`; returns whether one was there. A missing
     /// token is not an error.
     pub fn delete(&self, token: &str) -> Result<bool> {
+        self.inner.run(self.prepare_delete(token)?)
+    }
+
+    pub(crate) fn prepare_delete(&self, token: &str) -> Result<Prepared<bool>> {
         let inner = &self.inner;
-        let writer = inner.writer()?;
+        inner.writer()?;
         if !inner.token_fits(token) {
-            return Ok(false);
+            return Ok(Prepared::Answered(false));
         }
-        let removed = writer.submit(WriteOp::Delete {
+        let op = WriteOp::Delete {
             key: storage_key(inner.hasher.as_ref(), token).into_owned(),
-        })?;
-        Ok(removed > 0)
+        };
+        Ok(Prepared::Write(op, |removed| removed > 0))
     }
 
     /// Every active session, token to data; empty when there are none. With
@@ -606,6 +658,32 @@ impl SqliteStore {
         })
     }
 
+    /// [`export_page`](Self::export_page) with each session's owner (`None`
+    /// for none, and for every row of a file without the owner column), for
+    /// migrations that keep "log out everywhere" working; import with
+    /// [`commit_owned`](Self::commit_owned).
+    pub fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Entry, Option<String>)>> {
+        let inner = &self.inner;
+        if !inner.owner_column {
+            let page = self.export_page(after, limit)?;
+            return Ok(page.into_iter().map(|e| (e, None)).collect());
+        }
+        let now = inner.now();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        inner.read(|conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.export_page_owned)?;
+            let rows = stmt.query_map(params![now, after, limit], |r| {
+                let session = Session::new(r.get(1)?, from_julian(r.get::<_, f64>(2)?));
+                Ok((Entry::new(r.get(0)?, session), r.get(3)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Deletes every expired session now and reports how many were removed
     /// (see [`CleanupReport`]): what the cleanup thread runs. Works in
     /// batches (see [`Builder::cleanup_batch_size`]) so commits never wait
@@ -613,6 +691,16 @@ impl SqliteStore {
     /// system when the file uses incremental vacuum.
     pub fn delete_expired(&self) -> Result<CleanupReport> {
         cleanup::run(&*self.inner.0, &|| true)
+    }
+
+    /// [`delete_expired`](Self::delete_expired) that stops
+    /// before its next step once `keep_going` says no.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn delete_expired_while(
+        &self,
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<CleanupReport> {
+        cleanup::run(&*self.inner.0, keep_going)
     }
 
     /// Stops the cleanup thread, if one runs. Idempotent; never blocks (the
@@ -671,16 +759,7 @@ impl SqliteStore {
     /// Rebuilds the file (`VACUUM`), giving all free space back. Holds the
     /// write lock for the whole rebuild; for operators, not request paths.
     pub fn vacuum(&self) -> Result<()> {
-        self.inner
-            .writer()?
-            .submit(WriteOp::Standalone(Box::new(|conn| {
-                conn.execute_batch(VACUUM)?;
-                // In WAL mode the rebuilt pages sit in the WAL; copy them
-                // back and truncate now, so the file shrinks at once.
-                conn.query_row(Checkpoint::Truncate.sql(), [], |_| Ok(()))?;
-                Ok(0)
-            })))?;
-        Ok(())
+        self.inner.writer()?.vacuum()
     }
 
     /// Closes the store, for this handle and every clone (see
@@ -727,6 +806,38 @@ impl SqliteStore {
     #[cfg(feature = "tokio")]
     pub(crate) fn async_gate(&self) -> &crate::gate::Gate {
         &self.inner.async_gate
+    }
+
+    /// The writer itself, for unit tests of its queue.
+    #[cfg(test)]
+    pub(crate) fn writer_for_tests(&self) -> Result<Arc<Writer>> {
+        self.inner.writer.clone().ok_or(Error::ReadOnly(None))
+    }
+
+    /// The writer; [`Error::Closed`] or [`Error::ReadOnly`] when there is
+    /// none to write with.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn writer(&self) -> Result<&Writer> {
+        self.inner.writer()
+    }
+}
+
+/// A write checked and ready for the writer: its operation, and how the
+/// rows it changed answer the caller; or the answer already, when there is
+/// nothing to write (a token that cannot be stored). Built once, then run by
+/// the sync store (blocking) or the async front (awaiting).
+pub(crate) enum Prepared<T> {
+    Answered(T),
+    Write(WriteOp, fn(u64) -> T),
+}
+
+impl Inner {
+    /// Runs a prepared write, blocking until the writer answers.
+    fn run<T>(&self, prepared: Prepared<T>) -> Result<T> {
+        match prepared {
+            Prepared::Answered(answer) => Ok(answer),
+            Prepared::Write(op, answer) => Ok(answer(self.writer()?.submit(op)?)),
+        }
     }
 }
 

@@ -1,87 +1,76 @@
-//! The single writer connection and group commit.
+//! The single writer: a thread that owns the write connection, and group
+//! commit.
 //!
-//! Every write (commit, delete, cleanup batch, vacuum step) goes through one
-//! connection. Writers queue their operation; the first to find no leader
-//! becomes the leader, takes everything queued, runs it in one transaction
-//! and wakes the others with their results. A lone writer leads itself and
-//! pays no hand-off. Under load the leader runs one batch only and then
-//! passes the lead to the oldest waiting writer, so no caller keeps working
-//! for others indefinitely and each waits for at most the batch in flight
-//! plus its own.
+//! Every write (commit, delete, cleanup step, vacuum) goes to the writer
+//! thread as a message over a bounded queue: the operation and a one-shot
+//! [`Answer`] (see [`crate::reply`]). The thread takes everything queued,
+//! runs it in one transaction, and answers each caller. Sync callers block
+//! on the answer; async callers await it, so no thread waits per pending
+//! write. The queue holds at most [`SYNC_QUEUE`] sync writes (a sync caller
+//! blocks while they fill it) plus the async writes the async front
+//! admitted: each carries one of its `max_async_writes` permits until it is
+//! answered, so a write whose future was dropped still counts.
 //!
 //! If a batch fails, it is rolled back and each operation is retried in a
 //! transaction of its own, so one bad write never fails its neighbours and
-//! every caller gets its own error.
+//! every caller gets its own error. When the write lock cannot be had
+//! within `busy_timeout`, every write of the batch gets [`Error::Busy`] at
+//! once, instead of waiting that long again one by one. Should a batch
+//! panic, its writes not yet answered get [`Error::WriterPanicked`] (their
+//! answers are dropped unsent) and the thread goes on with the next batch.
 //!
-//! A write may carry a [`Cancel`] flag (the async front sets one per call
-//! and raises it when the call's future is dropped). The writer looks at it
-//! once it holds the write lock, just before running the write: a write
-//! cancelled by then is skipped and answered [`Error::Cancelled`]; one that
-//! has started is applied whole.
+//! A write whose caller has gone (its future dropped, or its [`Cancel`]
+//! raised) by the time the writer holds the write lock, just before running
+//! it, is skipped and answered [`Error::Cancelled`]; one that has started is
+//! applied whole.
+//!
+//! A maintenance step that gives way to writers runs in a transaction of its
+//! own that is rolled back the moment another write queues
+//! ([`Outcome::GaveWay`]), so a large idle-time batch never delays a
+//! request. `VACUUM` and checkpoints run alone, outside any transaction.
+//!
+//! Closing stops taking writes, runs every write already queued (so none is
+//! left unanswered), copies the WAL into the database and truncates it,
+//! closes the connection and ends the thread.
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::connection::FileIdentity;
 use crate::error::{Error, Result};
-use crate::schema::{incremental_vacuum, pragma, Checkpoint, Sql};
+#[cfg(feature = "tokio")]
+use crate::reply::Pending;
+use crate::reply::{self, Answer, Cancel};
+use crate::schema::{incremental_vacuum, pragma, Checkpoint, Sql, VACUUM};
 use crate::wal::{checkpoint, WalState};
-
-/// Raised when the caller of a write has gone away; see the module docs.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Cancel(Arc<AtomicBool>);
-
-// Raised and scoped only by the async front.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-impl Cancel {
-    pub(crate) fn cancel(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-
-    /// Runs `f` with every write it submits on this thread carrying this
-    /// flag. The store's operations stay plain sync calls; the async front
-    /// wraps each blocking task in this.
-    pub(crate) fn scope<T>(&self, f: impl FnOnce() -> T) -> T {
-        struct Restore(Option<Cancel>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                CURRENT_CANCEL.with(|c| *c.borrow_mut() = self.0.take());
-            }
-        }
-        let _restore = Restore(CURRENT_CANCEL.with(|c| c.borrow_mut().replace(self.clone())));
-        f()
-    }
-
-    /// The flag of the scope this thread runs in, if any.
-    fn current() -> Option<Cancel> {
-        CURRENT_CANCEL.with(|c| c.borrow().clone())
-    }
-}
-
-thread_local! {
-    static CURRENT_CANCEL: RefCell<Option<Cancel>> = const { RefCell::new(None) };
-}
-
-/// Whether `cancel` says to skip the write.
-fn cancelled(cancel: Option<&Cancel>) -> bool {
-    cancel.is_some_and(Cancel::is_cancelled)
-}
-
-/// What a `yield_to_writers` cleanup batch returns when it gave way.
-pub(crate) const YIELDED: u64 = u64::MAX;
 
 /// How many SQLite VM steps between checks for a queued writer.
 const YIELD_CHECK_STEPS: std::ffi::c_int = 1000;
+/// The most sync writes queued at once; further sync callers wait for room.
+const SYNC_QUEUE: usize = 1024;
 
-/// A boxed maintenance step that must run outside any transaction.
-pub(crate) type Standalone = Box<dyn FnOnce(&mut Connection) -> Result<u64> + Send>;
+/// What a maintenance step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It ran: rows removed, or pages freed.
+    Done(u64),
+    /// It gave way to a write that queued, and changed nothing.
+    GaveWay,
+}
+
+/// One step of cleanup.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Maintenance {
+    /// Delete up to `limit` rows expired at `now`; rows removed.
+    DeleteExpired { now: f64, limit: u64 },
+    /// Give up to `pages` free pages back to the file system; pages freed
+    /// (0 when `auto_vacuum` is not incremental).
+    IncrementalVacuum { pages: u64 },
+}
 
 /// What an update does to the row's owner.
 pub(crate) enum SetOwner {
@@ -126,54 +115,9 @@ pub(crate) enum WriteOp {
     RevokeOwner { owner: String, limit: u64 },
     /// Delete one key; rows removed.
     Delete { key: String },
-    /// Delete up to `limit` expired rows; rows removed. With
-    /// `yield_to_writers`, it runs in a transaction of its own that is
-    /// abandoned (rolled back, returning [`YIELDED`]) the moment another
-    /// write queues, so a large idle-time batch never delays a request.
-    DeleteExpired {
-        now: f64,
-        limit: u64,
-        yield_to_writers: bool,
-    },
-    /// Give up to `pages` free pages back to the file system; returns the
-    /// pages freed (0 when `auto_vacuum` is not incremental).
-    /// `yield_to_writers` as for `DeleteExpired`.
-    IncrementalVacuum { pages: u64, yield_to_writers: bool },
-    /// Run alone, outside a transaction (`VACUUM`).
-    Standalone(Standalone),
 }
 
 impl WriteOp {
-    /// Whether the op gives way to other writes.
-    fn yields(&self) -> bool {
-        matches!(
-            self,
-            WriteOp::DeleteExpired {
-                yield_to_writers: true,
-                ..
-            } | WriteOp::IncrementalVacuum {
-                yield_to_writers: true,
-                ..
-            }
-        )
-    }
-
-    /// Whether the op must not share a transaction with others.
-    fn runs_alone(&self) -> bool {
-        matches!(
-            self,
-            WriteOp::Standalone(_)
-                | WriteOp::DeleteExpired {
-                    yield_to_writers: true,
-                    ..
-                }
-                | WriteOp::IncrementalVacuum {
-                    yield_to_writers: true,
-                    ..
-                }
-        )
-    }
-
     fn run(&self, conn: &Connection, sql: &Sql) -> rusqlite::Result<u64> {
         let changed = match self {
             WriteOp::Commit { key, data, expiry } => conn
@@ -221,10 +165,19 @@ impl WriteOp {
                 .prepare_cached(&sql.revoke_owner_batch)?
                 .execute(params![owner, i64::try_from(*limit).unwrap_or(i64::MAX)])?,
             WriteOp::Delete { key } => conn.prepare_cached(&sql.delete)?.execute([key])?,
-            WriteOp::DeleteExpired { now, limit, .. } => conn
+        };
+        Ok(changed as u64)
+    }
+}
+
+impl Maintenance {
+    fn run(&self, conn: &Connection, sql: &Sql) -> rusqlite::Result<u64> {
+        match *self {
+            Maintenance::DeleteExpired { now, limit } => Ok(conn
                 .prepare_cached(&sql.delete_expired_batch)?
-                .execute(params![now, i64::try_from(*limit).unwrap_or(i64::MAX)])?,
-            WriteOp::IncrementalVacuum { pages, .. } => {
+                .execute(params![now, i64::try_from(limit).unwrap_or(i64::MAX)])?
+                as u64),
+            Maintenance::IncrementalVacuum { pages } => {
                 let free = |conn: &Connection| {
                     conn.pragma_query_value(None, pragma::FREELIST_COUNT, |r| r.get::<_, i64>(0))
                 };
@@ -232,67 +185,124 @@ impl WriteOp {
                 // Frees one page per step: step it to the end (a single
                 // step, as `execute` would do, frees one page only). Ends
                 // after `pages` steps at most.
-                let mut stmt = conn.prepare_cached(&incremental_vacuum(*pages))?;
+                let mut stmt = conn.prepare_cached(&incremental_vacuum(pages))?;
                 let mut rows = stmt.query([])?;
                 while rows.next()?.is_some() {}
-                return Ok(before.saturating_sub(free(conn)?).max(0) as u64);
+                Ok(before.saturating_sub(free(conn)?).max(0) as u64)
             }
-            WriteOp::Standalone(_) => unreachable!("standalone ops do not run in a batch"),
-        };
-        Ok(changed as u64)
+        }
     }
 }
 
-enum SlotState {
-    Waiting,
-    /// The leader passed the lead to this writer.
-    Lead,
-    Done(Result<u64>),
+/// Held for as long as a write is queued or running: the async front's
+/// admission (its permit), so its bound also covers writes whose future was
+/// dropped. `None` for sync callers, who count against [`SYNC_QUEUE`].
+pub(crate) type Admission = Box<dyn Send>;
+
+/// What the writer thread is asked to do, with the answer to send back.
+enum Job {
+    /// An ordinary write, batched with its neighbours.
+    Write(WriteOp, Answer<u64>),
+    /// A cleanup step; with `gives_way`, alone and abandoned for any write
+    /// that queues.
+    Maintain {
+        step: Maintenance,
+        gives_way: bool,
+        answer: Answer<Outcome>,
+    },
+    /// `VACUUM`, alone, outside any transaction.
+    Vacuum(Answer<()>),
+    /// A PASSIVE checkpoint on the writer connection, between batches, so
+    /// nothing is appended meanwhile: (frames in the WAL, frames copied).
+    Checkpoint(Answer<(i64, i64)>),
 }
 
-struct Slot {
-    state: Mutex<SlotState>,
-    changed: Condvar,
-    cancel: Option<Cancel>,
+impl Job {
+    fn fail(self, err: Error) {
+        match self {
+            Job::Write(_, answer) => answer.send(Err(err)),
+            Job::Maintain { answer, .. } => answer.send(Err(err)),
+            Job::Vacuum(answer) => answer.send(Err(err)),
+            Job::Checkpoint(answer) => answer.send(Err(err)),
+        }
+    }
 }
 
-impl Slot {
-    fn new(cancel: Option<Cancel>) -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new(SlotState::Waiting),
-            changed: Condvar::new(),
-            cancel,
-        })
+struct Message {
+    job: Job,
+    admission: Option<Admission>,
+}
+
+/// A write that may share a transaction with others.
+enum Member {
+    Write(WriteOp, Answer<u64>),
+    Step(Maintenance, Answer<Outcome>),
+}
+
+impl Member {
+    fn abandoned(&self) -> bool {
+        match self {
+            Member::Write(_, answer) => answer.abandoned(),
+            Member::Step(_, answer) => answer.abandoned(),
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, SlotState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn run(&self, conn: &Connection, sql: &Sql) -> rusqlite::Result<u64> {
+        match self {
+            Member::Write(op, _) => op.run(conn, sql),
+            Member::Step(step, _) => step.run(conn, sql),
+        }
     }
 
-    fn set(&self, state: SlotState) {
-        *self.lock() = state;
-        self.changed.notify_one();
+    /// Sends the result; `Ok(None)`: skipped as cancelled.
+    fn answer(self, result: Result<Option<u64>>) {
+        let result = result.and_then(|n| n.ok_or(Error::Cancelled));
+        match self {
+            Member::Write(_, answer) => answer.send(result),
+            Member::Step(_, answer) => answer.send(result.map(Outcome::Done)),
+        }
     }
 }
 
 struct Queue {
-    pending: Vec<(WriteOp, Arc<Slot>)>,
-    /// Some writer is leading; new arrivals only queue.
-    leading: bool,
+    messages: VecDeque<Message>,
+    /// Sync writes among `messages`.
+    sync: usize,
+    /// Checkpoints among `messages` (not writes: nothing gives way to them).
+    checkpoints: usize,
+    /// Set by `close`: no write is taken any more.
+    closed: bool,
 }
 
-pub(crate) struct Writer {
-    /// None once closed.
-    conn: Mutex<Option<Connection>>,
+/// What the callers and the writer thread share.
+struct Shared {
     queue: Mutex<Queue>,
-    /// Writers queued and not yet taken into a batch (for cleanup pacing).
-    queued: Arc<AtomicUsize>,
-    /// Writers left waiting when the last batch finished.
+    /// Signals the writer thread: a message queued, or closing.
+    work: Condvar,
+    /// Signals sync callers: room in the queue, or closing.
+    room: Condvar,
+    /// Writes (messages other than checkpoints) queued and not yet taken
+    /// into a batch.
+    queued: AtomicUsize,
+    /// Messages left queued when the last batch finished.
     waiting_after_batch: AtomicUsize,
-    sql: Arc<Sql>,
+    /// The most sync writes queued: [`SYNC_QUEUE`] (smaller in tests).
+    sync_capacity: AtomicUsize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Held only to push or take messages, never across SQL.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The handle to the writer thread.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    /// None once closed.
+    thread: Mutex<Option<JoinHandle<Result<()>>>>,
     group_commit: bool,
-    wal: Arc<WalState>,
-    file: Arc<FileIdentity>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -305,78 +315,456 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Drop for Writer {
-    /// Copies the WAL into the database and truncates it, so that a closed
-    /// store is one self-contained file even if another connection of ours
-    /// (a reader, the checkpoint thread) happens to close after the writer.
+    /// Closes, if nobody did: every queued write is answered, and the file
+    /// is left self-contained.
     fn drop(&mut self) {
-        let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner());
-        let Some(conn) = conn.as_mut() else {
-            return; // closed already
-        };
-        if let Err(err) = checkpoint(conn, Checkpoint::Truncate) {
+        if let Err(err) = self.close() {
             tracing::debug!(%err, "final WAL checkpoint failed; the WAL is replayed on next open");
         }
     }
 }
 
 impl Writer {
+    /// Starts the writer thread, which owns `conn` from now on.
     pub(crate) fn new(
         conn: Connection,
         sql: Arc<Sql>,
         group_commit: bool,
         wal: Arc<WalState>,
         file: Arc<FileIdentity>,
-    ) -> Self {
-        Self {
-            conn: Mutex::new(Some(conn)),
+    ) -> Result<Self> {
+        let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
-                pending: Vec::new(),
-                leading: false,
+                messages: VecDeque::new(),
+                sync: 0,
+                checkpoints: 0,
+                closed: false,
             }),
-            queued: Arc::new(AtomicUsize::new(0)),
+            work: Condvar::new(),
+            room: Condvar::new(),
+            queued: AtomicUsize::new(0),
             waiting_after_batch: AtomicUsize::new(0),
+            sync_capacity: AtomicUsize::new(SYNC_QUEUE),
+        });
+        let worker = Worker {
+            conn,
             sql,
             group_commit,
             wal,
             file,
+            shared: Arc::clone(&shared),
+        };
+        let thread = std::thread::Builder::new()
+            .name("sqlite3store-writer".into())
+            .spawn(move || worker.run())?;
+        Ok(Self {
+            shared,
+            thread: Mutex::new(Some(thread)),
+            group_commit,
+        })
+    }
+
+    /// Queues `job`. A sync caller (`admission` is `None`) waits while the
+    /// queue holds [`SYNC_QUEUE`] sync writes; an admitted async one never
+    /// waits. Fails with [`Error::Closed`] once closing has begun.
+    fn push(&self, job: Job, admission: Option<Admission>) -> Result<()> {
+        let mut queue = self.shared.lock();
+        if admission.is_none() {
+            while queue.sync >= self.shared.sync_capacity.load(Ordering::Relaxed) && !queue.closed {
+                queue = self
+                    .shared
+                    .room
+                    .wait(queue)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        if queue.closed {
+            drop(queue);
+            job.fail(Error::Closed);
+            return Err(Error::Closed);
+        }
+        if admission.is_none() {
+            queue.sync += 1;
+        }
+        if matches!(job, Job::Checkpoint(_)) {
+            queue.checkpoints += 1;
+        }
+        queue.messages.push_back(Message { job, admission });
+        self.shared
+            .queued
+            .store(queue.messages.len() - queue.checkpoints, Ordering::Relaxed);
+        drop(queue);
+        self.shared.work.notify_one();
+        Ok(())
+    }
+
+    /// Runs `op` and returns once its transaction has committed (or failed).
+    pub(crate) fn submit(&self, op: WriteOp) -> Result<u64> {
+        let (answer, pending) = reply::channel(None);
+        self.push(Job::Write(op, answer), None)?;
+        pending.wait()
+    }
+
+    /// [`submit`](Self::submit), skipped (answered [`Error::Cancelled`])
+    /// if `cancel` is raised before the writer starts it.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn submit_cancellable(&self, op: WriteOp, cancel: &Cancel) -> Result<u64> {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let (answer, pending) = reply::channel(Some(cancel.clone()));
+        self.push(Job::Write(op, answer), None)?;
+        pending.wait()
+    }
+
+    /// Queues `op` for an async caller admitted by `admission`, without
+    /// waiting; await the answer. Dropping it before the writer starts the
+    /// write means the write is not applied.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn send(&self, op: WriteOp, admission: Admission) -> Result<Pending<u64>> {
+        let (answer, pending) = reply::channel(None);
+        self.push(Job::Write(op, answer), Some(admission))?;
+        Ok(pending)
+    }
+
+    /// Runs one cleanup step; with `gives_way`, it runs alone and gives way
+    /// to any write queued before or while it runs.
+    pub(crate) fn maintain(&self, step: Maintenance, gives_way: bool) -> Result<Outcome> {
+        let (answer, pending) = reply::channel(None);
+        self.push(
+            Job::Maintain {
+                step,
+                gives_way,
+                answer,
+            },
+            None,
+        )?;
+        pending.wait()
+    }
+
+    /// Rebuilds the file (`VACUUM`), then truncates the WAL.
+    pub(crate) fn vacuum(&self) -> Result<()> {
+        let (answer, pending) = reply::channel(None);
+        self.push(Job::Vacuum(answer), None)?;
+        pending.wait()
+    }
+
+    /// [`vacuum`](Self::vacuum) for an async caller, as [`send`](Self::send).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn send_vacuum(&self, admission: Admission) -> Result<Pending<()>> {
+        let (answer, pending) = reply::channel(None);
+        self.push(Job::Vacuum(answer), Some(admission))?;
+        Ok(pending)
+    }
+
+    /// A PASSIVE checkpoint on the writer connection between batches, so
+    /// nothing is appended meanwhile; (frames in the WAL, frames copied).
+    pub(crate) fn checkpoint(&self) -> Result<(i64, i64)> {
+        let (answer, pending) = reply::channel(None);
+        self.push(Job::Checkpoint(answer), None)?;
+        pending.wait()
+    }
+
+    /// Stops taking writes, lets the thread run every write already queued,
+    /// copy the WAL into the database and truncate it, and close the
+    /// connection; waits for the thread to end. Later writes get
+    /// [`Error::Closed`]. The connection is closed even when the checkpoint
+    /// fails (another process reading), and then that error is returned.
+    /// Blocks: never call it on a runtime thread.
+    pub(crate) fn close(&self) -> Result<()> {
+        self.shared.lock().closed = true;
+        self.shared.work.notify_all();
+        self.shared.room.notify_all();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match thread {
+            None => Ok(()),
+            Some(thread) => thread.join().unwrap_or(Err(Error::WriterPanicked)),
         }
     }
 
+    /// Lowers the sync queue's bound, so a test can fill it.
+    #[cfg(test)]
+    pub(crate) fn set_sync_capacity(&self, capacity: usize) {
+        self.shared.sync_capacity.store(capacity, Ordering::Relaxed);
+    }
+
+    /// How many writes are waiting for the writer right now.
+    pub(crate) fn queued(&self) -> usize {
+        self.shared.queued.load(Ordering::Relaxed)
+    }
+
+    /// Whether other writes are competing for the writer: some are queued
+    /// now, or some were left waiting when the last batch ended.
+    pub(crate) fn contended(&self) -> bool {
+        self.queued() > 0 || self.shared.waiting_after_batch.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// The writer thread: owns the connection.
+struct Worker {
+    conn: Connection,
+    sql: Arc<Sql>,
+    group_commit: bool,
+    wal: Arc<WalState>,
+    file: Arc<FileIdentity>,
+    shared: Arc<Shared>,
+}
+
+/// Closes the queue when the writer thread ends, however it ends, and
+/// answers whatever is left, so no caller waits for a thread that is gone.
+struct CloseOnExit(Arc<Shared>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        let left: Vec<Message> = {
+            let mut queue = self.0.lock();
+            queue.closed = true;
+            queue.sync = 0;
+            queue.checkpoints = 0;
+            queue.messages.drain(..).collect()
+        };
+        self.0.room.notify_all();
+        for message in left {
+            message.job.fail(Error::Closed);
+        }
+    }
+}
+
+impl Worker {
+    /// Runs batches until closed and drained, then closes the connection.
+    fn run(mut self) -> Result<()> {
+        let _close_on_exit = CloseOnExit(Arc::clone(&self.shared));
+        while let Some(batch) = self.next_batch() {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run_batch(batch);
+            }));
+            if run.is_err() {
+                // The batch's unanswered callers got WriterPanicked as its
+                // answers were dropped; any open transaction rolled back.
+                tracing::error!("the session writer panicked in a batch; carrying on");
+            }
+            self.shared.waiting_after_batch.store(
+                self.shared.queued.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+        }
+        self.finish()
+    }
+
+    /// Waits for messages and takes them all (one without group commit);
+    /// `None` once closed with nothing left.
+    fn next_batch(&self) -> Option<Vec<Message>> {
+        let mut queue = self.shared.lock();
+        while queue.messages.is_empty() {
+            if queue.closed {
+                return None;
+            }
+            queue = self
+                .shared
+                .work
+                .wait(queue)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        let batch: Vec<Message> = if self.group_commit {
+            queue.messages.drain(..).collect()
+        } else {
+            queue.messages.pop_front().into_iter().collect()
+        };
+        let sync = batch.iter().filter(|m| m.admission.is_none()).count();
+        queue.sync -= sync;
+        queue.checkpoints -= batch
+            .iter()
+            .filter(|m| matches!(m.job, Job::Checkpoint(_)))
+            .count();
+        self.shared
+            .queued
+            .store(queue.messages.len() - queue.checkpoints, Ordering::Relaxed);
+        drop(queue);
+        if sync > 0 {
+            self.shared.room.notify_all();
+        }
+        Some(batch)
+    }
+
+    /// Runs one batch in order and answers every message of it. Async
+    /// admissions are released once the batch is done.
+    fn run_batch(&mut self, batch: Vec<Message>) {
+        self.backstop_checkpoint();
+        let mut admissions = Vec::new();
+        let jobs: Vec<Job> = batch
+            .into_iter()
+            .map(|m| {
+                admissions.extend(m.admission);
+                m.job
+            })
+            .collect();
+        if self.file.replaced() {
+            for job in jobs {
+                job.fail(self.file.error());
+            }
+            return;
+        }
+        // A step gives way to writes only, not to a checkpoint.
+        let shared = jobs
+            .iter()
+            .filter(|job| !matches!(job, Job::Checkpoint(_)))
+            .count()
+            > 1;
+        let mut group: Vec<Member> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match job {
+                Job::Write(op, answer) => group.push(Member::Write(op, answer)),
+                Job::Maintain {
+                    step,
+                    gives_way: false,
+                    answer,
+                } => group.push(Member::Step(step, answer)),
+                // Others arrived with it: give way before starting, as it
+                // would the moment they queued.
+                Job::Maintain { answer, .. } if shared => answer.send(Ok(Outcome::GaveWay)),
+                Job::Maintain { step, answer, .. } => {
+                    self.run_group(std::mem::take(&mut group));
+                    let result = self.run_giving_way(step, &answer);
+                    answer.send(result);
+                }
+                Job::Vacuum(answer) => {
+                    self.run_group(std::mem::take(&mut group));
+                    let result = if answer.abandoned() {
+                        Err(Error::Cancelled)
+                    } else {
+                        self.vacuum()
+                    };
+                    answer.send(result);
+                }
+                Job::Checkpoint(answer) => {
+                    self.run_group(std::mem::take(&mut group));
+                    answer.send(checkpoint(&self.conn, Checkpoint::Passive).map_err(Error::from));
+                }
+            }
+        }
+        self.run_group(group);
+        drop(admissions);
+    }
+
+    /// One transaction for all of `group`; on failure, one each.
+    fn run_group(&mut self, group: Vec<Member>) {
+        if group.len() <= 1 {
+            for member in group {
+                let result = self.transaction(std::slice::from_ref(&member));
+                member.answer(result.map(first));
+            }
+            return;
+        }
+        match self.transaction(&group) {
+            Ok(changes) => {
+                for (member, changed) in group.into_iter().zip(changes) {
+                    member.answer(Ok(changed));
+                }
+            }
+            Err(Error::Busy(err)) => {
+                // The lock was not to be had within busy_timeout; retrying
+                // each write alone would make callers wait that long again
+                // and again. Every write of the group gets the error.
+                for member in group {
+                    member.answer(Err(Error::Busy(duplicate(&err))));
+                }
+            }
+            Err(err) => {
+                tracing::debug!(%err, size = group.len(), "group commit failed; retrying each write alone");
+                for member in group {
+                    let result = self.transaction(std::slice::from_ref(&member));
+                    member.answer(result.map(first));
+                }
+            }
+        }
+    }
+
+    /// Runs `members` in one transaction; `None` for each skipped because
+    /// its caller had gone by the time the write lock was ours.
+    fn transaction(&mut self, members: &[Member]) -> Result<Vec<Option<u64>>> {
+        // IMMEDIATE takes the write lock up front, so another process makes
+        // us wait (busy_timeout) instead of failing mid-transaction.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changes = members
+            .iter()
+            .map(|member| {
+                if member.abandoned() {
+                    Ok(None)
+                } else {
+                    member.run(&tx, &self.sql).map(Some)
+                }
+            })
+            .collect::<rusqlite::Result<Vec<Option<u64>>>>()?;
+        tx.commit()?;
+        Ok(changes)
+    }
+
+    /// Runs `step` in its own transaction, abandoning it as soon as another
+    /// write is queued. Rolling back a WAL transaction only drops frames
+    /// never committed, so giving way costs the waiting writer little.
+    fn run_giving_way(&mut self, step: Maintenance, answer: &Answer<Outcome>) -> Result<Outcome> {
+        let shared = Arc::clone(&self.shared);
+        let sql = Arc::clone(&self.sql);
+        let result = with_progress_handler(
+            &mut self.conn,
+            move || shared.queued.load(Ordering::Relaxed) > 0,
+            |conn| -> Result<Option<u64>> {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if answer.abandoned() {
+                    return Ok(None);
+                }
+                let n = step.run(&tx, &sql)?;
+                tx.commit()?;
+                Ok(Some(n))
+            },
+        )?;
+        match result {
+            Ok(Some(n)) => Ok(Outcome::Done(n)),
+            Ok(None) => Err(Error::Cancelled),
+            Err(Error::Sqlite(err))
+                if err.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) =>
+            {
+                Ok(Outcome::GaveWay)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn vacuum(&mut self) -> Result<()> {
+        // It takes the lock itself; we hold the only writer connection.
+        self.conn.execute_batch(VACUUM)?;
+        // In WAL mode the rebuilt pages sit in the WAL; copy them back and
+        // truncate now, so the file shrinks at once.
+        checkpoint(&self.conn, Checkpoint::Truncate)?;
+        Ok(())
+    }
+
     /// The backstop for a WAL that could not start over (see
-    /// [`crate::wal`]): finish the checkpoint while holding the
-    /// writer, before the next batch.
-    fn backstop_checkpoint(&self, conn: &Connection) {
+    /// [`crate::wal`]): finish the checkpoint here, before the
+    /// next batch.
+    fn backstop_checkpoint(&self) {
         if self.wal.over_backstop() {
             // PASSIVE: with nothing appended meanwhile it copies all it may
             // without waiting for readers (another process's long read must
             // not hold our writes for busy_timeout); the next commit then
             // starts the WAL over.
-            match checkpoint(conn, Checkpoint::Passive) {
+            match checkpoint(&self.conn, Checkpoint::Passive) {
                 Ok((log, copied)) => tracing::debug!(log, copied, "backstop WAL checkpoint"),
                 Err(err) => tracing::warn!(%err, "backstop WAL checkpoint failed"),
             }
         }
     }
 
-    /// A PASSIVE checkpoint while holding the writer, so nothing is appended
-    /// meanwhile; (frames in the WAL, frames copied).
-    pub(crate) fn checkpoint(&self) -> Result<(i64, i64)> {
-        let conn = self.lock_conn();
-        let conn = conn.as_ref().ok_or(Error::Closed)?;
-        Ok(checkpoint(conn, Checkpoint::Passive)?)
-    }
-
-    /// Waits for the batch in flight, copies the WAL into the database and
-    /// truncates it, and closes the connection; later writes get
-    /// [`Error::Closed`]. Closes it even when the checkpoint fails (another
-    /// process reading), and then returns that error.
-    pub(crate) fn close(&self) -> Result<()> {
-        let Some(conn) = self.lock_conn().take() else {
-            return Ok(());
-        };
+    /// Copies the WAL into the database, truncates it, and closes the
+    /// connection, so a closed store is one self-contained file.
+    fn finish(self) -> Result<()> {
         // (busy, frames in the WAL, frames copied)
-        let checkpointed = conn.query_row(Checkpoint::Truncate.sql(), [], |r| r.get::<_, i64>(0));
-        conn.close().map_err(|(_, err)| err)?;
+        let checkpointed = self
+            .conn
+            .query_row(Checkpoint::Truncate.sql(), [], |r| r.get::<_, i64>(0));
+        self.conn.close().map_err(|(_, err)| err)?;
         match checkpointed? {
             0 => Ok(()),
             _ => Err(Error::Busy(rusqlite::Error::SqliteFailure(
@@ -385,282 +773,11 @@ impl Writer {
             ))),
         }
     }
-
-    /// How many writes are waiting for the writer right now.
-    pub(crate) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-
-    /// Whether other writes are competing for the writer: some are queued
-    /// now, or some were left waiting when the last batch ended.
-    pub(crate) fn contended(&self) -> bool {
-        self.queued() > 0 || self.waiting_after_batch.load(Ordering::Relaxed) > 0
-    }
-
-    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn lock_conn(&self) -> MutexGuard<'_, Option<Connection>> {
-        // A panic inside rusqlite leaves the connection usable: any open
-        // transaction is rolled back before the next batch begins.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `op` and returns once its transaction has committed (or failed,
-    /// or skipped it as cancelled).
-    pub(crate) fn submit(&self, op: WriteOp) -> Result<u64> {
-        let cancel = Cancel::current();
-        if cancelled(cancel.as_ref()) {
-            return Err(Error::Cancelled);
-        }
-        if !self.group_commit {
-            self.queued.fetch_add(1, Ordering::Relaxed);
-            let mut conn = self.lock_conn();
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            let result = match conn.as_mut() {
-                None => Err(Error::Closed),
-                Some(_) if self.file.replaced() => Err(self.file.error()),
-                Some(conn) => {
-                    self.backstop_checkpoint(conn);
-                    self.run_alone(conn, op, cancel.as_ref())
-                }
-            };
-            self.waiting_after_batch
-                .store(self.queued(), Ordering::Relaxed);
-            return result;
-        }
-        let slot = Slot::new(cancel);
-        let lead = {
-            let mut q = self.lock_queue();
-            q.pending.push((op, Arc::clone(&slot)));
-            self.queued.fetch_add(1, Ordering::Relaxed);
-            !std::mem::replace(&mut q.leading, true)
-        };
-        if !lead {
-            let mut st = slot.lock();
-            loop {
-                match std::mem::replace(&mut *st, SlotState::Waiting) {
-                    SlotState::Waiting => {
-                        st = slot.changed.wait(st).unwrap_or_else(|e| e.into_inner());
-                    }
-                    SlotState::Done(result) => return result,
-                    SlotState::Lead => break,
-                }
-            }
-        }
-        self.lead(&slot)
-    }
-
-    /// Runs one batch (which holds this writer's own op), then hands the lead
-    /// to the oldest waiter, or gives it up when none is left.
-    fn lead(&self, own: &Arc<Slot>) -> Result<u64> {
-        let batch = {
-            let mut q = self.lock_queue();
-            let batch = std::mem::take(&mut q.pending);
-            self.queued.fetch_sub(batch.len(), Ordering::Relaxed);
-            batch
-        };
-        {
-            let mut guard = self.lock_conn();
-            let Some(conn) = guard.as_mut() else {
-                for (_, slot) in batch {
-                    slot.set(SlotState::Done(Err(Error::Closed)));
-                }
-                drop(guard);
-                self.hand_off();
-                return own_result(own);
-            };
-            self.backstop_checkpoint(conn);
-            if self.file.replaced() {
-                for (_, slot) in batch {
-                    slot.set(SlotState::Done(Err(self.file.error())));
-                }
-            } else {
-                let slots: Vec<Arc<Slot>> =
-                    batch.iter().map(|(_, slot)| Arc::clone(slot)).collect();
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.run_batch(conn, batch)
-                }));
-                if let Err(panic) = run {
-                    // Nobody may wait forever: fail what was not answered,
-                    // pass the lead on, then let the panic go on.
-                    for slot in &slots {
-                        let mut st = slot.lock();
-                        if matches!(*st, SlotState::Waiting) {
-                            *st = SlotState::Done(Err(Error::WriterPanicked));
-                            slot.changed.notify_one();
-                        }
-                    }
-                    drop(guard);
-                    self.hand_off();
-                    std::panic::resume_unwind(panic);
-                }
-            }
-        }
-        self.hand_off();
-        own_result(own)
-    }
-
-    /// Passes the lead to the oldest waiting writer, or gives it up.
-    fn hand_off(&self) {
-        {
-            let mut q = self.lock_queue();
-            self.waiting_after_batch
-                .store(q.pending.len(), Ordering::Relaxed);
-            match q.pending.first() {
-                Some((_, next)) => next.set(SlotState::Lead),
-                None => q.leading = false,
-            }
-        }
-    }
-
-    fn run_batch(&self, conn: &mut Connection, batch: Vec<(WriteOp, Arc<Slot>)>) {
-        let shared = batch.len() > 1;
-        let mut group: Vec<(WriteOp, Arc<Slot>)> = Vec::with_capacity(batch.len());
-        for (op, slot) in batch {
-            if shared && op.yields() {
-                // Others arrived with it: give way before starting, as it
-                // would the moment they queued.
-                slot.set(SlotState::Done(Ok(YIELDED)));
-            } else if op.runs_alone() {
-                self.run_group(conn, std::mem::take(&mut group));
-                slot.set(SlotState::Done(self.run_alone(
-                    conn,
-                    op,
-                    slot.cancel.as_ref(),
-                )));
-            } else {
-                group.push((op, slot));
-            }
-        }
-        self.run_group(conn, group);
-    }
-
-    /// One transaction for all of `group`; on failure, one each.
-    fn run_group(&self, conn: &mut Connection, group: Vec<(WriteOp, Arc<Slot>)>) {
-        match group.len() {
-            0 => {}
-            1 => {
-                let (op, slot) = group.into_iter().next().expect("one");
-                slot.set(SlotState::Done(self.run_alone(
-                    conn,
-                    op,
-                    slot.cancel.as_ref(),
-                )));
-            }
-            _ => match self.transaction(
-                conn,
-                group.iter().map(|(op, slot)| (op, slot.cancel.as_ref())),
-            ) {
-                Ok(changes) => {
-                    for ((_, slot), changed) in group.iter().zip(changes) {
-                        slot.set(SlotState::Done(changed.ok_or(Error::Cancelled)));
-                    }
-                }
-                Err(Error::Busy(err)) => {
-                    // The lock was not to be had within busy_timeout; retrying
-                    // each write alone would make callers wait that long again
-                    // and again. Every write of the group gets the error.
-                    for (_, slot) in group {
-                        slot.set(SlotState::Done(Err(Error::Busy(duplicate(&err)))));
-                    }
-                }
-                Err(err) => {
-                    tracing::debug!(%err, size = group.len(), "group commit failed; retrying each write alone");
-                    for (op, slot) in group {
-                        let result = self.run_alone(conn, op, slot.cancel.as_ref());
-                        slot.set(SlotState::Done(result));
-                    }
-                }
-            },
-        }
-    }
-
-    fn run_alone(
-        &self,
-        conn: &mut Connection,
-        op: WriteOp,
-        cancel: Option<&Cancel>,
-    ) -> Result<u64> {
-        match op {
-            // It takes the lock itself; we hold the only writer connection.
-            WriteOp::Standalone(_) if cancelled(cancel) => Err(Error::Cancelled),
-            WriteOp::Standalone(f) => f(conn),
-            op @ (WriteOp::DeleteExpired {
-                yield_to_writers: true,
-                ..
-            }
-            | WriteOp::IncrementalVacuum {
-                yield_to_writers: true,
-                ..
-            }) => self.run_yielding(conn, &op, cancel),
-            op => only(self.transaction(conn, std::iter::once((&op, cancel)))?),
-        }
-    }
-
-    /// Runs `op` in its own transaction, abandoning it as soon as another
-    /// write is queued. Rolling back a WAL transaction only drops frames
-    /// never committed, so giving way costs the waiting writer little.
-    fn run_yielding(
-        &self,
-        conn: &mut Connection,
-        op: &WriteOp,
-        cancel: Option<&Cancel>,
-    ) -> Result<u64> {
-        let queued = Arc::clone(&self.queued);
-        let result = with_progress_handler(
-            conn,
-            move || queued.load(Ordering::Relaxed) > 0,
-            |conn| self.transaction(conn, std::iter::once((op, cancel))),
-        )?;
-        match result {
-            Ok(changes) => only(changes),
-            Err(Error::Sqlite(err))
-                if err.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) =>
-            {
-                Ok(YIELDED)
-            }
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Runs `ops` in one transaction; `None` for each op skipped because
-    /// it was cancelled by the time the write lock was ours.
-    fn transaction<'a>(
-        &self,
-        conn: &mut Connection,
-        ops: impl Iterator<Item = (&'a WriteOp, Option<&'a Cancel>)>,
-    ) -> Result<Vec<Option<u64>>> {
-        // IMMEDIATE takes the write lock up front, so another process makes
-        // us wait (busy_timeout) instead of failing mid-transaction.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changes = ops
-            .map(|(op, cancel)| {
-                if cancelled(cancel) {
-                    Ok(None)
-                } else {
-                    op.run(&tx, &self.sql).map(Some)
-                }
-            })
-            .collect::<rusqlite::Result<Vec<Option<u64>>>>()?;
-        tx.commit()?;
-        Ok(changes)
-    }
 }
 
-/// The leader's own result, once its batch has answered every slot.
-fn own_result(own: &Slot) -> Result<u64> {
-    match std::mem::replace(&mut *own.lock(), SlotState::Waiting) {
-        SlotState::Done(result) => result,
-        // Unreachable: the batch held our op and fulfilled every slot.
-        _ => Err(Error::WriterPanicked),
-    }
-}
-
-/// The result of a transaction of one op.
-fn only(changes: Vec<Option<u64>>) -> Result<u64> {
-    changes.into_iter().next().flatten().ok_or(Error::Cancelled)
+/// The result of a transaction of one member.
+fn first(changes: Vec<Option<u64>>) -> Option<u64> {
+    changes.into_iter().next().flatten()
 }
 
 /// Runs `f` with `interrupt` installed as `conn`'s progress handler (checked
@@ -707,6 +824,52 @@ fn duplicate(err: &rusqlite::Error) -> rusqlite::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sync writers beyond the queue's bound wait for room instead of
+    /// queuing; once the writer moves on, every one of them is answered.
+    #[test]
+    fn sync_writers_wait_for_room_in_a_full_queue() -> Result<()> {
+        const CAPACITY: usize = 2;
+        const WRITERS: usize = 6;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.db");
+        let store = crate::SqliteStore::builder(&path)
+            .cleanup_interval(std::time::Duration::ZERO)
+            .busy_timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        let writer = store.writer_for_tests()?;
+        writer.set_sync_capacity(CAPACITY);
+        // Another connection holds the write lock: the writer stalls on
+        // its first batch, and the rest queue behind it.
+        let mut raw = Connection::open(&path)?;
+        let tx = raw.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let expiry = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || store.commit(&format!("t{i}"), b"d", expiry))
+            })
+            .collect();
+        let mut peak = 0;
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(500) {
+            peak = peak.max(writer.queued());
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(
+            peak <= CAPACITY,
+            "{peak} sync writes queued, bound {CAPACITY}"
+        );
+        assert!(peak > 0, "nothing ever queued");
+        assert!(writers.iter().all(|w| !w.is_finished()), "the lock is held");
+        tx.commit()?;
+        for w in writers {
+            w.join().expect("join")?;
+        }
+        let rows: i64 = raw.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
+        assert_eq!(rows, WRITERS as i64);
+        store.close()
+    }
 
     /// A panic inside the guarded scope must not leave the handler (which
     /// here interrupts everything) installed on the connection.

@@ -480,3 +480,186 @@ async fn finds_answer_in_place_while_the_write_lock_is_held() -> Result<()> {
     assert_eq!(store.find("u").await?, Some(b"e".to_vec()));
     Ok(())
 }
+
+/// Pending async writes wait as futures, not on threads: thousands queue
+/// behind a held write lock on a runtime whose blocking pool has two
+/// threads, and finds keep answering meanwhile.
+#[test]
+fn pending_writes_hold_no_blocking_thread() -> Result<()> {
+    const COMMITS: usize = 3000;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let fx = Fixture::new();
+        let store = fx
+            .builder()
+            .busy_timeout(Duration::from_secs(120))
+            .max_async_writes(4096)
+            .build_async()
+            .await?;
+        let exp = fx.now() + MINUTE;
+        store.commit("seen", b"here", exp).await?;
+        let mut raw = fx.raw();
+        let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let commits: Vec<_> = (0..COMMITS)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.commit(&format!("t{i}"), b"d", exp).await })
+            })
+            .collect();
+        // Every commit is admitted and waiting: far more than the blocking
+        // pool has threads.
+        let all_pending = tokio::time::timeout(Duration::from_secs(60), async {
+            while store.in_flight().writes < COMMITS {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        assert!(all_pending.is_ok(), "the commits never all got in line");
+        // Finds answer, in place or on the two blocking threads, and so
+        // do reads that always take a blocking thread.
+        for _ in 0..20 {
+            let found = tokio::time::timeout(Duration::from_secs(10), store.find("seen")).await;
+            assert_eq!(
+                found.expect("a find waited behind the writes")?,
+                Some(b"here".to_vec())
+            );
+        }
+        let stats = tokio::time::timeout(Duration::from_secs(10), store.stats()).await;
+        assert_eq!(stats.expect("stats waited behind the writes")?.active, 1);
+        assert!(commits.iter().all(|c| !c.is_finished()), "the lock is held");
+        tx.commit()?;
+        for commit in commits {
+            commit.await.expect("join")?;
+        }
+        assert_eq!(fx.rows(), COMMITS as i64 + 1);
+        store.close().await
+    })
+}
+
+/// The sync API called on a runtime thread (not a good idea, as it blocks
+/// that thread, but allowed) works and does not panic.
+#[tokio::test(flavor = "current_thread")]
+async fn sync_calls_inside_a_runtime_work() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx.builder().build()?;
+    store.commit("t", b"d", fx.now() + MINUTE)?;
+    assert!(store.create("u", b"e", fx.now() + MINUTE)?);
+    assert_eq!(store.find("t")?, Some(b"d".to_vec()));
+    assert!(store.delete("t")?);
+    store.vacuum()?;
+    let asy = AsyncSqliteStore::from(store.clone());
+    asy.commit("v", b"f", fx.now() + MINUTE).await?;
+    assert_eq!(store.find("v")?, Some(b"f".to_vec()));
+    store.close()
+}
+
+/// Closing answers every write queued before it: all are applied, none
+/// hangs, and the closed file holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_answers_every_queued_write() -> Result<()> {
+    const ASYNC: usize = 200;
+    const SYNC: usize = 8;
+    let fx = Fixture::new();
+    let store = fx
+        .builder()
+        .busy_timeout(Duration::from_secs(120))
+        .max_async_writes(ASYNC)
+        .build_async()
+        .await?;
+    let exp = fx.now() + MINUTE;
+    let mut raw = fx.raw();
+    let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let asyncs: Vec<_> = (0..ASYNC)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.commit(&format!("a{i}"), b"d", exp).await })
+        })
+        .collect();
+    let syncs: Vec<_> = (0..SYNC)
+        .map(|i| {
+            let store = store.as_sync().clone();
+            std::thread::spawn(move || store.commit(&format!("s{i}"), b"d", exp))
+        })
+        .collect();
+    let queued = tokio::time::timeout(Duration::from_secs(60), async {
+        while store.in_flight().writes < ASYNC {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert!(queued.is_ok(), "the async commits never all got in line");
+    // Give the sync callers time to queue too; one that comes after
+    // closing began is answered Closed, which the check below allows.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let closing = tokio::spawn(store.clone().close());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !closing.is_finished(),
+        "closing waits for the queued writes"
+    );
+    tx.commit()?;
+    let mut applied = 0;
+    for commit in asyncs {
+        let answered = tokio::time::timeout(Duration::from_secs(60), commit).await;
+        answered
+            .expect("a queued async write was never answered")
+            .expect("join")?;
+        applied += 1;
+    }
+    for commit in syncs {
+        match commit.join().expect("join") {
+            Ok(()) => applied += 1,
+            Err(Error::Closed) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    closing.await.expect("join")?;
+    assert!(applied >= ASYNC);
+    assert_eq!(fx.rows(), applied as i64, "an acknowledged write was lost");
+    Ok(())
+}
+
+/// A write whose future is dropped while it waits in the writer's queue is
+/// not applied; the writes queued beside it are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_queued_write_is_not_applied() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx
+        .builder()
+        .busy_timeout(Duration::from_secs(60))
+        .build_async()
+        .await?;
+    let exp = fx.now() + MINUTE;
+    let mut raw = fx.raw();
+    let tx = raw.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let kept = tokio::spawn({
+        let store = store.clone();
+        async move { store.commit("kept", b"d", exp).await }
+    });
+    settled_at(&store, 1).await;
+    let dropped = store.commit("dropped", b"d", exp);
+    let timed_out = tokio::time::timeout(Duration::from_millis(50), dropped).await;
+    assert!(timed_out.is_err(), "committed while the lock was held");
+    let also_kept = tokio::spawn({
+        let store = store.clone();
+        async move { store.commit("also kept", b"d", exp).await }
+    });
+    // The dropped write still holds its slot until the writer answers it.
+    settled_at(&store, 3).await;
+    tx.commit()?;
+    kept.await.expect("join")?;
+    also_kept.await.expect("join")?;
+    settled(&store).await;
+    assert_eq!(
+        store.find("dropped").await?,
+        None,
+        "a cancelled write was applied"
+    );
+    assert_eq!(store.find("kept").await?, Some(b"d".to_vec()));
+    assert_eq!(store.find("also kept").await?, Some(b"d".to_vec()));
+    Ok(())
+}

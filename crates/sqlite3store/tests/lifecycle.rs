@@ -43,8 +43,8 @@ fn dropping_the_last_clone_ends_every_thread() -> Result<()> {
     let clone = store.clone();
     // A new thread names itself as it starts, so wait for the names.
     assert!(
-        eventually(Duration::from_secs(20), || store_threads() == 2),
-        "cleanup and checkpoint threads"
+        eventually(Duration::from_secs(20), || store_threads() == 3),
+        "writer, cleanup and checkpoint threads"
     );
     store.stop_cleanup();
     drop(store);
@@ -53,11 +53,11 @@ fn dropping_the_last_clone_ends_every_thread() -> Result<()> {
     // Drop joins the threads: they are gone when it returns.
     assert_eq!(store_threads(), 0);
 
-    // A store without cleanup has only the checkpoint thread.
+    // A store without cleanup has only the writer and checkpoint threads.
     let store = SqliteStore::with_cleanup_interval(dir.path().join("t.db"), Duration::ZERO)?;
     assert!(
-        eventually(Duration::from_secs(20), || store_threads() == 1),
-        "checkpoint thread only"
+        eventually(Duration::from_secs(20), || store_threads() == 2),
+        "writer and checkpoint threads only"
     );
     drop(store);
     assert_eq!(store_threads(), 0);
@@ -78,8 +78,8 @@ fn busy_store(dir: &Path) -> Result<SqliteStore> {
         store.commit(&format!("token-{i}"), b"data", expiry)?;
     }
     assert!(
-        eventually(Duration::from_secs(20), || store_threads() == 2),
-        "cleanup and checkpoint threads"
+        eventually(Duration::from_secs(20), || store_threads() == 3),
+        "writer, cleanup and checkpoint threads"
     );
     assert!(wal_len(store.path()) > 0, "the WAL holds the commits");
     Ok(store)
@@ -212,7 +212,7 @@ fn dropping_the_last_handle_while_cleanup_runs_closes_before_returning() -> Resu
         store.commit(&format!("token-{i}"), b"data", expiry)?;
     }
     // The cleanup thread is running (it holds the store for its run).
-    assert!(eventually(Duration::from_secs(20), || store_threads() == 2));
+    assert!(eventually(Duration::from_secs(20), || store_threads() == 3));
     drop(store);
     assert_closed_with_old_rows(&db)
 }
