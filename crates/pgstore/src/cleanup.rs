@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use deadpool_postgres::{Client, Object};
 
 use crate::error::Result;
+use crate::schema;
 use crate::store::Inner;
 
 /// The most batches one run deletes (10 million rows at the default batch
@@ -109,20 +110,17 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
     let got = if wait {
         let tx = locked.get().transaction().await?;
         tx.execute(
-            "SELECT set_config('lock_timeout', $1, true)",
+            schema::cleanup::SET_LOCK_TIMEOUT,
             &[&options.statement_timeout],
         )
         .await?;
-        tx.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
-            .await?;
+        tx.execute(schema::cleanup::LOCK, &[&key]).await?;
         tx.commit().await?;
         true
     } else {
         let client = locked.get();
         // Prepared once per connection: replicas try this every interval.
-        let try_lock = client
-            .prepare_cached("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .await?;
+        let try_lock = client.prepare_cached(schema::cleanup::TRY_LOCK).await?;
         client.query_one(&try_lock, &[&key]).await?.try_get(0)?
     };
     if !got {
@@ -157,10 +155,10 @@ pub(crate) async fn run(inner: &Inner, wait: bool) -> Result<Outcome> {
             break;
         }
     }
-    client.batch_execute("RESET statement_timeout").await?;
-    let unlock = client
-        .prepare_cached("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+    client
+        .batch_execute(schema::cleanup::RESET_STATEMENT_TIMEOUT)
         .await?;
+    let unlock = client.prepare_cached(schema::cleanup::UNLOCK).await?;
     client.execute(&unlock, &[&key]).await?;
     locked.held = false;
 

@@ -94,6 +94,23 @@ impl TableName {
     }
 }
 
+/// Cleanup's statements that do not name the table: the advisory lock
+/// replicas take in turn (keyed by [`TableName::lock_name`]), the wait for
+/// it bounded by `lock_timeout` for this transaction only, and the reset
+/// of the statement timeout a run set for its connection's session.
+pub(crate) mod cleanup {
+    /// Waits for the lock, within the transaction's `lock_timeout` (`$1`).
+    pub(crate) const SET_LOCK_TIMEOUT: &str = "SELECT set_config('lock_timeout', $1, true)";
+    /// Takes the session-level lock on key `$1`, waiting.
+    pub(crate) const LOCK: &str = "SELECT pg_advisory_lock(hashtextextended($1, 0))";
+    /// Takes the session-level lock on key `$1` if free; returns whether it did.
+    pub(crate) const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))";
+    /// Releases the lock on key `$1`.
+    pub(crate) const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
+    /// Undoes the run's `statement_timeout` before the connection goes back.
+    pub(crate) const RESET_STATEMENT_TIMEOUT: &str = "RESET statement_timeout";
+}
+
 /// Every statement on the table.
 #[derive(Debug)]
 pub(crate) struct Sql {

@@ -6,7 +6,9 @@ use std::time::SystemTime;
 use crate::error::StoreError;
 
 /// One session as stored: its data and when it expires.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` shows the data's length, never the data.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Session {
     /// The session's data, opaque to the store.
@@ -24,8 +26,35 @@ impl Session {
     }
 }
 
+/// How many leading characters of a token `Debug` output shows: enough to
+/// tell sessions apart in a log, far too few to use one.
+const SHOWN_TOKEN_CHARS: usize = 6;
+
+/// A token for `Debug` output: its first [`SHOWN_TOKEN_CHARS`] characters.
+struct ShortToken<'a>(&'a str);
+
+impl std::fmt::Debug for ShortToken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.char_indices().nth(SHOWN_TOKEN_CHARS) {
+            Some((end, _)) => write!(f, "\"{}…\"", &self.0[..end]),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("data", &format_args!("<{} bytes>", self.data.len()))
+            .field("expiry", &self.expiry)
+            .finish()
+    }
+}
+
 /// One live session in a [listing](SessionStore::list), without its data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A token is a credential: `Debug` shows only its first few characters.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Listed {
     /// The stored key: the token, or its hash when the store hashes tokens.
@@ -42,9 +71,20 @@ impl Listed {
     }
 }
 
+impl std::fmt::Debug for Listed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listed")
+            .field("token", &ShortToken(&self.token))
+            .field("expiry", &self.expiry)
+            .finish()
+    }
+}
+
 /// One live session with its stored key: an entry of an export page, or a
 /// session to import.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows only the token's first few characters and the data's length.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Entry {
     /// The stored key: the token, or its hash when the store hashes tokens.
@@ -58,6 +98,15 @@ impl Entry {
     #[must_use]
     pub fn new(token: String, session: Session) -> Self {
         Self { token, session }
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("token", &ShortToken(&self.token))
+            .field("session", &self.session)
+            .finish()
     }
 }
 
@@ -197,5 +246,35 @@ pub trait SessionStore: Send + Sync + 'static {
     /// (an expiry held inside the data), never for the store's own.
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn debug_output_never_shows_a_whole_token_or_any_data() {
+        let token = "Zt7QpX2mK9vLr4WsYb8NcE1dHu6JfGa3Tk0OiVqPz5S";
+        let expiry = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let session = Session::new(b"user_id=42;secret".to_vec(), expiry);
+        let printed = [
+            format!("{:?}", Listed::new(token.to_owned(), expiry)),
+            format!("{:?}", Entry::new(token.to_owned(), session.clone())),
+            format!("{session:?}"),
+        ];
+        for out in &printed {
+            assert!(!out.contains(token), "{out}");
+            assert!(!out.contains("secret"), "{out}");
+            assert!(!out.contains("117, 115"), "data bytes leaked: {out}");
+        }
+        assert!(printed[0].contains("\"Zt7QpX…\""), "{}", printed[0]);
+        assert!(printed[1].contains("<17 bytes>"), "{}", printed[1]);
+        // Short and multi-byte tokens: shown whole when short, cut on a
+        // character boundary otherwise (never a panic).
+        assert!(format!("{:?}", Listed::new("abc".into(), expiry)).contains("\"abc\""));
+        let wide = "ééééééééé";
+        assert!(format!("{:?}", Listed::new(wide.into(), expiry)).contains("\"éééééé…\""));
     }
 }
