@@ -256,7 +256,9 @@ impl PgAdapter {
             .cleanup_interval(Duration::ZERO)
             .build()
             .await?;
-        Ok(ContractStore::new(store))
+        // Every save writes, as in every other system (see the SQLite
+        // adapter system): the workloads save unchanged records.
+        Ok(ContractStore::new(store).with_expiry_write_threshold(0.0)?)
     }
 }
 
