@@ -70,15 +70,54 @@ pub(crate) fn record(token: &[u8; TOKEN_BYTES], data: &[u8], expiry: SystemTime)
     }
 }
 
-/// An open store; each call blocks the calling worker on its future.
+/// An open tower-sessions store (ours on SQLite or on PostgreSQL); each
+/// call blocks the calling worker on its future.
 #[derive(Debug)]
-pub(crate) struct AdapterTarget {
-    store: SqliteSessionStore,
-    runtime: Handle,
+pub(crate) struct TowerTarget<S> {
+    pub(crate) store: S,
+    pub(crate) runtime: Handle,
+}
+
+/// The rows a store holds, live or expired, for the cleanup runner (the
+/// `SessionStore` trait has no such call).
+pub(crate) trait Rows {
+    fn rows(&self, runtime: &Handle) -> Result<u64, BoxError>;
+}
+
+impl Rows for SqliteSessionStore {
+    fn rows(&self, runtime: &Handle) -> Result<u64, BoxError> {
+        let stats = runtime.block_on(self.inner().stats())?;
+        Ok(stats.active + stats.expired)
+    }
+}
+
+/// Saves `live` through `store`, [`PRELOAD_IN_FLIGHT`] at once so group
+/// commit batches them: setup, not measured.
+pub(crate) fn save_all<S: SessionStore>(
+    runtime: &Runtime,
+    store: Arc<S>,
+    live: Vec<Record>,
+) -> Result<(), BoxError> {
+    runtime.block_on(async {
+        let mut saves = JoinSet::new();
+        for record in live {
+            if saves.len() >= PRELOAD_IN_FLIGHT {
+                if let Some(done) = saves.join_next().await {
+                    done??;
+                }
+            }
+            let store = Arc::clone(&store);
+            saves.spawn(async move { store.save(&record).await });
+        }
+        while let Some(done) = saves.join_next().await {
+            done??;
+        }
+        Ok(())
+    })
 }
 
 impl System for Adapter {
-    type Target = AdapterTarget;
+    type Target = TowerTarget<SqliteSessionStore>;
 
     fn name(&self) -> &'static str {
         self.name
@@ -118,37 +157,24 @@ impl System for Adapter {
             token
         })?;
         drop(conn);
-        self.runtime.block_on(async {
-            let store = Arc::new(Self::open_store(path, Durability::ProcessCrash).await?);
-            let mut saves = JoinSet::new();
-            for record in live {
-                if saves.len() >= PRELOAD_IN_FLIGHT {
-                    if let Some(done) = saves.join_next().await {
-                        done??;
-                    }
-                }
-                let store = Arc::clone(&store);
-                saves.spawn(async move { store.save(&record).await });
-            }
-            while let Some(done) = saves.join_next().await {
-                done??;
-            }
-            Ok(())
-        })
+        let store = self
+            .runtime
+            .block_on(Self::open_store(path, Durability::ProcessCrash))?;
+        save_all(&self.runtime, Arc::new(store), live)
     }
 
-    fn open(&self, path: &Path) -> Result<AdapterTarget, BoxError> {
+    fn open(&self, path: &Path) -> Result<Self::Target, BoxError> {
         let store = self
             .runtime
             .block_on(Self::open_store(path, self.durability))?;
-        Ok(AdapterTarget {
+        Ok(TowerTarget {
             store,
             runtime: self.runtime.handle().clone(),
         })
     }
 }
 
-impl Target for AdapterTarget {
+impl<S: SessionStore + ExpiredDeletion + Rows> Target for TowerTarget<S> {
     type Key = Record;
 
     fn key(&self, token: &[u8; TOKEN_BYTES], data: &Arc<[u8]>, expiry: SystemTime) -> Record {
@@ -184,7 +210,6 @@ impl Target for AdapterTarget {
     }
 
     fn count(&self) -> Result<u64, BoxError> {
-        let stats = self.runtime.block_on(self.store.inner().stats())?;
-        Ok(stats.active + stats.expired)
+        self.store.rows(&self.runtime)
     }
 }

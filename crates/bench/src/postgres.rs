@@ -12,11 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::runtime::{Handle, Runtime};
-use tokio::task::JoinSet;
 use tokio_postgres::NoTls;
 use tower_sessions_contract::ContractStore;
-use tower_sessions_core::session::Record;
-use tower_sessions_core::{ExpiredDeletion, SessionStore};
 
 use crate::adapter;
 use crate::workload::{BoxError, Durability, Layer, SeedRow, System, Target, TOKEN_BYTES};
@@ -262,16 +259,15 @@ impl PgAdapter {
     }
 }
 
-/// An open `ContractStore<PgStore>`; each call blocks the calling worker on
-/// its future.
-#[derive(Debug)]
-pub(crate) struct PgAdapterStore {
-    store: ContractStore<pgstore::PgStore>,
-    runtime: Handle,
+impl adapter::Rows for ContractStore<pgstore::PgStore> {
+    fn rows(&self, runtime: &Handle) -> Result<u64, BoxError> {
+        let stats = runtime.block_on(self.inner().stats())?;
+        Ok(stats.active + stats.expired)
+    }
 }
 
 impl System for PgAdapter {
-    type Target = PgAdapterStore;
+    type Target = adapter::TowerTarget<ContractStore<pgstore::PgStore>>;
 
     fn name(&self) -> &'static str {
         self.name
@@ -304,71 +300,15 @@ impl System for PgAdapter {
             }
             token
         })?;
-        self.runtime.block_on(async {
-            let store = self.open_store().await?;
-            let mut saves = JoinSet::new();
-            for record in live {
-                if saves.len() >= adapter::PRELOAD_IN_FLIGHT {
-                    if let Some(done) = saves.join_next().await {
-                        done??;
-                    }
-                }
-                let store = store.clone();
-                saves.spawn(async move { store.save(&record).await });
-            }
-            while let Some(done) = saves.join_next().await {
-                done??;
-            }
-            Ok(())
-        })
+        let store = self.runtime.block_on(self.open_store())?;
+        adapter::save_all(&self.runtime, std::sync::Arc::new(store), live)
     }
 
-    fn open(&self, _path: &std::path::Path) -> Result<PgAdapterStore, BoxError> {
-        Ok(PgAdapterStore {
+    fn open(&self, _path: &std::path::Path) -> Result<Self::Target, BoxError> {
+        Ok(adapter::TowerTarget {
             store: self.runtime.block_on(self.open_store())?,
             runtime: self.runtime.handle().clone(),
         })
-    }
-}
-
-impl Target for PgAdapterStore {
-    type Key = Record;
-
-    fn key(&self, token: &[u8; TOKEN_BYTES], data: &Arc<[u8]>, expiry: SystemTime) -> Record {
-        adapter::record(token, data, expiry)
-    }
-
-    fn find(&self, key: &Record) -> Result<bool, BoxError> {
-        Ok(self.runtime.block_on(self.store.load(&key.id))?.is_some())
-    }
-
-    fn commit(&self, key: &Record) -> Result<(), BoxError> {
-        Ok(self.runtime.block_on(self.store.save(key))?)
-    }
-
-    /// `create`: the store's `save` only updates a live session, so a
-    /// `save` of a new one would store nothing.
-    fn insert(&self, key: &Record) -> Result<(), BoxError> {
-        let mut record = key.clone();
-        Ok(self.runtime.block_on(self.store.create(&mut record))?)
-    }
-
-    fn delete(&self, key: &Record) -> Result<(), BoxError> {
-        Ok(self.runtime.block_on(self.store.delete(&key.id))?)
-    }
-
-    fn all(&self) -> Option<Result<usize, BoxError>> {
-        None // SessionStore has no such operation.
-    }
-
-    fn cleanup(&self) -> Result<Option<u64>, BoxError> {
-        self.runtime.block_on(self.store.delete_expired())?;
-        Ok(None) // The trait does not say how many; the runner counts rows.
-    }
-
-    fn count(&self) -> Result<u64, BoxError> {
-        let stats = self.runtime.block_on(self.store.inner().stats())?;
-        Ok(stats.active + stats.expired)
     }
 }
 
