@@ -11,6 +11,14 @@
 //! admitted: each carries one of its `max_async_writes` permits until it is
 //! answered, so a write whose future was dropped still counts.
 //!
+//! One exception saves a sync caller two thread hand-offs: when nothing is
+//! queued and no batch is running, it runs its write itself, as a batch of
+//! one on its own thread, through the same code as the writer thread. The
+//! connection is marked busy meanwhile, so the writer thread takes no batch
+//! until it is done and writes that arrive meanwhile queue and commit
+//! together after it, as before. Async callers always queue: a runtime
+//! thread never runs SQL that may wait for the write lock.
+//!
 //! If a batch fails, it is rolled back and each operation is retried in a
 //! transaction of its own, so one bad write never fails its neighbours and
 //! every caller gets its own error. When the write lock cannot be had
@@ -35,16 +43,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::connection::FileIdentity;
 use crate::error::{Error, Result};
-#[cfg(feature = "tokio")]
-use crate::reply::Pending;
-use crate::reply::{self, Answer, Cancel};
+use crate::reply::{self, Answer, Cancel, Pending};
 use crate::schema::{incremental_vacuum, pragma, Checkpoint, Sql, VACUUM};
 use crate::wal::{checkpoint, WalState};
 
@@ -272,6 +278,9 @@ struct Queue {
     checkpoints: usize,
     /// Set by `close`: no write is taken any more.
     closed: bool,
+    /// A batch is running (on the writer thread, or inline on a sync
+    /// caller's): the writer thread takes no new one until it is cleared.
+    busy: bool,
 }
 
 /// What the callers and the writer thread share.
@@ -295,11 +304,38 @@ impl Shared {
         // Held only to push or take messages, never across SQL.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Marks the batch that ran done: the writer thread may take the next.
+    fn batch_done(&self) {
+        let mut queue = self.lock();
+        queue.busy = false;
+        let wake = queue.closed || !queue.messages.is_empty();
+        self.waiting_after_batch
+            .store(self.queued.load(Ordering::Relaxed), Ordering::Relaxed);
+        drop(queue);
+        if wake {
+            self.work.notify_one();
+        }
+    }
 }
+
+/// Clears [`Queue::busy`] when an inline batch ends, however it ends.
+struct BatchDone<'a>(&'a Shared);
+
+impl Drop for BatchDone<'_> {
+    fn drop(&mut self) {
+        self.0.batch_done();
+    }
+}
+
+/// The connection and what running a batch needs; `None` once the writer
+/// thread has closed it.
+type EngineSlot = Mutex<Option<Engine>>;
 
 /// The handle to the writer thread.
 pub(crate) struct Writer {
     shared: Arc<Shared>,
+    engine: Arc<EngineSlot>,
     /// None once closed.
     thread: Mutex<Option<JoinHandle<Result<()>>>>,
     group_commit: bool,
@@ -339,6 +375,7 @@ impl Writer {
                 sync: 0,
                 checkpoints: 0,
                 closed: false,
+                busy: false,
             }),
             work: Condvar::new(),
             room: Condvar::new(),
@@ -346,22 +383,65 @@ impl Writer {
             waiting_after_batch: AtomicUsize::new(0),
             sync_capacity: AtomicUsize::new(SYNC_QUEUE),
         });
-        let worker = Worker {
+        let engine = Arc::new(Mutex::new(Some(Engine {
             conn,
             sql,
-            group_commit,
             wal,
             file,
             shared: Arc::clone(&shared),
+        })));
+        let worker = Worker {
+            engine: Arc::clone(&engine),
+            shared: Arc::clone(&shared),
+            group_commit,
         };
         let thread = std::thread::Builder::new()
             .name("sqlite3store-writer".into())
             .spawn(move || worker.run())?;
         Ok(Self {
             shared,
+            engine,
             thread: Mutex::new(Some(thread)),
             group_commit,
         })
+    }
+
+    /// Runs `job` for a sync caller and waits for its answer: on this
+    /// thread when the writer is idle with nothing queued, else queued.
+    fn call<T>(&self, job: Job, pending: Pending<T>) -> Result<T> {
+        if let Err(job) = self.run_inline(job) {
+            self.push(job, None)?;
+        }
+        pending.wait()
+    }
+
+    /// Runs `job` as a batch of one on the calling thread, if nothing is
+    /// queued, no batch is running and the writer is open; gives it back
+    /// otherwise. Writes queued meanwhile wait for it, as for any batch.
+    fn run_inline(&self, job: Job) -> std::result::Result<(), Job> {
+        {
+            let mut queue = self.shared.lock();
+            if queue.closed || queue.busy || !queue.messages.is_empty() {
+                return Err(job);
+            }
+            queue.busy = true;
+        }
+        let _done = BatchDone(&self.shared);
+        // Never contended: whoever runs a batch first sets `busy`, and the
+        // writer thread takes the engine out only once closed and idle.
+        let mut engine = match self.engine.try_lock() {
+            Ok(engine) => engine,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(job),
+        };
+        let Some(engine) = engine.as_mut() else {
+            return Err(job);
+        };
+        engine.run_caught(vec![Message {
+            job,
+            admission: None,
+        }]);
+        Ok(())
     }
 
     /// Queues `job`. A sync caller (`admission` is `None`) waits while the
@@ -401,8 +481,7 @@ impl Writer {
     /// Runs `op` and returns once its transaction has committed (or failed).
     pub(crate) fn submit(&self, op: WriteOp) -> Result<u64> {
         let (answer, pending) = reply::channel(None);
-        self.push(Job::Write(op, answer), None)?;
-        pending.wait()
+        self.call(Job::Write(op, answer), pending)
     }
 
     /// [`submit`](Self::submit), skipped (answered [`Error::Cancelled`])
@@ -413,8 +492,7 @@ impl Writer {
             return Err(Error::Cancelled);
         }
         let (answer, pending) = reply::channel(Some(cancel.clone()));
-        self.push(Job::Write(op, answer), None)?;
-        pending.wait()
+        self.call(Job::Write(op, answer), pending)
     }
 
     /// Queues `op` for an async caller admitted by `admission`, without
@@ -431,22 +509,20 @@ impl Writer {
     /// to any write queued before or while it runs.
     pub(crate) fn maintain(&self, step: Maintenance, gives_way: bool) -> Result<Outcome> {
         let (answer, pending) = reply::channel(None);
-        self.push(
+        self.call(
             Job::Maintain {
                 step,
                 gives_way,
                 answer,
             },
-            None,
-        )?;
-        pending.wait()
+            pending,
+        )
     }
 
     /// Rebuilds the file (`VACUUM`), then truncates the WAL.
     pub(crate) fn vacuum(&self) -> Result<()> {
         let (answer, pending) = reply::channel(None);
-        self.push(Job::Vacuum(answer), None)?;
-        pending.wait()
+        self.call(Job::Vacuum(answer), pending)
     }
 
     /// [`vacuum`](Self::vacuum) for an async caller, as [`send`](Self::send).
@@ -461,8 +537,7 @@ impl Writer {
     /// nothing is appended meanwhile; (frames in the WAL, frames copied).
     pub(crate) fn checkpoint(&self) -> Result<(i64, i64)> {
         let (answer, pending) = reply::channel(None);
-        self.push(Job::Checkpoint(answer), None)?;
-        pending.wait()
+        self.call(Job::Checkpoint(answer), pending)
     }
 
     /// Stops taking writes, lets the thread run every write already queued,
@@ -488,6 +563,13 @@ impl Writer {
         self.shared.sync_capacity.store(capacity, Ordering::Relaxed);
     }
 
+    /// Runs `f` on the write connection, waiting for any batch to end.
+    #[cfg(test)]
+    pub(crate) fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> Option<T> {
+        let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+        engine.as_mut().map(|engine| f(&mut engine.conn))
+    }
+
     /// How many writes are waiting for the writer right now.
     pub(crate) fn queued(&self) -> usize {
         self.shared.queued.load(Ordering::Relaxed)
@@ -500,11 +582,18 @@ impl Writer {
     }
 }
 
-/// The writer thread: owns the connection.
+/// The writer thread.
 struct Worker {
+    engine: Arc<EngineSlot>,
+    shared: Arc<Shared>,
+    group_commit: bool,
+}
+
+/// The write connection and what running a batch needs: used by the writer
+/// thread, and by a sync caller that runs its write inline.
+struct Engine {
     conn: Connection,
     sql: Arc<Sql>,
-    group_commit: bool,
     wal: Arc<WalState>,
     file: Arc<FileIdentity>,
     shared: Arc<Shared>,
@@ -531,32 +620,29 @@ impl Drop for CloseOnExit {
 }
 
 impl Worker {
-    /// Runs batches until closed and drained, then closes the connection.
-    fn run(mut self) -> Result<()> {
+    /// Runs batches until closed, drained and idle, then closes the
+    /// connection.
+    fn run(self) -> Result<()> {
         let _close_on_exit = CloseOnExit(Arc::clone(&self.shared));
         while let Some(batch) = self.next_batch() {
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run_batch(batch);
-            }));
-            if run.is_err() {
-                // The batch's unanswered callers got WriterPanicked as its
-                // answers were dropped; any open transaction rolled back.
-                tracing::error!("the session writer panicked in a batch; carrying on");
+            let _done = BatchDone(&self.shared);
+            let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+            match engine.as_mut() {
+                Some(engine) => engine.run_caught(batch),
+                None => batch.into_iter().for_each(|m| m.job.fail(Error::Closed)),
             }
-            self.shared.waiting_after_batch.store(
-                self.shared.queued.load(Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
         }
-        self.finish()
+        let engine = self.engine.lock().unwrap_or_else(|e| e.into_inner()).take();
+        engine.map_or(Ok(()), Engine::finish)
     }
 
-    /// Waits for messages and takes them all (one without group commit);
-    /// `None` once closed with nothing left.
+    /// Waits until messages are queued and no batch runs, and takes them
+    /// all (one without group commit), marking a batch running; `None`
+    /// once closed with nothing left to run.
     fn next_batch(&self) -> Option<Vec<Message>> {
         let mut queue = self.shared.lock();
-        while queue.messages.is_empty() {
-            if queue.closed {
+        while queue.busy || queue.messages.is_empty() {
+            if queue.closed && !queue.busy && queue.messages.is_empty() {
                 return None;
             }
             queue = self
@@ -565,6 +651,7 @@ impl Worker {
                 .wait(queue)
                 .unwrap_or_else(|e| e.into_inner());
         }
+        queue.busy = true;
         let batch: Vec<Message> = if self.group_commit {
             queue.messages.drain(..).collect()
         } else {
@@ -584,6 +671,20 @@ impl Worker {
             self.shared.room.notify_all();
         }
         Some(batch)
+    }
+}
+
+impl Engine {
+    /// [`run_batch`](Self::run_batch), surviving a panic: the batch's
+    /// unanswered callers then get [`Error::WriterPanicked`] as their
+    /// answers are dropped, and any open transaction rolls back.
+    fn run_caught(&mut self, batch: Vec<Message>) {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.run_batch(batch);
+        }));
+        if run.is_err() {
+            tracing::error!("the session writer panicked in a batch; carrying on");
+        }
     }
 
     /// Runs one batch in order and answers every message of it. Async
@@ -869,6 +970,146 @@ mod tests {
         let rows: i64 = raw.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
         assert_eq!(rows, WRITERS as i64);
         store.close()
+    }
+
+    /// The names of the threads that commit on `writer`'s connection, in
+    /// order.
+    fn record_commits(writer: &Writer) -> Arc<Mutex<Vec<String>>> {
+        let commits = Arc::new(Mutex::new(Vec::new()));
+        let hook = Arc::clone(&commits);
+        writer
+            .with_connection(move |conn| {
+                conn.commit_hook(Some(move || {
+                    let name = std::thread::current().name().unwrap_or("?").to_owned();
+                    hook.lock().expect("hook").push(name);
+                    false
+                }))
+            })
+            .expect("open")
+            .expect("hook installed");
+        commits
+    }
+
+    fn expiry() -> std::time::SystemTime {
+        std::time::SystemTime::now() + std::time::Duration::from_secs(60)
+    }
+
+    /// With nothing queued and no batch running, a sync write commits on
+    /// its caller's thread: no hand-off to the writer thread and back.
+    #[test]
+    fn a_sync_write_on_an_idle_writer_commits_on_the_callers_thread() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = crate::SqliteStore::builder(dir.path().join("s.db"))
+            .cleanup_interval(std::time::Duration::ZERO)
+            .build()?;
+        let commits = record_commits(&*store.writer_for_tests()?);
+        let caller = std::thread::Builder::new()
+            .name("the-caller".into())
+            .spawn(move || -> Result<()> {
+                store.commit("a", b"1", expiry())?;
+                assert!(store.delete("a")?);
+                store.close()
+            })?;
+        caller.join().expect("join")?;
+        assert_eq!(*commits.lock().expect("hook"), ["the-caller", "the-caller"]);
+        Ok(())
+    }
+
+    /// Writes that arrive while a sync caller runs its write inline queue,
+    /// and commit together after it on the writer thread; every caller is
+    /// answered and every write is applied.
+    #[test]
+    fn writes_arriving_during_an_inline_write_commit_together_after_it() -> Result<()> {
+        const LATER: usize = 5;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.db");
+        let store = crate::SqliteStore::builder(&path)
+            .cleanup_interval(std::time::Duration::ZERO)
+            .busy_timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        let writer = store.writer_for_tests()?;
+        let commits = record_commits(&writer);
+        // Another connection holds the write lock: the inline write waits
+        // for it inside its batch.
+        let mut raw = Connection::open(&path)?;
+        let tx = raw.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let first = {
+            let store = store.clone();
+            std::thread::Builder::new()
+                .name("inline".into())
+                .spawn(move || store.commit("first", b"1", expiry()))?
+        };
+        // It runs inline: nothing queues while it waits.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(writer.queued(), 0);
+        assert!(!first.is_finished(), "the lock is held");
+        let later: Vec<_> = (0..LATER)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || store.commit(&format!("later{i}"), b"2", expiry()))
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        while writer.queued() < LATER {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "only {} of {LATER} writes queued behind the inline write",
+                writer.queued()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!first.is_finished(), "the lock is still held");
+        tx.commit()?;
+        first.join().expect("join")?;
+        for w in later {
+            w.join().expect("join")?;
+        }
+        let rows: i64 = raw.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
+        assert_eq!(rows, 1 + LATER as i64);
+        assert_eq!(
+            *commits.lock().expect("hook"),
+            ["inline", "sqlite3store-writer"],
+            "the inline write first, then the queued ones in one transaction"
+        );
+        store.close()
+    }
+
+    /// Closing while a write runs inline waits for it: it is applied and
+    /// acknowledged, and writes after the close are refused.
+    #[test]
+    fn close_waits_for_an_inline_write() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.db");
+        let store = crate::SqliteStore::builder(&path)
+            .cleanup_interval(std::time::Duration::ZERO)
+            .busy_timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        let mut raw = Connection::open(&path)?;
+        let tx = raw.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inline = {
+            let store = store.clone();
+            std::thread::spawn(move || store.commit("kept", b"1", expiry()))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let closing = {
+            let store = store.clone();
+            std::thread::spawn(move || store.close())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!inline.is_finished() && !closing.is_finished());
+        tx.commit()?;
+        inline.join().expect("join")?;
+        closing.join().expect("join")?;
+        assert!(matches!(
+            store.commit("refused", b"2", expiry()),
+            Err(Error::Closed)
+        ));
+        let rows: Vec<String> = raw
+            .prepare("SELECT token FROM sessions")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        assert_eq!(rows, ["kept"]);
+        Ok(())
     }
 
     /// A panic inside the guarded scope must not leave the handler (which
