@@ -274,3 +274,36 @@ async fn commit_many_stores_all_in_one_statement_or_none() -> TestResult {
     let client = support::raw_client(&url).await?;
     support::drop_table(&client, &table).await
 }
+
+#[tokio::test]
+async fn close_lets_go_of_the_connections_of_every_clone() -> TestResult {
+    let url = pg_url!();
+    let table = support::unique_table("close");
+    let store = PgStore::builder(&url)
+        .table(&table)
+        .cleanup_interval(Duration::from_millis(50))
+        .build()
+        .await?;
+    store.commit("t", b"kept", SystemTime::now() + HOUR).await?;
+    let clone = store.clone();
+    assert!(clone.stats().await?.pool_connections >= 1);
+    store.close().await?;
+    let err = clone.find("t").await.expect_err("closed");
+    assert!(matches!(err, Error::Closed), "{err:?}");
+    let err = clone
+        .commit("t", b"lost", SystemTime::now() + HOUR)
+        .await
+        .expect_err("closed");
+    assert!(matches!(err, Error::Closed), "{err:?}");
+    // Closing again is fine; what was acknowledged before is there.
+    clone.close().await?;
+    let client = support::raw_client(&url).await?;
+    let row = client
+        .query_one(
+            &format!("SELECT data FROM \"{table}\" WHERE token = 't'"),
+            &[],
+        )
+        .await?;
+    assert_eq!(row.try_get::<_, Vec<u8>>(0)?, b"kept");
+    support::drop_table(&client, &table).await
+}
