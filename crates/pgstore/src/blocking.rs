@@ -143,7 +143,7 @@ impl BlockingPgStore {
     }
 
     /// See [`PgStore::close`]. Then stops the store's runtime, waiting up
-    /// to [`CLOSE_WAIT`] for its tasks. Clones of [`as_async`](Self::as_async)
+    /// to 10 seconds for its tasks. Clones of [`as_async`](Self::as_async)
     /// taken before are closed too.
     pub fn close(mut self) -> Result<()> {
         let closed = self.block(self.store.clone().close());
