@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use session_contract::{Listed, Session};
+use session_contract::{Entry, Listed, Session};
 
 use crate::builder::Builder;
 use crate::cleanup::CleanupReport;
@@ -140,5 +140,136 @@ impl BlockingPgStore {
     /// See [`PgStore::stop_cleanup`].
     pub fn stop_cleanup(&self) {
         self.store.stop_cleanup();
+    }
+
+    /// See [`PgStore::close`]. Then stops the store's runtime, waiting up
+    /// to 10 seconds for its tasks. Clones of [`as_async`](Self::as_async)
+    /// taken before are closed too.
+    pub fn close(mut self) -> Result<()> {
+        let closed = self.block(self.store.clone().close());
+        if closed.is_ok() {
+            if let Some(rt) = self.runtime.take() {
+                rt.shutdown_timeout(CLOSE_WAIT);
+            }
+        }
+        closed
+    }
+}
+
+/// How long [`BlockingPgStore::close`] waits for the runtime's tasks.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Writes that keep sessions revocable: updates, touches, owners and bulk
+/// loads (see the [`PgStore`] methods of the same names).
+impl BlockingPgStore {
+    /// See [`PgStore::update`].
+    pub fn update(&self, token: &str, data: &[u8], expiry: SystemTime) -> Result<bool> {
+        self.block(self.store.update(token, data, expiry))
+    }
+
+    /// See [`PgStore::update_owned`].
+    pub fn update_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        self.block(self.store.update_owned(token, data, expiry, owner))
+    }
+
+    /// See [`PgStore::commit_owned`].
+    pub fn commit_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<()> {
+        self.block(self.store.commit_owned(token, data, expiry, owner))
+    }
+
+    /// See [`PgStore::create_owned`].
+    pub fn create_owned(
+        &self,
+        token: &str,
+        data: &[u8],
+        expiry: SystemTime,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        self.block(self.store.create_owned(token, data, expiry, owner))
+    }
+
+    /// See [`PgStore::touch`].
+    pub fn touch(&self, token: &str, expiry: SystemTime) -> Result<bool> {
+        self.block(self.store.touch(token, expiry))
+    }
+
+    /// See [`PgStore::list_owner`].
+    pub fn list_owner(&self, owner: &str, limit: usize) -> Result<Vec<Listed>> {
+        self.block(self.store.list_owner(owner, limit))
+    }
+
+    /// See [`PgStore::count_owner`].
+    pub fn count_owner(&self, owner: &str) -> Result<u64> {
+        self.block(self.store.count_owner(owner))
+    }
+
+    /// See [`PgStore::revoke_owner`].
+    pub fn revoke_owner(&self, owner: &str) -> Result<u64> {
+        self.block(self.store.revoke_owner(owner))
+    }
+
+    /// See [`PgStore::commit_many`].
+    pub fn commit_many(&self, sessions: &[Entry]) -> Result<()> {
+        self.block(self.store.commit_many(sessions))
+    }
+
+    /// See [`PgStore::commit_many_owned`].
+    pub fn commit_many_owned(&self, sessions: &[(Entry, Option<String>)]) -> Result<()> {
+        self.block(self.store.commit_many_owned(sessions))
+    }
+}
+
+/// Exports, maintenance and settings (see the [`PgStore`] methods of the
+/// same names).
+impl BlockingPgStore {
+    /// See [`PgStore::export_page`].
+    pub fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Entry>> {
+        self.block(self.store.export_page(after, limit))
+    }
+
+    /// See [`PgStore::export_page_owned`].
+    pub fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Entry, Option<String>)>> {
+        self.block(self.store.export_page_owned(after, limit))
+    }
+
+    /// See [`PgStore::vacuum`].
+    pub fn vacuum(&self) -> Result<()> {
+        self.block(self.store.vacuum())
+    }
+
+    /// See [`PgStore::now`].
+    pub fn now(&self) -> Result<SystemTime> {
+        self.block(self.store.now())
+    }
+
+    /// See [`PgStore::table`].
+    pub fn table(&self) -> &str {
+        self.store.table()
+    }
+
+    /// See [`PgStore::max_token_len`].
+    pub fn max_token_len(&self) -> usize {
+        self.store.max_token_len()
+    }
+
+    /// See [`PgStore::max_data_len`].
+    pub fn max_data_len(&self) -> usize {
+        self.store.max_data_len()
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use session_contract::{ErrorKind, Listed, Session, SessionStore, StoreError};
+use session_contract::{Entry, ErrorKind, Listed, Session, SessionStore, StoreError};
 
 use crate::error::Error;
 use crate::store::PgStore;
@@ -113,6 +113,18 @@ impl SessionStore for PgStore {
 
     async fn list(&self, limit: usize) -> Result<Vec<Listed>, Error> {
         PgStore::list(self, limit).await
+    }
+
+    async fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Entry>, Error> {
+        PgStore::export_page(self, after, limit).await
+    }
+
+    async fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Entry, Option<String>)>, Error> {
+        PgStore::export_page_owned(self, after, limit).await
     }
 
     async fn delete_expired(&self) -> Result<u64, Error> {

@@ -78,10 +78,7 @@ impl std::fmt::Debug for Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(task) = self.lock_task().take() {
-            task.stop();
-        }
-        self.pool.close();
+        self.close();
     }
 }
 
@@ -534,9 +531,20 @@ impl PgStore {
     /// Stops the cleanup task, if one runs. Idempotent; never blocks (a
     /// running batch is abandoned and rolled back).
     pub fn stop_cleanup(&self) {
-        if let Some(task) = self.inner.lock_task().take() {
-            task.stop();
-        }
+        self.inner.stop_cleanup();
+    }
+
+    /// Closes the store, for this handle and every clone: stops the cleanup
+    /// task (a running batch is abandoned and rolled back) and closes the
+    /// pool. Idle connections are closed at once; a call running now
+    /// finishes, and its connection is closed when it returns. Later calls
+    /// through any clone fail with [`Error::Closed`]; closing again returns
+    /// `Ok`. Every write acknowledged before is committed on the server, so
+    /// there is nothing to flush: this only lets go of the connections
+    /// sooner than dropping the last clone would.
+    pub async fn close(self) -> Result<()> {
+        self.inner.close();
+        Ok(())
     }
 
     /// Row counts, the table's size, the pool and the last cleanup. Counting
@@ -634,6 +642,18 @@ impl Inner {
         let client = self.client().await?;
         let stmt = client.prepare_cached(sql).await?;
         Ok(client.execute(&stmt, params).await?)
+    }
+
+    fn stop_cleanup(&self) {
+        if let Some(task) = self.lock_task().take() {
+            task.stop();
+        }
+    }
+
+    /// What [`PgStore::close`] and dropping the last clone do.
+    fn close(&self) {
+        self.stop_cleanup();
+        self.pool.close();
     }
 
     fn lock_task(&self) -> std::sync::MutexGuard<'_, Option<cleanup::Task>> {

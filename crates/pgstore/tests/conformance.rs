@@ -156,6 +156,7 @@ pg_conformance!(
     data_survives_reopen,
     find_with_expiry_of_live_sessions,
     list_is_soonest_first_and_limited,
+    export_pages_walk_live_sessions_in_key_order,
     create_is_collision_safe,
     hashed_tokens_are_stored_as_hmac,
     update_writes_live_sessions_only,

@@ -274,3 +274,59 @@ async fn commit_many_stores_all_in_one_statement_or_none() -> TestResult {
     let client = support::raw_client(&url).await?;
     support::drop_table(&client, &table).await
 }
+
+#[tokio::test]
+async fn close_lets_go_of_the_connections_of_every_clone() -> TestResult {
+    let url = pg_url!();
+    let table = support::unique_table("close");
+    // A name of its own, to find this store's connections on the server.
+    let store = PgStore::builder(&format!("{url} application_name={table}"))
+        .table(&table)
+        .cleanup_interval(Duration::from_millis(50))
+        .build()
+        .await?;
+    store.commit("t", b"kept", SystemTime::now() + HOUR).await?;
+    let clone = store.clone();
+    assert!(clone.stats().await?.pool_connections >= 1);
+    let client = support::raw_client(&url).await?;
+    let open_connections = || async {
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&table],
+            )
+            .await?;
+        row.try_get::<_, i64>(0)
+    };
+    assert!(
+        open_connections().await? >= 1,
+        "the store's connections show"
+    );
+    store.close().await?;
+    let err = clone.find("t").await.expect_err("closed");
+    assert!(matches!(err, Error::Closed), "{err:?}");
+    let err = clone
+        .commit("t", b"lost", SystemTime::now() + HOUR)
+        .await
+        .expect_err("closed");
+    assert!(matches!(err, Error::Closed), "{err:?}");
+    // The server sees the store's connections go, while a clone lives on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while open_connections().await? > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed store's connections are still open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Closing again is fine; what was acknowledged before is there.
+    clone.close().await?;
+    let row = client
+        .query_one(
+            &format!("SELECT data FROM \"{table}\" WHERE token = 't'"),
+            &[],
+        )
+        .await?;
+    assert_eq!(row.try_get::<_, Vec<u8>>(0)?, b"kept");
+    support::drop_table(&client, &table).await
+}

@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{ErrorKind, Listed, Session, SessionStore, StoreError, TokenHasher};
+use crate::{Entry, ErrorKind, Listed, Session, SessionStore, StoreError, TokenHasher};
 
 /// What every case returns: any error fails the test, with its message.
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -527,6 +527,58 @@ pub async fn list_is_soonest_first_and_limited<H: Harness>() -> TestResult {
     Ok(())
 }
 
+/// `export_page` walks the live sessions page by page in key order, with
+/// their data and expiry; `export_page_owned` adds each one's owner.
+pub async fn export_pages_walk_live_sessions_in_key_order<H: Harness>() -> TestResult {
+    let h = H::open(Options::default()).await?;
+    let store = h.store();
+    let start = whole_ms(h.now());
+    let expiry = |i: u32| start + MINUTE * (i + 1);
+    // Written out of order, so the order must come from the keys.
+    for i in [3u32, 0, 4, 1] {
+        let token = format!("k{i}");
+        store.commit(&token, token.as_bytes(), expiry(i)).await?;
+    }
+    store
+        .commit_owned("k2", b"k2", expiry(2), Some("alice"))
+        .await?;
+    store.commit("k1-dead", b"x", start - MINUTE).await?;
+
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let page = store.export_page(&after, 2).await?;
+        let Some(last) = page.last() else { break };
+        after = last.token.clone();
+        pages += 1;
+        seen.extend(page);
+    }
+    assert_eq!(pages, 3, "pages of 2, 2 and 1");
+    let want: Vec<Entry> = (0..5u32)
+        .map(|i| {
+            let token = format!("k{i}");
+            let data = token.clone().into_bytes();
+            Entry::new(token, Session::new(data, expiry(i)))
+        })
+        .collect();
+    assert_eq!(seen, want, "key order, data and expiry, no expired row");
+    assert!(store.export_page("k4", 10).await?.is_empty());
+    assert!(store.export_page("", 0).await?.is_empty());
+
+    let owned = store.export_page_owned("k1", 10).await?;
+    let owners: Vec<_> = owned
+        .iter()
+        .map(|(e, o)| (e.token.as_str(), o.as_deref()))
+        .collect();
+    assert_eq!(owners, [("k2", Some("alice")), ("k3", None), ("k4", None)]);
+    assert_eq!(owned[0].0, want[2]);
+    // Revoked sessions are gone from exports too.
+    assert_eq!(store.revoke_owner("alice").await?, 1);
+    assert_eq!(store.export_page_owned("", 10).await?.len(), 4);
+    Ok(())
+}
+
 /// Concurrent `create`s of one token, on two handles, store it once.
 pub async fn create_is_collision_safe<H: Harness>() -> TestResult {
     let h = H::open(Options::default()).await?;
@@ -900,7 +952,8 @@ macro_rules! conformance_tests {
             create_does_not_overwrite_active, odd_tokens_round_trip,
             bad_tokens_are_not_found, bad_commits_are_refused_and_write_nothing,
             data_survives_reopen, find_with_expiry_of_live_sessions,
-            list_is_soonest_first_and_limited, create_is_collision_safe,
+            list_is_soonest_first_and_limited, export_pages_walk_live_sessions_in_key_order,
+            create_is_collision_safe,
             hashed_tokens_are_stored_as_hmac,
             update_writes_live_sessions_only, delete_beats_concurrent_update,
             touch_moves_expiry_of_live_sessions_only, owners_list_count_and_revoke,

@@ -233,6 +233,22 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Up to `limit` live sessions, soonest expiry first, without their data.
     async fn list(&self, limit: usize) -> Result<Vec<Listed>, Self::Error>;
 
+    /// Up to `limit` live sessions whose stored key sorts after `after`
+    /// (`""` for the first page), in key order, with their data and expiry:
+    /// pages through the whole store without holding it in memory, for
+    /// exports and migrations. Pass the last key of a page as `after` to get
+    /// the next; an empty page is the end.
+    async fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Entry>, Self::Error>;
+
+    /// Like [`export_page`](Self::export_page), with each session's owner
+    /// (`None` for none): import with [`commit_owned`](Self::commit_owned)
+    /// and "log out everywhere" keeps working after a migration.
+    async fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Entry, Option<String>)>, Self::Error>;
+
     /// Deletes every expired row now; returns how many.
     async fn delete_expired(&self) -> Result<u64, Self::Error>;
 

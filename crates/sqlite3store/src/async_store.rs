@@ -3,11 +3,12 @@
 //! in flight bounded.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use session_contract::{Listed, Session};
+use session_contract::{Entry, Listed, Session};
 
 use crate::builder::Builder;
 use crate::cleanup::CleanupReport;
@@ -76,7 +77,8 @@ use crate::writer::Admission;
 /// # Bounded
 ///
 /// At most [`max_async_reads`](Builder::max_async_reads) reads (`find`,
-/// `find_with_expiry`, `all`, `list`, `list_owner`, `count_owner`, `stats`)
+/// `find_with_expiry`, `all`, `list`, `list_owner`, `count_owner`, `stats`,
+/// `export_page`, `export_page_owned`)
 /// of one store run on the blocking pool at once, and at most
 /// [`max_async_writes`](Builder::max_async_writes) writes (every other
 /// call: `commit`, `create`, `update`, `touch`, `delete`, `revoke_owner`,
@@ -265,6 +267,22 @@ impl AsyncSqliteStore {
         self.read(SqliteStore::stats).await
     }
 
+    /// See [`SqliteStore::export_page`]; a read, on the blocking pool.
+    pub async fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Entry>> {
+        let after = after.to_owned();
+        self.read(move |s| s.export_page(&after, limit)).await
+    }
+
+    /// See [`SqliteStore::export_page_owned`]; a read, on the blocking pool.
+    pub async fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Entry, Option<String>)>> {
+        let after = after.to_owned();
+        self.read(move |s| s.export_page_owned(&after, limit)).await
+    }
+
     /// See [`SqliteStore::vacuum`].
     pub async fn vacuum(&self) -> Result<()> {
         let writer = self.store.writer()?;
@@ -285,6 +303,31 @@ impl AsyncSqliteStore {
     /// See [`SqliteStore::stop_cleanup`]; never blocks.
     pub fn stop_cleanup(&self) {
         self.store.stop_cleanup();
+    }
+
+    /// See [`SqliteStore::now`].
+    pub fn now(&self) -> SystemTime {
+        self.store.now()
+    }
+
+    /// See [`SqliteStore::path`].
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// See [`SqliteStore::is_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.store.is_read_only()
+    }
+
+    /// See [`SqliteStore::max_token_len`].
+    pub fn max_token_len(&self) -> usize {
+        self.store.max_token_len()
+    }
+
+    /// See [`SqliteStore::max_data_len`].
+    pub fn max_data_len(&self) -> usize {
+        self.store.max_data_len()
     }
 }
 

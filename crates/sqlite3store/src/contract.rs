@@ -50,6 +50,8 @@ mod async_front {
     use std::collections::HashMap;
     use std::time::SystemTime;
 
+    use session_contract::Entry;
+
     use super::{Error, Listed, Session, SessionStore};
 
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
@@ -143,6 +145,18 @@ mod async_front {
 
         async fn list(&self, limit: usize) -> Result<Vec<Listed>, Error> {
             crate::AsyncSqliteStore::list(self, limit).await
+        }
+
+        async fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Entry>, Error> {
+            crate::AsyncSqliteStore::export_page(self, after, limit).await
+        }
+
+        async fn export_page_owned(
+            &self,
+            after: &str,
+            limit: usize,
+        ) -> Result<Vec<(Entry, Option<String>)>, Error> {
+            crate::AsyncSqliteStore::export_page_owned(self, after, limit).await
         }
 
         async fn delete_expired(&self) -> Result<u64, Error> {

@@ -663,3 +663,50 @@ async fn a_cancelled_queued_write_is_not_applied() -> Result<()> {
     assert_eq!(store.find("also kept").await?, Some(b"d".to_vec()));
     Ok(())
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_async_front_exports_pages_and_shows_the_settings_of_the_sync_one() -> Result<()> {
+    let fx = Fixture::new();
+    let store = fx
+        .builder()
+        .max_token_len(100)
+        .max_data_len(1000)
+        .build_async()
+        .await?;
+    let later = fx.now() + MINUTE;
+    for t in ["k2", "k0", "k3", "k1"] {
+        store.commit(t, t.as_bytes(), later).await?;
+    }
+    store
+        .commit_owned("k4", b"k4", later, Some("alice"))
+        .await?;
+    store.commit("dead", b"x", fx.now()).await?;
+    fx.clock.advance(Duration::from_secs(1));
+
+    // Page by page, in key order, without the expired row.
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = store.export_page(&after, 2).await?;
+        assert_eq!(page, store.as_sync().export_page(&after, 2)?);
+        let Some(last) = page.last() else { break };
+        after = last.token.clone();
+        seen.extend(page);
+    }
+    let keys: Vec<_> = seen.iter().map(|e| e.token.as_str()).collect();
+    assert_eq!(keys, ["k0", "k1", "k2", "k3", "k4"]);
+    assert_eq!(seen[2].session.data, b"k2");
+    let owned = store.export_page_owned("k2", 10).await?;
+    let owners: Vec<_> = owned
+        .iter()
+        .map(|(e, o)| (e.token.as_str(), o.as_deref()))
+        .collect();
+    assert_eq!(owners, [("k3", None), ("k4", Some("alice"))]);
+
+    // The sync store's accessors, on the async handle.
+    assert_eq!(store.now(), fx.now());
+    assert_eq!(store.path(), store.as_sync().path());
+    assert!(!store.is_read_only());
+    assert_eq!((store.max_token_len(), store.max_data_len()), (100, 1000));
+    store.close().await
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde_json::json;
-use session_contract::{Listed, Session, SessionStore as Backend};
+use session_contract::{Entry, Listed, Session, SessionStore as Backend};
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::SessionStore as _;
@@ -128,6 +128,20 @@ impl<B: Backend> Backend for Counting<B> {
     }
     async fn all(&self) -> std::result::Result<HashMap<String, Vec<u8>>, B::Error> {
         self.inner.all().await
+    }
+    async fn export_page(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> std::result::Result<Vec<Entry>, B::Error> {
+        self.inner.export_page(after, limit).await
+    }
+    async fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> std::result::Result<Vec<(Entry, Option<String>)>, B::Error> {
+        self.inner.export_page_owned(after, limit).await
     }
     async fn list(&self, limit: usize) -> std::result::Result<Vec<Listed>, B::Error> {
         self.inner.list(limit).await

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use session_contract::conformance::{Harness, Options, TestResult};
-use session_contract::{Listed, Session, SessionStore};
+use session_contract::{Entry, Listed, Session, SessionStore};
 use sqlite3store::{AsyncSqliteStore, Builder, Error, Result, SqliteStore};
 
 use super::{go_time, Fixture};
@@ -91,6 +91,16 @@ impl SessionStore for SyncFront {
     }
     async fn list(&self, limit: usize) -> Result<Vec<Listed>> {
         self.0.list(limit)
+    }
+    async fn export_page(&self, after: &str, limit: usize) -> Result<Vec<Entry>> {
+        self.0.export_page(after, limit)
+    }
+    async fn export_page_owned(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Entry, Option<String>)>> {
+        self.0.export_page_owned(after, limit)
     }
     async fn delete_expired(&self) -> Result<u64> {
         Ok(self.0.delete_expired()?.removed)
