@@ -926,6 +926,15 @@ fn duplicate(err: &rusqlite::Error) -> rusqlite::Error {
 mod tests {
     use super::*;
 
+    /// A store without a cleanup thread whose writes wait a minute for a
+    /// lock that a test holds.
+    fn open(path: &std::path::Path) -> Result<crate::SqliteStore> {
+        crate::SqliteStore::builder(path)
+            .cleanup_interval(std::time::Duration::ZERO)
+            .busy_timeout(std::time::Duration::from_secs(60))
+            .build()
+    }
+
     /// Sync writers beyond the queue's bound wait for room instead of
     /// queuing; once the writer moves on, every one of them is answered.
     #[test]
@@ -934,10 +943,7 @@ mod tests {
         const WRITERS: usize = 6;
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("s.db");
-        let store = crate::SqliteStore::builder(&path)
-            .cleanup_interval(std::time::Duration::ZERO)
-            .busy_timeout(std::time::Duration::from_secs(60))
-            .build()?;
+        let store = open(&path)?;
         let writer = store.writer_for_tests()?;
         writer.set_sync_capacity(CAPACITY);
         // Another connection holds the write lock: the writer stalls on
@@ -999,9 +1005,7 @@ mod tests {
     #[test]
     fn a_sync_write_on_an_idle_writer_commits_on_the_callers_thread() -> Result<()> {
         let dir = tempfile::tempdir()?;
-        let store = crate::SqliteStore::builder(dir.path().join("s.db"))
-            .cleanup_interval(std::time::Duration::ZERO)
-            .build()?;
+        let store = open(&dir.path().join("s.db"))?;
         let commits = record_commits(&*store.writer_for_tests()?);
         let caller = std::thread::Builder::new()
             .name("the-caller".into())
@@ -1023,10 +1027,7 @@ mod tests {
         const LATER: usize = 5;
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("s.db");
-        let store = crate::SqliteStore::builder(&path)
-            .cleanup_interval(std::time::Duration::ZERO)
-            .busy_timeout(std::time::Duration::from_secs(60))
-            .build()?;
+        let store = open(&path)?;
         let writer = store.writer_for_tests()?;
         let commits = record_commits(&writer);
         // Another connection holds the write lock: the inline write waits
@@ -1080,10 +1081,7 @@ mod tests {
     fn close_waits_for_an_inline_write() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("s.db");
-        let store = crate::SqliteStore::builder(&path)
-            .cleanup_interval(std::time::Duration::ZERO)
-            .busy_timeout(std::time::Duration::from_secs(60))
-            .build()?;
+        let store = open(&path)?;
         let mut raw = Connection::open(&path)?;
         let tx = raw.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let inline = {
